@@ -1,0 +1,304 @@
+import { randomBytes } from 'node:crypto';
+import { statfs, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config, Destination } from './config.js';
+import { StorageError, ToolError, errorMessage } from './errors.js';
+import { computeFingerprints, pinOutputSettings } from './fingerprint.js';
+import { readIdentity, readWriteCounters } from './identity.js';
+import {
+  MANIFEST_FORMAT,
+  checksumLine,
+  newBackupId,
+  type FileEntry,
+  type Manifest,
+} from './manifest.js';
+import { pausePoint } from './faults.js';
+import { findTool } from './pgtools.js';
+import type { Progress } from './progress.js';
+import { DUMP_DIR, publish, startStaging, writeManifest, type StoredCopy } from './repository.js';
+import { isNoSpace, runPgTool } from './run-tool.js';
+import { withExportedSnapshot } from './snapshot.js';
+import {
+  copyFileHashed,
+  directorySize,
+  fsyncTree,
+  hashFile,
+  listFiles,
+  removeTree,
+} from './storage/files.js';
+import { describeTarget, type Target } from './target.js';
+import { formatBytes } from './units.js';
+import { LIFEBOAT_VERSION } from './version.js';
+
+export interface BackupOptions {
+  config: Config;
+  target: Target;
+  progress: Progress;
+  now?: () => Date;
+}
+
+export interface CopyOutcome {
+  destination: string;
+  ok: boolean;
+  dir?: string;
+  error?: string;
+}
+
+export interface BackupResult {
+  id: string;
+  manifest: Manifest;
+  copies: CopyOutcome[];
+}
+
+/**
+ * Dump the target at an exported snapshot, fingerprint it inside the same
+ * snapshot, and store it in every destination. Nothing is listed until it is
+ * complete: each copy is written under a temporary name, synced, read back and
+ * only then renamed into place.
+ */
+export async function takeBackup(opts: BackupOptions): Promise<BackupResult> {
+  const { config, target, progress } = opts;
+  const now = opts.now ?? (() => new Date());
+  const createdAt = now();
+
+  return withExportedSnapshot(target, async (snapshot) => {
+    const identity = await readIdentity(snapshot.client);
+    const counters = await readWriteCounters(snapshot.client);
+    const pgDump = await findTool('pg_dump', identity.serverMajor, config.pgBinDir);
+    const id = newBackupId(createdAt, identity.database, randomBytes(3).toString('hex'));
+
+    const { primary, staging, failures } = await openPrimary(config.destinations, id);
+    const dumpDir = path.join(staging, DUMP_DIR);
+    try {
+      await pausePoint('backup:snapshot-held');
+      await pinOutputSettings(snapshot.client);
+      // The dump and the fingerprints read the same snapshot at the same time.
+      const { dump, fingerprinted } = await progress.task(
+        `Dump ${describeTarget(target)} at snapshot ${snapshot.id} (pg_dump ${pgDump.version})`,
+        async (update) => {
+          let dumped = '';
+          let tables = '';
+          const show = (): void => update([dumped, tables].filter(Boolean).join(' · '));
+          const [dump, fingerprinted] = await Promise.all([
+            dumpAtSnapshot(pgDump.path, snapshot.id, dumpDir, target, config.jobs, (d) => {
+              dumped = d;
+              show();
+            }),
+            (async () => {
+              const started = Date.now();
+              const fingerprints = await computeFingerprints(snapshot.client, {
+                onTable: (done, total) => {
+                  tables = `${done}/${total} tables fingerprinted`;
+                  show();
+                },
+              });
+              return { fingerprints, ms: Date.now() - started };
+            })(),
+          ]);
+          return { dump, fingerprinted };
+        },
+      );
+
+      const files = await progress.task('Checksum the dump', async (update) =>
+        checksumStaging(staging, update),
+      );
+      const manifest: Manifest = {
+        format: MANIFEST_FORMAT,
+        id,
+        createdAt: createdAt.toISOString(),
+        completedAt: now().toISOString(),
+        target: { ...identity, described: describeTarget(target) },
+        snapshot: { id: snapshot.id, xmin: snapshot.xmin, xmax: snapshot.xmax, counters },
+        tools: {
+          pgDump: { path: pgDump.path, version: pgDump.version },
+          lifeboat: LIFEBOAT_VERSION,
+        },
+        dump: {
+          format: 'directory',
+          jobs: config.jobs,
+          durationMs: dump.durationMs,
+          bytes: dump.bytes,
+        },
+        fingerprintMs: fingerprinted.ms,
+        files,
+        fingerprints: fingerprinted.fingerprints,
+      };
+      await writeManifest(staging, manifest, config.signingKey);
+      await fsyncTree(staging);
+      await pausePoint('backup:before-publish');
+
+      const others = config.destinations.filter((d) => d !== primary);
+      const copies: CopyOutcome[] = [...failures];
+      const primaryCopy = await publishCopy(primary, id);
+      copies.push(primaryCopy);
+      if (!primaryCopy.ok || !primaryCopy.dir) {
+        throw new StorageError(`Backup ${id} could not be published in ${primary.name}.`, {
+          details: [primaryCopy.error ?? ''],
+        });
+      }
+      for (const dest of others.filter((d) => !failures.some((f) => f.destination === d.name))) {
+        copies.push(
+          await progress.task(`Copy to ${dest.name} (${dest.path})`, (update) =>
+            storeCopy(primaryCopy.dir!, dest, manifest, config, update),
+          ),
+        );
+      }
+      const stored = copies.filter((c) => c.ok).length;
+      if (stored < config.copies) {
+        throw new StorageError(
+          `Backup ${id} is held in ${stored} destination(s) but the policy requires ${config.copies}.`,
+          { details: copies.filter((c) => !c.ok).map((c) => `${c.destination}: ${c.error}`) },
+        );
+      }
+      for (const c of copies.filter((c) => !c.ok)) progress.warn(`${c.destination}: ${c.error}`);
+      return { id, manifest, copies };
+    } catch (err) {
+      await removeTree(staging);
+      throw err;
+    }
+  });
+}
+
+/** The first destination that accepts a staging directory receives the dump itself. */
+async function openPrimary(
+  destinations: Destination[],
+  id: string,
+): Promise<{ primary: Destination; staging: string; failures: CopyOutcome[] }> {
+  const failures: CopyOutcome[] = [];
+  for (const dest of destinations) {
+    try {
+      return { primary: dest, staging: await startStaging(dest, id), failures };
+    } catch (err) {
+      failures.push({ destination: dest.name, ok: false, error: storageReason(dest, err) });
+    }
+  }
+  throw new StorageError('No destination can be written to.', {
+    details: failures.map((f) => `${f.destination}: ${f.error}`),
+  });
+}
+
+function storageReason(dest: Destination, err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EACCES' || code === 'EPERM')
+    return `${dest.path} is not writable (permission denied)`;
+  if (code === 'EROFS') return `${dest.path} is on a read-only file system`;
+  if (code === 'ENOSPC') return `${dest.path} ran out of space (no space left on device)`;
+  return `${dest.path}: ${errorMessage(err)}`;
+}
+
+async function dumpAtSnapshot(
+  pgDump: string,
+  snapshotId: string,
+  dumpDir: string,
+  target: Target,
+  jobs: number,
+  update: (detail: string) => void,
+): Promise<{ durationMs: number; bytes: number }> {
+  const timer = setInterval(() => {
+    void directorySize(dumpDir).then((n) => update(`${formatBytes(n)} written`));
+  }, 500);
+  let result;
+  try {
+    result = await runPgTool(
+      pgDump,
+      [
+        '--format=directory',
+        `--jobs=${jobs}`,
+        `--snapshot=${snapshotId}`,
+        `--file=${dumpDir}`,
+        '--no-password',
+        target.database,
+      ],
+      target,
+    );
+  } finally {
+    clearInterval(timer);
+  }
+  if (!result.ok) {
+    const where = path.dirname(path.dirname(dumpDir));
+    // A parallel pg_dump may report only "a worker process died"; the file system tells the truth.
+    if (isNoSpace(result) || (await freeBytes(where)) < 1 << 20) {
+      throw new StorageError(
+        `The disk holding ${where} filled up during the dump (no space left on device); the partial backup was removed and nothing was listed.`,
+        { details: result.errorLines },
+      );
+    }
+    throw new ToolError(
+      `pg_dump failed (exit ${result.exitCode ?? result.signal}); no backup was listed.`,
+      { details: result.errorLines },
+    );
+  }
+  return { durationMs: result.durationMs, bytes: await directorySize(dumpDir) };
+}
+
+async function freeBytes(dir: string): Promise<number> {
+  const fs = await statfs(dir).catch(() => undefined);
+  return fs ? fs.bavail * fs.bsize : Number.MAX_SAFE_INTEGER;
+}
+
+/** SHA-256 of every dump file, plus a SHA256SUMS that `sha256sum -c` can check by hand. */
+async function checksumStaging(
+  staging: string,
+  update: (detail: string) => void,
+): Promise<FileEntry[]> {
+  const names = await listFiles(path.join(staging, DUMP_DIR));
+  const files: FileEntry[] = [];
+  for (const name of names) {
+    const rel = `${DUMP_DIR}/${name}`;
+    files.push({ path: rel, ...(await hashFile(path.join(staging, rel))) });
+    update(`${files.length}/${names.length} files`);
+  }
+  const sums = files.map((f) => checksumLine(f.sha256, f.path)).join('');
+  await writeFile(path.join(staging, 'SHA256SUMS'), sums);
+  files.push({ path: 'SHA256SUMS', ...(await hashFile(path.join(staging, 'SHA256SUMS'))) });
+  return files;
+}
+
+async function publishCopy(dest: Destination, id: string): Promise<CopyOutcome> {
+  try {
+    const copy: StoredCopy = await publish(dest, id);
+    return { destination: dest.name, ok: true, dir: copy.dir };
+  } catch (err) {
+    return { destination: dest.name, ok: false, error: storageReason(dest, err) };
+  }
+}
+
+/**
+ * Stream the published primary copy into another destination, then read the
+ * copy back and compare every checksum before publishing it there.
+ */
+async function storeCopy(
+  sourceDir: string,
+  dest: Destination,
+  manifest: Manifest,
+  config: Config,
+  update: (detail: string) => void,
+): Promise<CopyOutcome> {
+  let staging: string | undefined;
+  try {
+    staging = await startStaging(dest, manifest.id);
+    let copied = 0;
+    for (const file of manifest.files) {
+      const written = await copyFileHashed(
+        path.join(sourceDir, file.path),
+        path.join(staging, file.path),
+        (n) => {
+          copied += n;
+        },
+      );
+      if (written.sha256 !== file.sha256) throw new Error(`${file.path} changed while copying`);
+      update(`${formatBytes(copied)} of ${formatBytes(manifest.dump.bytes)}`);
+    }
+    for (const file of manifest.files) {
+      const back = await hashFile(path.join(staging, file.path));
+      if (back.sha256 !== file.sha256 || back.size !== file.size)
+        throw new Error(`${file.path} read back differently from what was written`);
+    }
+    await writeManifest(staging, manifest, config.signingKey);
+    await fsyncTree(staging);
+    return await publishCopy(dest, manifest.id);
+  } catch (err) {
+    if (staging) await removeTree(staging);
+    return { destination: dest.name, ok: false, error: storageReason(dest, err) };
+  }
+}

@@ -1,0 +1,82 @@
+import type { Destination } from './config.js';
+import { BadInputError } from './errors.js';
+import type { TargetIdentity } from './identity.js';
+import { sameTarget } from './identity.js';
+import type { Manifest, VerificationRecord } from './manifest.js';
+import { listCopies, readManifest, readVerifications, type StoredCopy } from './repository.js';
+
+/**
+ * The repository seen as a whole: every backup id with its copies across all
+ * destinations, the manifest of the first copy whose manifest is sound, and
+ * the verification records of every copy.
+ */
+export interface CatalogEntry {
+  id: string;
+  /** The manifest, only when its hash (and signature) prove it is the one written. */
+  manifest: Manifest | undefined;
+  /** What a damaged manifest claims, to name the backup in errors; never trusted for decisions. */
+  claimed: Manifest | undefined;
+  manifestProblems: string[];
+  copies: StoredCopy[];
+  /** All verification records of all copies, oldest first. */
+  verifications: VerificationRecord[];
+}
+
+export async function readCatalog(
+  destinations: Destination[],
+  key: string | undefined,
+): Promise<CatalogEntry[]> {
+  const byId = new Map<string, CatalogEntry>();
+  for (const dest of destinations) {
+    for (const copy of await listCopies(dest)) {
+      let entry = byId.get(copy.id);
+      if (!entry) {
+        entry = {
+          id: copy.id,
+          manifest: undefined,
+          claimed: undefined,
+          manifestProblems: [],
+          copies: [],
+          verifications: [],
+        };
+        byId.set(copy.id, entry);
+      }
+      entry.copies.push(copy);
+      const read = await readManifest(copy.dir, key);
+      entry.claimed ??= read.manifest;
+      if (read.manifest && read.problems.length === 0) entry.manifest ??= read.manifest;
+      else entry.manifestProblems.push(...read.problems.map((p) => `${copy.destination}: ${p}`));
+      entry.verifications.push(...(await readVerifications(copy.dir, key)));
+    }
+  }
+  const entries = [...byId.values()];
+  for (const e of entries) e.verifications.sort((a, b) => a.at.localeCompare(b.at));
+  return entries.sort((a, b) => a.id.localeCompare(b.id));
+}
+
+export async function findCopies(destinations: Destination[], id: string): Promise<StoredCopy[]> {
+  const copies: StoredCopy[] = [];
+  for (const dest of destinations) {
+    copies.push(...(await listCopies(dest)).filter((c) => c.id === id));
+  }
+  if (copies.length === 0) {
+    throw new BadInputError(`No backup ${id} in any destination; see \`lifeboat backups list\`.`);
+  }
+  return copies;
+}
+
+/**
+ * The newest backup of this target, for `verify latest`. A damaged manifest
+ * still names its backup here, so verify reports the damage instead of
+ * claiming there is no backup.
+ */
+export function latestFor(
+  entries: CatalogEntry[],
+  identity: TargetIdentity,
+): CatalogEntry | undefined {
+  const said = (e: CatalogEntry): Manifest | undefined => e.manifest ?? e.claimed;
+  return entries
+    .filter((e) => said(e) && sameTarget(said(e)!.target, identity))
+    .sort((a, b) => said(a)!.createdAt.localeCompare(said(b)!.createdAt))
+    .at(-1);
+}

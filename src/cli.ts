@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { reportError } from './cli/output.js';
+import { backupCommand } from './commands/backup.js';
+import { backupsCommand } from './commands/backups.js';
+import { doctorCommand } from './commands/doctor.js';
+import { gateCommand } from './commands/gate.js';
+import { verifyCommand } from './commands/verify.js';
+import { BadInputError } from './errors.js';
+import { LIFEBOAT_VERSION } from './version.js';
+
+/** Wiring only: each command lives in src/commands, the work in the library. */
+const wantsJson = process.argv.includes('--json');
+
+await yargs(hideBin(process.argv))
+  .scriptName('lifeboat')
+  .usage(
+    '$0 <command>\n\nA guarded runner for PostgreSQL storage upgrades: no upgrade without a backup proved to restore.',
+  )
+  .command(doctorCommand)
+  .command(backupCommand)
+  .command(verifyCommand)
+  .command(backupsCommand)
+  .command(gateCommand)
+  .demandCommand(1, 'Name a command; `lifeboat --help` lists them.')
+  .strict()
+  .version(LIFEBOAT_VERSION)
+  .help()
+  .completion('completion', 'Print a shell completion script')
+  .wrap(Math.min(110, process.stdout.columns || 100))
+  .fail((message, err, y) => {
+    if (err) throw err;
+    if (!wantsJson) process.stderr.write(`${y.help() && ''}`);
+    process.exitCode = reportError(
+      { json: wantsJson },
+      new BadInputError(`${message} (see lifeboat --help)`),
+    );
+  })
+  .parseAsync();

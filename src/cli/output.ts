@@ -1,0 +1,52 @@
+import { LifeboatError } from '../errors.js';
+import { redact } from '../secrets.js';
+import type { GlobalArgs } from './context.js';
+
+/** Print the command's result: its JSON document, or its human lines. */
+export function emit(argv: GlobalArgs, doc: Record<string, unknown>, lines: string[]): void {
+  if (argv.json) process.stdout.write(`${redact(JSON.stringify({ ok: true, ...doc }, null, 2))}\n`);
+  else if (lines.length > 0) process.stdout.write(`${redact(lines.join('\n'))}\n`);
+}
+
+/**
+ * The one place that turns an outcome into an exit code: typed errors carry
+ * theirs (DESIGN.md's table); anything else is a bug and exits 1.
+ */
+export async function runCommand(argv: GlobalArgs, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+    process.exitCode = 0;
+  } catch (err) {
+    process.exitCode = reportError(argv, err);
+  }
+}
+
+export function reportError(argv: { json?: boolean }, err: unknown): number {
+  if (err instanceof LifeboatError) {
+    if (argv.json) {
+      const doc = {
+        ok: false,
+        exitCode: err.exitCode,
+        error: { kind: err.kind, message: err.message, details: err.details },
+        ...(err.data && typeof err.data === 'object' ? { result: err.data } : {}),
+      };
+      process.stdout.write(`${redact(JSON.stringify(doc, null, 2))}\n`);
+    }
+    process.stderr.write(`${redact(`error: ${err.message}`)}\n`);
+    for (const line of err.details) process.stderr.write(`  - ${redact(line)}\n`);
+    return err.exitCode;
+  }
+  const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
+  if (argv.json) {
+    const doc = {
+      ok: false,
+      exitCode: 1,
+      error: { kind: 'internal', message: redact(String(err)) },
+    };
+    process.stdout.write(`${redact(JSON.stringify(doc, null, 2))}\n`);
+  }
+  process.stderr.write(
+    `${redact(`internal error (a bug in lifeboat; please report it):\n${text}`)}\n`,
+  );
+  return 1;
+}

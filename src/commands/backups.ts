@@ -1,0 +1,123 @@
+import type { Argv, CommandModule } from 'yargs';
+import { readCatalog, type CatalogEntry } from '../catalog.js';
+import { globalOptions, type GlobalArgs } from '../cli/context.js';
+import { exitCodes } from '../cli/help.js';
+import { emit, runCommand } from '../cli/output.js';
+import { loadConfig } from '../config.js';
+import { BadInputError } from '../errors.js';
+import { planPrune } from '../prune.js';
+import { removeCopy } from '../repository.js';
+import { formatBytes } from '../units.js';
+
+interface BackupsArgs extends GlobalArgs {
+  action: 'list' | 'show' | 'prune';
+  id?: string;
+  keep?: number;
+  dryRun: boolean;
+}
+
+export const backupsCommand: CommandModule<object, BackupsArgs> = {
+  command: 'backups <action> [id]',
+  describe: 'The backup repository: list, show ID, prune',
+  builder: (y: Argv) =>
+    globalOptions(y)
+      .positional('action', { choices: ['list', 'show', 'prune'] as const, demandOption: true })
+      .positional('id', { type: 'string', describe: 'Backup id (for show)' })
+      .option('keep', {
+        type: 'number',
+        describe: 'prune: verified backups to keep per database (default: retention.keep, 7)',
+      })
+      .option('dry-run', {
+        type: 'boolean',
+        default: false,
+        describe: 'prune: only say what would go',
+      })
+      .example('$0 backups list', 'every backup with its copies and last verification')
+      .example('$0 backups prune --keep 3 --dry-run', 'what pruning would remove')
+      .epilog(exitCodes(0, 2)) as unknown as Argv<BackupsArgs>,
+  handler: (argv) =>
+    runCommand(argv, async () => {
+      const config = await loadConfig({ config: argv.config });
+      const entries = await readCatalog(config.destinations, config.signingKey);
+      if (argv.action === 'list') {
+        emit(argv, { backups: entries.map(summary) }, listLines(entries));
+      } else if (argv.action === 'show') {
+        const entry = entries.find((e) => e.id === argv.id);
+        if (!argv.id || !entry) {
+          throw new BadInputError(
+            `No backup ${argv.id ?? '(no id given)'}; see \`lifeboat backups list\`.`,
+          );
+        }
+        emit(
+          argv,
+          {
+            backup: {
+              ...summary(entry),
+              manifest: entry.manifest,
+              verifications: entry.verifications,
+            },
+          },
+          showLines(entry),
+        );
+      } else {
+        const decisions = planPrune(entries, argv.keep ?? config.keep);
+        const removed: string[] = [];
+        for (const d of decisions.filter((d) => d.action === 'remove')) {
+          if (!argv.dryRun)
+            for (const copy of entries.find((e) => e.id === d.id)!.copies) await removeCopy(copy);
+          removed.push(d.id);
+        }
+        emit(argv, { prune: { dryRun: argv.dryRun, decisions } }, [
+          ...decisions.map(
+            (d) =>
+              `${d.action === 'keep' ? 'keep  ' : argv.dryRun ? 'would remove' : 'remove'}  ${d.id}  (${d.reason})`,
+          ),
+          `${removed.length} backup(s) ${argv.dryRun ? 'would be' : ''} removed`.replace('  ', ' '),
+        ]);
+      }
+    }),
+};
+
+function summary(e: CatalogEntry): Record<string, unknown> {
+  const last = e.verifications.at(-1);
+  return {
+    id: e.id,
+    database: e.manifest?.target.database ?? null,
+    systemIdentifier: e.manifest?.target.systemIdentifier ?? null,
+    createdAt: e.manifest?.createdAt ?? null,
+    bytes: e.manifest?.dump.bytes ?? null,
+    copies: e.copies.map((c) => ({ destination: c.destination, dir: c.dir })),
+    verified: last ? { at: last.at, ok: last.ok } : null,
+    problems: e.manifestProblems,
+  };
+}
+
+function verifiedText(e: CatalogEntry): string {
+  const last = e.verifications.at(-1);
+  return last ? `${last.ok ? 'verified' : 'FAILED'} ${last.at}` : 'not verified';
+}
+
+function listLines(entries: CatalogEntry[]): string[] {
+  if (entries.length === 0) return ['No backups yet; run `lifeboat backup`.'];
+  return entries.map(
+    (e) =>
+      `${e.id}  ${e.manifest?.target.database ?? '?'}  ${e.manifest ? formatBytes(e.manifest.dump.bytes) : 'manifest unreadable'}  ${e.copies.map((c) => c.destination).join(',')}  ${verifiedText(e)}`,
+  );
+}
+
+function showLines(e: CatalogEntry): string[] {
+  const m = e.manifest;
+  if (!m) return [`${e.id}: manifest unreadable`, ...e.manifestProblems.map((p) => `  ${p}`)];
+  return [
+    `${e.id}`,
+    `  target     ${m.target.described} (system ${m.target.systemIdentifier}, PostgreSQL ${m.target.serverVersion})`,
+    `  taken      ${m.createdAt} at snapshot ${m.snapshot.id}`,
+    `  dump       ${formatBytes(m.dump.bytes)}, ${m.files.length} files, pg_dump ${m.tools.pgDump.version}`,
+    `  content    ${m.fingerprints.tables.length} tables, ${m.fingerprints.sequences.length} sequences, ${m.fingerprints.largeObjects.count} large objects`,
+    ...e.copies.map((c) => `  copy       ${c.destination}: ${c.dir}`),
+    ...e.verifications.map(
+      (v) =>
+        `  verified   ${v.at} ${v.ok ? 'ok' : `FAILED: ${v.error ?? `${v.differences.length} difference(s)`}`} (from ${v.restoredFrom || '-'})`,
+    ),
+  ];
+}

@@ -1,0 +1,62 @@
+import type { Argv, CommandModule } from 'yargs';
+import { latestFor, readCatalog } from '../catalog.js';
+import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.js';
+import { exitCodes } from '../cli/help.js';
+import { emit, runCommand } from '../cli/output.js';
+import { withClient } from '../db.js';
+import { BadInputError } from '../errors.js';
+import { readIdentity } from '../identity.js';
+import type { VerificationRecord } from '../manifest.js';
+import { describeTarget } from '../target.js';
+import { formatDuration } from '../units.js';
+import { verifyBackup } from '../verify.js';
+
+interface VerifyArgs extends GlobalArgs {
+  id: string;
+  jobs?: number;
+  scratchUrl?: string;
+}
+
+export const verifyCommand: CommandModule<object, VerifyArgs> = {
+  command: 'verify [id]',
+  describe: 'Restore a backup into a scratch database and compare it with its manifest',
+  builder: (y: Argv) =>
+    globalOptions(y)
+      .positional('id', { type: 'string', default: 'latest', describe: 'Backup id, or latest' })
+      .option('jobs', { type: 'number', describe: 'Parallel pg_restore jobs (default 2)' })
+      .option('scratch-url', { type: 'string', describe: 'Server for the scratch database' })
+      .example('$0 verify', "prove the target's newest backup restores")
+      .example('$0 verify 20261121T101500Z-app-1f2e3d', 'prove one backup')
+      .epilog(exitCodes(0, 2, 4)),
+  handler: (argv) =>
+    runCommand(argv, async () => {
+      const ctx = await commandContext(argv, { jobs: argv.jobs, scratchUrl: argv.scratchUrl });
+      let id = argv.id;
+      if (id === 'latest') {
+        const identity = await withClient(ctx.target, readIdentity);
+        const latest = latestFor(
+          await readCatalog(ctx.config.destinations, ctx.config.signingKey),
+          identity,
+        );
+        if (!latest) {
+          throw new BadInputError(
+            `There is no backup of ${describeTarget(ctx.target)} to verify; run \`lifeboat backup\` first.`,
+          );
+        }
+        id = latest.id;
+      }
+      const result = await verifyBackup({ ...ctx, backupId: id });
+      emit(argv, { verification: result.record, copies: result.copies }, [
+        `Backup ${id}`,
+        ...verificationLines(result.record),
+      ]);
+    }),
+};
+
+export function verificationLines(r: VerificationRecord): string[] {
+  const c = r.compared;
+  return [
+    `  verified ${r.ok ? 'yes' : 'NO'}: restored from ${r.restoredFrom} into ${r.scratch.database} in ${formatDuration(r.restoreMs)}`,
+    `           ${c.tables} tables, ${c.sequences} sequences, ${c.largeObjects} large objects and the schema match the snapshot`,
+  ];
+}

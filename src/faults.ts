@@ -1,0 +1,25 @@
+import { access, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/**
+ * Named points where the fault tests stop a real lifeboat process to kill it
+ * (SIGKILL) or to act beside it. With LIFEBOAT_PAUSE_AT=<name> and
+ * LIFEBOAT_PAUSE_DIR=<dir>, reaching <name> creates <dir>/<name>.paused and
+ * waits until that file is removed. Without them this costs nothing.
+ */
+export async function pausePoint(name: string): Promise<void> {
+  const wanted = process.env.LIFEBOAT_PAUSE_AT;
+  const dir = process.env.LIFEBOAT_PAUSE_DIR;
+  if (!wanted || !dir || !wanted.split(',').includes(name)) return;
+  const marker = path.join(dir, `${name}.paused`);
+  await writeFile(marker, String(process.pid));
+  for (;;) {
+    try {
+      await access(marker);
+    } catch {
+      return;
+    }
+    await sleep(25);
+  }
+}

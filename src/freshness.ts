@@ -1,0 +1,129 @@
+import type { CatalogEntry } from './catalog.js';
+import { sameTarget, type TargetIdentity, type WriteCounters } from './identity.js';
+import type { VerificationRecord } from './manifest.js';
+import { formatDuration } from './units.js';
+
+/**
+ * The freshness policy, as pure decisions: a backup guards this target when
+ * it is of this target, young enough, verified by its latest verification,
+ * and held intact in enough destinations.
+ */
+export interface Policy {
+  maxAgeMs: number;
+  copies: number;
+}
+
+export interface CopyState {
+  destination: string;
+  intact: boolean;
+  problems: string[];
+}
+
+export interface CandidateFacts {
+  id: string;
+  createdAt: string;
+  copies: CopyState[];
+  lastVerification: VerificationRecord | undefined;
+}
+
+/** Backups of this target, newest first. */
+export function candidatesFor(entries: CatalogEntry[], identity: TargetIdentity): CatalogEntry[] {
+  return entries
+    .filter((e) => e.manifest && sameTarget(e.manifest.target, identity))
+    .sort((a, b) => b.manifest!.createdAt.localeCompare(a.manifest!.createdAt));
+}
+
+export function ageMs(createdAt: string, now: Date): number {
+  return now.getTime() - new Date(createdAt).getTime();
+}
+
+export function isTooOld(createdAt: string, policy: Policy, now: Date): boolean {
+  return ageMs(createdAt, now) > policy.maxAgeMs;
+}
+
+/** Every reason this backup does not satisfy the policy; none means it does. */
+export function assessBackup(facts: CandidateFacts, policy: Policy, now: Date): string[] {
+  const reasons: string[] = [];
+  const age = ageMs(facts.createdAt, now);
+  if (age > policy.maxAgeMs) {
+    reasons.push(
+      `backup ${facts.id} is ${formatDuration(age)} old; the maximum age is ${formatDuration(policy.maxAgeMs)}`,
+    );
+  }
+  const v = facts.lastVerification;
+  if (!v)
+    reasons.push(
+      `backup ${facts.id} has never been verified (run \`lifeboat verify ${facts.id}\`)`,
+    );
+  else if (!v.ok)
+    reasons.push(
+      `backup ${facts.id}: its latest verification (${v.at}) failed: ${v.error ?? `${v.differences.length} difference(s)`}`,
+    );
+  const intact = facts.copies.filter((c) => c.intact);
+  if (intact.length < policy.copies) {
+    reasons.push(
+      `backup ${facts.id} is held intact in ${intact.length} destination(s); ${policy.copies} required`,
+      ...damagedCopies(facts),
+    );
+  }
+  return reasons;
+}
+
+/** What is wrong with each damaged copy: a reason when copies fall short, a warning otherwise. */
+export function damagedCopies(facts: CandidateFacts): string[] {
+  return facts.copies
+    .filter((c) => !c.intact)
+    .flatMap((c) => c.problems.map((p) => `backup ${facts.id}, copy in ${c.destination}: ${p}`));
+}
+
+export function noBackupReason(entries: CatalogEntry[], identity: TargetIdentity): string[] {
+  const others = entries.filter((e) => e.manifest && !sameTarget(e.manifest.target, identity));
+  const reasons = [
+    `no backup of this target (database ${identity.database} on server ${identity.systemIdentifier}) exists; run \`lifeboat backup\``,
+  ];
+  if (others.length > 0) {
+    reasons.push(`${others.length} backup(s) of other databases or servers were not considered`);
+  }
+  for (const e of entries.filter((e) => !e.manifest)) {
+    reasons.push(`backup ${e.id} was not considered: ${e.manifestProblems.join('; ')}`);
+  }
+  return reasons;
+}
+
+export interface ChangeEstimate {
+  known: boolean;
+  rowWrites: number | null;
+  commits: number | null;
+  note: string;
+}
+
+/** How much the target changed since the snapshot, from the database's own statistics. */
+export function changesSince(at: WriteCounters, now: WriteCounters): ChangeEstimate {
+  if (at.statsReset !== now.statsReset) {
+    return {
+      known: false,
+      rowWrites: null,
+      commits: null,
+      note: 'statistics were reset since the backup',
+    };
+  }
+  const rowWrites = Number(BigInt(now.rowWrites) - BigInt(at.rowWrites));
+  const commits = Number(BigInt(now.commits) - BigInt(at.commits));
+  if (rowWrites < 0 || commits < 0) {
+    return {
+      known: false,
+      rowWrites: null,
+      commits: null,
+      note: 'statistics went backwards (server restarted?)',
+    };
+  }
+  return {
+    known: true,
+    rowWrites,
+    commits,
+    note:
+      rowWrites === 0
+        ? 'no row writes since the backup'
+        : `${rowWrites} row write(s) since the backup`,
+  };
+}

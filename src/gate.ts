@@ -1,0 +1,108 @@
+import { readCatalog } from './catalog.js';
+import type { Config } from './config.js';
+import { withClient } from './db.js';
+import { GuardRefusedError } from './errors.js';
+import {
+  assessBackup,
+  damagedCopies,
+  candidatesFor,
+  changesSince,
+  isTooOld,
+  noBackupReason,
+  type ChangeEstimate,
+  type Policy,
+} from './freshness.js';
+import { readIdentity, readWriteCounters, type TargetIdentity } from './identity.js';
+import type { Progress } from './progress.js';
+import { describeTarget, type Target } from './target.js';
+import { checkCopies } from './verify.js';
+
+export interface GateVerdict {
+  ok: boolean;
+  target: string;
+  identity: TargetIdentity;
+  policy: Policy;
+  backup?: {
+    id: string;
+    createdAt: string;
+    intactCopies: string[];
+    verifiedAt: string;
+  };
+  changesSinceBackup?: ChangeEstimate;
+  reasons: string[];
+  /** Damaged copies beyond those the policy needs: worth repairing, not a refusal. */
+  warnings: string[];
+}
+
+/**
+ * The CI gate: passes only when a backup of this target satisfies the policy.
+ * Every copy considered is read back against its checksums, so a damaged copy
+ * is never counted. Throws GuardRefusedError (exit 3) with every reason.
+ */
+export async function runGate(opts: {
+  config: Config;
+  target: Target;
+  policy: Policy;
+  progress: Progress;
+  now?: Date;
+}): Promise<GateVerdict> {
+  const { config, target, policy, progress } = opts;
+  const now = opts.now ?? new Date();
+  const { identity, counters } = await withClient(target, async (client) => ({
+    identity: await readIdentity(client),
+    counters: await readWriteCounters(client),
+  }));
+  const entries = await readCatalog(config.destinations, config.signingKey);
+  const candidates = candidatesFor(entries, identity);
+  const verdict: GateVerdict = {
+    ok: false,
+    target: describeTarget(target),
+    identity,
+    policy,
+    reasons: [],
+    warnings: [],
+  };
+
+  if (candidates.length === 0) verdict.reasons.push(...noBackupReason(entries, identity));
+  for (const entry of candidates) {
+    const manifest = entry.manifest!;
+    const facts = {
+      id: entry.id,
+      createdAt: manifest.createdAt,
+      copies: [] as { destination: string; intact: boolean; problems: string[] }[],
+      lastVerification: entry.verifications.at(-1),
+    };
+    // Older backups are older still: once one is too old, none after it can pass.
+    if (!isTooOld(manifest.createdAt, policy, now)) {
+      facts.copies = (await checkCopies(entry.copies, config.signingKey, progress)).checks;
+    } else {
+      facts.copies = entry.copies.map((c) => ({
+        destination: c.destination,
+        intact: true,
+        problems: [],
+      }));
+    }
+    const reasons = assessBackup(facts, policy, now);
+    if (reasons.length === 0) {
+      verdict.ok = true;
+      verdict.reasons = [];
+      verdict.backup = {
+        id: entry.id,
+        createdAt: manifest.createdAt,
+        intactCopies: facts.copies.filter((c) => c.intact).map((c) => c.destination),
+        verifiedAt: facts.lastVerification!.at,
+      };
+      verdict.changesSinceBackup = changesSince(manifest.snapshot.counters, counters);
+      verdict.warnings = damagedCopies(facts);
+      for (const w of verdict.warnings) progress.warn(w);
+      return verdict;
+    }
+    // The newest backup's reasons are the ones worth reading; older ones add noise.
+    if (verdict.reasons.length === 0) verdict.reasons.push(...reasons);
+    if (isTooOld(manifest.createdAt, policy, now)) break;
+  }
+  throw new GuardRefusedError(
+    `No fresh, verified backup of ${describeTarget(target)} with ${policy.copies} intact cop${policy.copies === 1 ? 'y' : 'ies'}.`,
+    { details: verdict.reasons, data: verdict },
+  );
+}

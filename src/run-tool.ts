@@ -1,0 +1,64 @@
+import { $ } from 'zx';
+import { redact } from './secrets.js';
+import { libpqEnv, type Target } from './target.js';
+
+export interface ToolResult {
+  ok: boolean;
+  exitCode: number | null;
+  signal: string | null;
+  /** The last lines the tool wrote to stderr, passwords removed. */
+  errorLines: string[];
+  durationMs: number;
+}
+
+/**
+ * Run a PostgreSQL program against `target`. Connection details, the password
+ * included, travel through the libpq environment, never through argv where
+ * `ps` would show them.
+ */
+export async function runPgTool(
+  file: string,
+  args: string[],
+  target: Target,
+  onStderrLine?: (line: string) => void,
+): Promise<ToolResult> {
+  const started = Date.now();
+  // With a password given, a ~/.pgpass entry must not silently win over it.
+  const env: NodeJS.ProcessEnv = { ...process.env, ...libpqEnv(target) };
+  if (target.password !== undefined) env.PGPASSFILE = '/dev/null';
+  const child = $({
+    env,
+    quiet: true,
+    nothrow: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })`${file} ${args}`;
+  const tail: string[] = [];
+  let partial = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    const lines = (partial + chunk.toString('utf8')).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) handle(line);
+  });
+  function handle(line: string): void {
+    if (!line.trim()) return;
+    const clean = redact(line);
+    onStderrLine?.(clean);
+    tail.push(clean);
+    if (tail.length > 20) tail.shift();
+  }
+  const out = await child;
+  if (partial) handle(partial);
+  return {
+    ok: out.exitCode === 0,
+    exitCode: out.exitCode,
+    signal: out.signal,
+    errorLines: tail.filter((l) => /error|fatal|could not|failed|no space/i.test(l)),
+    durationMs: Date.now() - started,
+  };
+}
+
+export function isNoSpace(result: ToolResult): boolean {
+  return result.errorLines.some((l) =>
+    /No space left on device|ENOSPC|Disk quota exceeded/i.test(l),
+  );
+}

@@ -1,0 +1,37 @@
+import type pg from 'pg';
+import { connect } from './db.js';
+import type { Target } from './target.js';
+
+export interface HeldSnapshot {
+  /** The id other sessions (pg_dump) import with SET TRANSACTION SNAPSHOT / --snapshot. */
+  id: string;
+  xmin: string;
+  xmax: string;
+  /** The session holding the snapshot; queries on it see exactly what the dump sees. */
+  client: pg.Client;
+}
+
+/**
+ * Open a REPEATABLE READ, READ ONLY transaction, export its snapshot, and hold
+ * it for the duration of `fn`: the dump and the fingerprints read the same data.
+ */
+export async function withExportedSnapshot<T>(
+  target: Target,
+  fn: (snapshot: HeldSnapshot) => Promise<T>,
+): Promise<T> {
+  const client = await connect(target, 'lifeboat snapshot');
+  try {
+    await client.query('begin isolation level repeatable read, read only');
+    const res = await client.query<{ id: string; xmin: string; xmax: string }>(
+      `select pg_export_snapshot() as id,
+              pg_snapshot_xmin(pg_current_snapshot())::text as xmin,
+              pg_snapshot_xmax(pg_current_snapshot())::text as xmax`,
+    );
+    const row = res.rows[0]!;
+    const result = await fn({ id: row.id, xmin: row.xmin, xmax: row.xmax, client });
+    await client.query('commit');
+    return result;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import { assessBackup, changesSince, type CandidateFacts } from '../../src/freshness.js';
+import type { VerificationRecord } from '../../src/manifest.js';
+
+const now = new Date('2026-11-21T12:00:00Z');
+const policy = { maxAgeMs: 24 * 3600_000, copies: 2 };
+
+function verification(ok: boolean, error?: string): VerificationRecord {
+  return {
+    backupId: 'b1',
+    at: '2026-11-21T11:00:00Z',
+    restoredFrom: 'local',
+    ok,
+    durationMs: 1,
+    restoreMs: 1,
+    scratch: { server: 's', database: 'd' },
+    compared: { tables: 1, sequences: 0, largeObjects: 0, schema: true },
+    differences: [],
+    ...(error ? { error } : {}),
+  };
+}
+
+function facts(overrides: Partial<CandidateFacts> = {}): CandidateFacts {
+  return {
+    id: 'b1',
+    createdAt: '2026-11-21T10:00:00Z',
+    copies: [
+      { destination: 'local', intact: true, problems: [] },
+      { destination: 'nas', intact: true, problems: [] },
+    ],
+    lastVerification: verification(true),
+    ...overrides,
+  };
+}
+
+describe('assessBackup', () => {
+  it('accepts a young, verified backup with enough intact copies', () => {
+    expect(assessBackup(facts(), policy, now)).toEqual([]);
+  });
+
+  it('names the age and the maximum when too old', () => {
+    const reasons = assessBackup(facts({ createdAt: '2026-11-20T10:00:00Z' }), policy, now);
+    expect(reasons).toEqual(['backup b1 is 26h00m old; the maximum age is 24h00m']);
+  });
+
+  it('refuses a backup never verified, and one whose last verification failed', () => {
+    expect(assessBackup(facts({ lastVerification: undefined }), policy, now)[0]).toMatch(
+      /never been verified/,
+    );
+    expect(
+      assessBackup(
+        facts({ lastVerification: verification(false, 'pg_restore failed') }),
+        policy,
+        now,
+      )[0],
+    ).toMatch(/latest verification .* failed: pg_restore failed/);
+  });
+
+  it('counts only intact copies and says what is wrong with the others', () => {
+    const reasons = assessBackup(
+      facts({
+        copies: [
+          { destination: 'local', intact: true, problems: [] },
+          { destination: 'nas', intact: false, problems: ['dump/toc.dat: missing'] },
+        ],
+      }),
+      policy,
+      now,
+    );
+    expect(reasons).toEqual([
+      'backup b1 is held intact in 1 destination(s); 2 required',
+      'backup b1, copy in nas: dump/toc.dat: missing',
+    ]);
+  });
+
+  it('reports every reason at once', () => {
+    const reasons = assessBackup(
+      facts({ createdAt: '2026-11-01T00:00:00Z', lastVerification: undefined, copies: [] }),
+      policy,
+      now,
+    );
+    expect(reasons).toHaveLength(3);
+  });
+});
+
+describe('changesSince', () => {
+  it('counts row writes and commits since the snapshot', () => {
+    const at = { rowWrites: '100', commits: '10', statsReset: null };
+    expect(changesSince(at, { rowWrites: '150', commits: '14', statsReset: null })).toMatchObject({
+      known: true,
+      rowWrites: 50,
+      commits: 4,
+    });
+  });
+
+  it('says it does not know when statistics were reset', () => {
+    const at = { rowWrites: '100', commits: '10', statsReset: null };
+    const r = changesSince(at, {
+      rowWrites: '3',
+      commits: '1',
+      statsReset: '2026-11-21T00:00:00.000Z',
+    });
+    expect(r.known).toBe(false);
+    expect(r.note).toMatch(/reset/);
+  });
+});

@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // Finds or starts the PostgreSQL server every suite uses (see the file).
+    globalSetup: ['test/support/globalSetup.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    // Child processes, not threads: tests spawn pg tools and kill processes.
+    pool: 'forks',
+  },
+});
