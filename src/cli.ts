@@ -7,6 +7,10 @@ import { backupsCommand } from './commands/backups.js';
 import { doctorCommand } from './commands/doctor.js';
 import { gateCommand } from './commands/gate.js';
 import { verifyCommand } from './commands/verify.js';
+import { planCommand } from './commands/plan.js';
+import { rollbackCommand } from './commands/rollback.js';
+import { runCommandModule } from './commands/run.js';
+import { statusCommand } from './commands/status.js';
 import { BadInputError } from './errors.js';
 import { LIFEBOAT_VERSION } from './version.js';
 
@@ -23,6 +27,10 @@ await yargs(hideBin(process.argv))
   .command(verifyCommand)
   .command(backupsCommand)
   .command(gateCommand)
+  .command(planCommand)
+  .command(runCommandModule)
+  .command(statusCommand)
+  .command(rollbackCommand)
   .demandCommand(1, 'Name a command; `lifeboat --help` lists them.')
   .strict()
   .version(LIFEBOAT_VERSION)

@@ -1,12 +1,8 @@
 import type { Config } from './config.js';
 import { connect } from './db.js';
 import { BadInputError, ToolError, VerificationFailedError, errorMessage } from './errors.js';
-import {
-  compareFingerprints,
-  computeFingerprints,
-  pinOutputSettings,
-  type Difference,
-} from './fingerprint.js';
+import { compareFingerprints, type Difference } from './fingerprint.js';
+import { fingerprintDatabase } from './fingerprint-session.js';
 import type { Manifest, VerificationRecord } from './manifest.js';
 import { pausePoint } from './faults.js';
 import { findTool } from './pgtools.js';
@@ -148,7 +144,9 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
         restoreMs = Date.now() - restoreStarted;
         await pausePoint('verify:restored');
         const found = await progress.task('Fingerprint the restored copy', (update) =>
-          fingerprintDatabase(scratch.target, (done, total) => update(`${done}/${total} tables`)),
+          fingerprintDatabase(scratch.target, {
+            onTable: (done, total) => update(`${done}/${total} tables`),
+          }),
         );
         differences = await progress.task('Compare fingerprints', () =>
           Promise.resolve(compareFingerprints(manifest.fingerprints, found)),
@@ -248,21 +246,5 @@ async function restoreInto(
     throw new Error(
       `pg_restore exited with ${result.exitCode ?? result.signal}: ${result.errorLines.slice(-3).join(' | ') || 'no message'}`,
     );
-  }
-}
-
-async function fingerprintDatabase(
-  target: Target,
-  onTable: (done: number, total: number) => void,
-): ReturnType<typeof computeFingerprints> {
-  const client = await connect(target, 'lifeboat fingerprint');
-  try {
-    await client.query('begin isolation level repeatable read, read only');
-    await pinOutputSettings(client);
-    const fp = await computeFingerprints(client, { onTable: (d, t) => onTable(d, t) });
-    await client.query('commit');
-    return fp;
-  } finally {
-    await client.end().catch(() => undefined);
   }
 }

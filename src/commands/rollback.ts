@@ -1,0 +1,54 @@
+import type { Argv, CommandModule } from 'yargs';
+import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.js';
+import { exitCodes } from '../cli/help.js';
+import { emit, runCommand } from '../cli/output.js';
+import { runReportLines } from '../cli/run-report.js';
+import { undoRun } from '../run/undo-run.js';
+import { lockWait, parseResolutions, printingReport } from './run.js';
+
+interface RollbackArgs extends GlobalArgs {
+  run?: string;
+  lockWait: string;
+  resolve: string[];
+}
+
+export const rollbackCommand: CommandModule<object, RollbackArgs> = {
+  command: 'rollback [run]',
+  describe: 'Undo a partial or finished run, newest step first, proved by fingerprints',
+  builder: (y: Argv) =>
+    globalOptions(y)
+      .positional('run', {
+        type: 'string',
+        describe: 'Run id (default: the latest run not rolled back)',
+      })
+      .option('lock-wait', {
+        type: 'string',
+        default: '0s',
+        describe: 'How long to wait for another run',
+      })
+      .option('resolve', {
+        type: 'string',
+        array: true,
+        default: [] as string[],
+        describe: 'Decide a step left in doubt: STEP=applied or STEP=not-applied',
+      })
+      .example('$0 rollback', 'undo the latest run')
+      .example(
+        '$0 rollback run-20261121T101500Z-3f2a --json',
+        'undo one run; print its record as JSON',
+      )
+      .epilog(exitCodes(0, 2, 6, 7)) as unknown as Argv<RollbackArgs>,
+  handler: (argv) =>
+    runCommand(argv, async () => {
+      const ctx = await commandContext(argv);
+      const report = await printingReport(argv, () =>
+        undoRun({
+          ...ctx,
+          runId: argv.run,
+          lockWaitMs: lockWait(argv.lockWait),
+          resolutions: parseResolutions(argv.resolve),
+        }),
+      );
+      emit(argv, { rollback: report }, runReportLines(report));
+    }),
+};

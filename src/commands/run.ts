@@ -1,0 +1,106 @@
+import type { Argv, CommandModule } from 'yargs';
+import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.js';
+import { exitCodes } from '../cli/help.js';
+import { emit, runCommand } from '../cli/output.js';
+import { runReportLines } from '../cli/run-report.js';
+import { BadInputError, LifeboatError } from '../errors.js';
+import type { Resolutions } from '../run/rollback.js';
+import { runRunbook, type RunReport } from '../run/runner.js';
+import { parseDuration } from '../units.js';
+
+interface RunArgs extends GlobalArgs {
+  runbook: string;
+  backup: 'auto' | 'new' | 'existing';
+  lockWait: string;
+  resolve: string[];
+  jobs?: number;
+  scratchUrl?: string;
+}
+
+export const runCommandModule: CommandModule<object, RunArgs> = {
+  command: 'run <runbook>',
+  describe: 'Guard, then apply the runbook step by step with checkpoints and automatic rollback',
+  builder: (y: Argv) =>
+    globalOptions(y)
+      .positional('runbook', { type: 'string', demandOption: true, describe: 'The runbook (YAML)' })
+      .option('backup', {
+        choices: ['auto', 'new', 'existing'] as const,
+        default: 'auto' as const,
+        describe:
+          'auto: reuse a fresh verified backup or take one; new: always take one; existing: never take one',
+      })
+      .option('lock-wait', {
+        type: 'string',
+        default: '0s',
+        describe: 'How long to wait for another run to finish',
+      })
+      .option('resolve', {
+        type: 'string',
+        array: true,
+        default: [] as string[],
+        describe: 'Decide a step left in doubt by a crash: STEP=applied or STEP=not-applied',
+      })
+      .option('jobs', {
+        type: 'number',
+        describe: 'Parallel pg_dump/pg_restore jobs for the guard backup',
+      })
+      .option('scratch-url', {
+        type: 'string',
+        describe: 'Server for the verification scratch database',
+      })
+      .example(
+        '$0 run runbooks/add-status.yaml',
+        'back up, verify, then apply; roll back by itself on failure',
+      )
+      .example(
+        '$0 run upgrade.yaml --backup existing',
+        'refuse unless a fresh verified backup already exists',
+      )
+      .epilog(exitCodes(0, 2, 3, 4, 5, 6, 7)) as unknown as Argv<RunArgs>,
+  handler: (argv) =>
+    runCommand(argv, async () => {
+      const ctx = await commandContext(argv, { jobs: argv.jobs, scratchUrl: argv.scratchUrl });
+      const report = await printingReport(argv, () =>
+        runRunbook({
+          ...ctx,
+          runbookFile: argv.runbook,
+          backup: argv.backup,
+          lockWaitMs: lockWait(argv.lockWait),
+          resolutions: parseResolutions(argv.resolve),
+        }),
+      );
+      emit(argv, { run: report }, runReportLines(report));
+    }),
+};
+
+/** A failed run still shows its step-by-step record before the error. */
+export async function printingReport(
+  argv: GlobalArgs,
+  fn: () => Promise<RunReport>,
+): Promise<RunReport> {
+  try {
+    return await fn();
+  } catch (err) {
+    const report = err instanceof LifeboatError ? (err.data as RunReport | undefined) : undefined;
+    if (report?.steps && !argv.json) process.stdout.write(`${runReportLines(report).join('\n')}\n`);
+    throw err;
+  }
+}
+
+export function lockWait(text: string): number {
+  const ms = parseDuration(text);
+  if (ms === undefined)
+    throw new BadInputError(`--lock-wait: "${text}" is not a duration (write 30s, 5m).`);
+  return ms;
+}
+
+export function parseResolutions(items: string[]): Resolutions {
+  const out: Resolutions = {};
+  for (const item of items) {
+    const m = /^([a-z0-9][a-z0-9_/.-]*)=(applied|not-applied)$/.exec(item);
+    if (!m)
+      throw new BadInputError(`--resolve: "${item}" should read STEP=applied or STEP=not-applied.`);
+    out[m[1]!] = m[2] as 'applied' | 'not-applied';
+  }
+  return out;
+}

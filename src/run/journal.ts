@@ -1,0 +1,242 @@
+import type pg from 'pg';
+
+/**
+ * lifeboat's own journal in the target database, in schema lifeboat_journal
+ * (not "lifeboat": a role of that name would find it first on its
+ * search_path, "$user", and unqualified CREATE TABLEs would land there). A transactional step's
+ * checkpoint row commits in the step's own transaction; a non-transactional
+ * step gets a `started` row before and is marked `done` after, so a crash in
+ * between leaves it visibly in doubt. The undo of every applied step is stored
+ * with it, so a rollback never depends on the runbook file still being there.
+ */
+export const JOURNAL_SCHEMA = 'lifeboat_journal';
+
+const DDL = `
+create schema if not exists lifeboat_journal;
+create table if not exists lifeboat_journal.runs (
+  id text primary key,
+  runbook text not null,
+  runbook_file text not null,
+  status text not null,
+  backup_id text,
+  host text not null,
+  pid integer not null,
+  started_at timestamptz not null default clock_timestamp(),
+  finished_at timestamptz,
+  pre_fingerprints jsonb,
+  error text
+);
+create table if not exists lifeboat_journal.steps (
+  run_id text not null references lifeboat_journal.runs (id),
+  seq integer not null,
+  step_id text not null,
+  kind text not null,
+  checksum text not null,
+  direction text not null check (direction in ('up', 'down')),
+  status text not null check (status in ('started', 'done', 'failed')),
+  transactional boolean not null,
+  undo jsonb,
+  verify text,
+  started_at timestamptz not null default clock_timestamp(),
+  finished_at timestamptz,
+  error text,
+  primary key (run_id, seq)
+);`;
+
+export type RunStatus = 'running' | 'succeeded' | 'rolling-back' | 'rolled-back' | 'needs-operator';
+
+/** How to undo an applied step, stored with it. */
+export type Undo =
+  | { kind: 'sql'; text: string; transaction: boolean }
+  | { kind: 'shell'; command: string; timeoutMs: number; directory: string }
+  | {
+      kind: 'knex';
+      name: string;
+      directory: string;
+      tableName: string;
+      schemaName?: string;
+      loadExtensions: string[];
+    }
+  | { kind: 'nothing-to-undo' }
+  | { kind: 'none' };
+
+export interface RunRow {
+  id: string;
+  runbook: string;
+  runbookFile: string;
+  status: RunStatus;
+  backupId: string | null;
+  host: string;
+  pid: number;
+  startedAt: string;
+  finishedAt: string | null;
+  error: string | null;
+}
+
+export interface StepEvent {
+  runId: string;
+  runbook: string;
+  seq: number;
+  stepId: string;
+  kind: string;
+  checksum: string;
+  direction: 'up' | 'down';
+  status: 'started' | 'done' | 'failed';
+  transactional: boolean;
+  undo: Undo | null;
+  /** The step's verify query, kept to decide it if it is ever in doubt. */
+  verify: string | null;
+  startedAt: string;
+  finishedAt: string | null;
+  error: string | null;
+}
+
+/** Idempotent, and safe when two processes race (the run lock is held, but `status` may not hold it). */
+export async function ensureJournal(client: pg.ClientBase): Promise<void> {
+  try {
+    await client.query(DDL);
+  } catch (err) {
+    // Two concurrent `create ... if not exists` can still collide on the catalog; the loser retries once.
+    if ((err as { code?: string }).code !== '23505') throw err;
+    await client.query(DDL);
+  }
+}
+
+export async function journalExists(client: pg.ClientBase): Promise<boolean> {
+  const res = await client.query<{ ok: boolean }>(
+    `select to_regclass('lifeboat_journal.steps') is not null as ok`,
+  );
+  return res.rows[0]?.ok ?? false;
+}
+
+export async function insertRun(
+  client: pg.ClientBase,
+  run: Omit<RunRow, 'startedAt' | 'finishedAt' | 'error'>,
+): Promise<void> {
+  await client.query(
+    `insert into lifeboat_journal.runs (id, runbook, runbook_file, status, backup_id, host, pid)
+     values ($1, $2, $3, $4, $5, $6, $7)`,
+    [run.id, run.runbook, run.runbookFile, run.status, run.backupId, run.host, run.pid],
+  );
+}
+
+export async function setRunStatus(
+  client: pg.ClientBase,
+  runId: string,
+  status: RunStatus,
+  error: string | null = null,
+): Promise<void> {
+  const ongoing = status === 'running' || status === 'rolling-back';
+  await client.query(
+    `update lifeboat_journal.runs set status = $2, error = coalesce($3, error),
+            finished_at = ${ongoing ? 'null' : 'clock_timestamp()'}
+      where id = $1`,
+    [runId, status, error],
+  );
+}
+
+export async function savePreFingerprints(
+  client: pg.ClientBase,
+  runId: string,
+  fingerprints: unknown,
+): Promise<void> {
+  await client.query(`update lifeboat_journal.runs set pre_fingerprints = $2 where id = $1`, [
+    runId,
+    JSON.stringify(fingerprints),
+  ]);
+}
+
+export async function loadPreFingerprints<T>(
+  client: pg.ClientBase,
+  runId: string,
+): Promise<T | undefined> {
+  const res = await client.query<{ f: T | null }>(
+    `select pre_fingerprints as f from lifeboat_journal.runs where id = $1`,
+    [runId],
+  );
+  return res.rows[0]?.f ?? undefined;
+}
+
+export interface NewEvent {
+  runId: string;
+  stepId: string;
+  kind: string;
+  checksum: string;
+  direction: 'up' | 'down';
+  status: 'started' | 'done' | 'failed';
+  transactional: boolean;
+  undo: Undo | null;
+  verify?: string | null;
+  error?: string | null;
+}
+
+/** Append an event; returns its sequence number within the run. */
+export async function recordEvent(client: pg.ClientBase, e: NewEvent): Promise<number> {
+  const res = await client.query<{ seq: number }>(
+    `insert into lifeboat_journal.steps (run_id, seq, step_id, kind, checksum, direction, status, transactional, undo, verify, error, finished_at)
+     values ($1, (select coalesce(max(seq), 0) + 1 from lifeboat_journal.steps where run_id = $1),
+             $2, $3, $4, $5, $6, $7, $8, $9, $10, case when $6 = 'started' then null else clock_timestamp() end)
+     returning seq`,
+    [
+      e.runId,
+      e.stepId,
+      e.kind,
+      e.checksum,
+      e.direction,
+      e.status,
+      e.transactional,
+      e.undo ? JSON.stringify(e.undo) : null,
+      e.verify ?? null,
+      e.error ?? null,
+    ],
+  );
+  return res.rows[0]!.seq;
+}
+
+export async function finishEvent(
+  client: pg.ClientBase,
+  runId: string,
+  seq: number,
+  status: 'done' | 'failed',
+  error: string | null = null,
+): Promise<void> {
+  await client.query(
+    `update lifeboat_journal.steps set status = $3, error = $4, finished_at = clock_timestamp() where run_id = $1 and seq = $2`,
+    [runId, seq, status, error],
+  );
+}
+
+const RUN_COLUMNS = `id, runbook, runbook_file as "runbookFile", status, backup_id as "backupId", host, pid,
+  started_at as "startedAt", finished_at as "finishedAt", error`;
+
+export async function readRuns(client: pg.ClientBase): Promise<RunRow[]> {
+  if (!(await journalExists(client))) return [];
+  const res = await client.query<RunRow>(
+    `select ${RUN_COLUMNS} from lifeboat_journal.runs order by started_at, id`,
+  );
+  return res.rows.map((r) => ({
+    ...r,
+    startedAt: iso(r.startedAt),
+    finishedAt: r.finishedAt ? iso(r.finishedAt) : null,
+  }));
+}
+
+/** Every step event of every run, in order. */
+export async function readEvents(client: pg.ClientBase): Promise<StepEvent[]> {
+  if (!(await journalExists(client))) return [];
+  const res = await client.query<StepEvent>(
+    `select s.run_id as "runId", r.runbook, s.seq, s.step_id as "stepId", s.kind, s.checksum, s.direction, s.status,
+            s.transactional, s.undo, s.verify, s.started_at as "startedAt", s.finished_at as "finishedAt", s.error
+       from lifeboat_journal.steps s join lifeboat_journal.runs r on r.id = s.run_id
+      order by r.started_at, s.run_id, s.seq`,
+  );
+  return res.rows.map((e) => ({
+    ...e,
+    startedAt: iso(e.startedAt),
+    finishedAt: e.finishedAt ? iso(e.finishedAt) : null,
+  }));
+}
+
+function iso(value: unknown): string {
+  return value instanceof Date ? value.toISOString() : String(value);
+}

@@ -1,0 +1,188 @@
+import type pg from 'pg';
+import { compareFingerprints, type Difference, type Fingerprints } from '../fingerprint.js';
+import { fingerprintDatabase } from '../fingerprint-session.js';
+import type { Progress } from '../progress.js';
+import type { Timeouts } from '../runbook/types.js';
+import { probeInDoubt, recordResolution, undoStep, type StepRunner } from './execute.js';
+import { JOURNAL_SCHEMA, loadPreFingerprints, readEvents, setRunStatus } from './journal.js';
+import { planRollback } from './ladder.js';
+import { touchedByRun, type StepState } from './state.js';
+
+export type Resolutions = Record<string, 'applied' | 'not-applied'>;
+
+export interface StepOutcome {
+  id: string;
+  outcome:
+    | 'applied'
+    | 'already-applied'
+    | 'failed'
+    | 'undone'
+    | 'not-run'
+    | 'undo-failed'
+    | 'cannot-undo'
+    | 'skipped';
+  durationMs?: number;
+  error?: string;
+}
+
+export interface RollbackResult {
+  complete: boolean;
+  outcomes: StepOutcome[];
+  /** Why the ladder stopped, when it did. */
+  blockers: { stepId: string; reason: string }[];
+  /** Steps still applied (or in doubt) afterwards, newest first. */
+  remaining: string[];
+  proof?: { equal: boolean; differences: Difference[] };
+}
+
+/**
+ * Decide steps left in doubt: the operator's --resolve, else the journal's
+ * verify query or knex's own table. Returns the ids nothing could decide.
+ */
+export async function resolveInDoubt(
+  r: StepRunner,
+  states: StepState[],
+  resolutions: Resolutions,
+): Promise<string[]> {
+  const undecided: string[] = [];
+  // Only a crash leaves `started`; a step that failed part-way is undone by its down instead.
+  for (const state of states.filter(
+    (s) => s.effect === 'in-doubt' && s.last.status === 'started',
+  )) {
+    const given = resolutions[state.stepId];
+    const decided = given
+      ? given === 'applied'
+      : await probeInDoubt({ ...r, runId: state.last.runId }, state);
+    if (decided === undefined) {
+      undecided.push(state.stepId);
+      continue;
+    }
+    const how = given
+      ? 'by the operator (--resolve)'
+      : state.undo?.kind === 'knex'
+        ? "by knex's migrations table"
+        : 'by its verify query';
+    await recordResolution({ ...r, runId: state.last.runId }, state, decided, how);
+  }
+  return undecided;
+}
+
+/**
+ * Undo what a run applied, down the ladder, then prove the result against the
+ * fingerprints taken before the run's first step.
+ */
+export async function rollbackRun(opts: {
+  runner: StepRunner;
+  runbook: string;
+  timeouts: (stepId: string) => Timeouts;
+  resolutions: Resolutions;
+  progress: Progress;
+}): Promise<RollbackResult> {
+  const { runner: r, runbook, progress } = opts;
+  await setRunStatus(r.client, r.runId, 'rolling-back');
+  const touchedNow = async (): Promise<StepState[]> =>
+    touchedByRun(await readEvents(r.client), r.runId, runbook);
+
+  const undecided = await resolveInDoubt(r, await touchedNow(), opts.resolutions);
+  const touched = await touchedNow();
+  const ladder = planRollback(touched);
+  const blockers = [
+    ...undecided.map((stepId) => ({
+      stepId,
+      reason: 'it is in doubt (started, never recorded done) and has no verify query to decide it',
+    })),
+    ...(ladder.possible ? [] : ladder.blockers.filter((b) => !undecided.includes(b.stepId))),
+  ];
+  const outcomes: StepOutcome[] = [];
+  if (blockers.length > 0) {
+    for (const b of blockers)
+      outcomes.push({ id: b.stepId, outcome: 'cannot-undo', error: b.reason });
+    await setRunStatus(
+      r.client,
+      r.runId,
+      'needs-operator',
+      `rollback stopped: ${blockers.map((b) => `${b.stepId} ${b.reason}`).join('; ')}`,
+    );
+    return { complete: false, outcomes, blockers, remaining: touched.map((s) => s.stepId) };
+  }
+  for (const action of ladder.actions) {
+    if (action.kind === 'skip') {
+      // Recorded all the same, so the journal no longer counts the check as part of the run.
+      await undoStep(r, action.state, {});
+      outcomes.push({ id: action.stepId, outcome: 'skipped' });
+      continue;
+    }
+    const started = Date.now();
+    try {
+      await progress.task(`Undo ${action.stepId}`, () =>
+        undoStep(r, action.state, opts.timeouts(action.stepId)),
+      );
+      outcomes.push({ id: action.stepId, outcome: 'undone', durationMs: Date.now() - started });
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err);
+      outcomes.push({
+        id: action.stepId,
+        outcome: 'undo-failed',
+        durationMs: Date.now() - started,
+        error,
+      });
+      await setRunStatus(
+        r.client,
+        r.runId,
+        'needs-operator',
+        `the down of ${action.stepId} failed: ${error}`,
+      );
+      const remaining = (await touchedNow()).map((s) => s.stepId);
+      return {
+        complete: false,
+        outcomes,
+        blockers: [{ stepId: action.stepId, reason: `its down failed: ${error}` }],
+        remaining,
+      };
+    }
+  }
+  const proof = await proveRollback(r.client, r.target, r.runId, progress);
+  if (!proof.equal) {
+    await setRunStatus(
+      r.client,
+      r.runId,
+      'needs-operator',
+      `after every down the database still differs from its pre-run state in ${proof.differences.length} place(s)`,
+    );
+    return { complete: false, outcomes, blockers: [], remaining: [], proof };
+  }
+  await setRunStatus(r.client, r.runId, 'rolled-back');
+  return { complete: true, outcomes, blockers: [], remaining: [], proof };
+}
+
+async function proveRollback(
+  client: pg.ClientBase,
+  target: StepRunner['target'],
+  runId: string,
+  progress: Progress,
+): Promise<{ equal: boolean; differences: Difference[] }> {
+  const before = await loadPreFingerprints<Fingerprints>(client, runId);
+  if (!before)
+    return {
+      equal: false,
+      differences: [
+        {
+          kind: 'schema',
+          object: '(run)',
+          expected: 'pre-run fingerprints',
+          found: 'none recorded',
+        },
+      ],
+    };
+  return progress.task(
+    'Prove the rollback: fingerprints against the pre-run state',
+    async (update) => {
+      const after = await fingerprintDatabase(target, {
+        excludeSchemas: [JOURNAL_SCHEMA],
+        onTable: (d, t) => update(`${d}/${t} tables`),
+      });
+      const differences = compareFingerprints(before, after);
+      return { equal: differences.length === 0, differences };
+    },
+  );
+}

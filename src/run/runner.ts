@@ -1,0 +1,255 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Config } from '../config.js';
+import { connect } from '../db.js';
+import { BadInputError, RollbackIncompleteError, RolledBackError } from '../errors.js';
+import { fingerprintDatabase } from '../fingerprint-session.js';
+import type { Progress } from '../progress.js';
+import { loadRunbook } from '../runbook/load.js';
+import { planRunbook } from '../runbook/plan.js';
+import { appliedSteps } from './journal-view.js';
+import type { Runbook, Step } from '../runbook/types.js';
+import { describeTarget, type Target } from '../target.js';
+import { applyStep, type StepRunner } from './execute.js';
+import { guard, policyFor, type BackupMode } from './guard.js';
+import {
+  JOURNAL_SCHEMA,
+  ensureJournal,
+  insertRun,
+  readEvents,
+  readRuns,
+  savePreFingerprints,
+  setRunStatus,
+  type RunRow,
+  type StepEvent,
+} from './journal.js';
+import { withRunLock } from './lock.js';
+import { operatorAdvice } from './advice.js';
+import {
+  resolveInDoubt,
+  rollbackRun,
+  type Resolutions,
+  type RollbackResult,
+  type StepOutcome,
+} from './rollback.js';
+import { stepStates, type StepState } from './state.js';
+
+export interface RunOptions {
+  config: Config;
+  target: Target;
+  progress: Progress;
+  runbookFile: string;
+  backup: BackupMode;
+  lockWaitMs: number;
+  resolutions: Resolutions;
+}
+
+export interface RunReport {
+  runId: string;
+  runbook: string;
+  target: string;
+  backupId: string | null;
+  resumed: boolean;
+  status: 'succeeded' | 'rolled-back' | 'needs-operator';
+  steps: StepOutcome[];
+  failure?: { stepId: string; error: string };
+  rollback?: RollbackResult;
+  /** What the operator can do, when the run needs one. */
+  advice: string[];
+}
+
+export function newRunId(now = new Date()): string {
+  return `run-${now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}-${randomBytes(2).toString('hex')}`;
+}
+
+/**
+ * `lifeboat run`: lock → guard → steps with checkpoints → on failure the
+ * rollback ladder, proved by fingerprints. A run left behind by a crash is
+ * resumed after its last checkpoint; one that crashed while rolling back has
+ * its rollback finished.
+ */
+export async function runRunbook(opts: RunOptions): Promise<RunReport> {
+  const runbook = await loadRunbook(opts.runbookFile);
+  const { target, progress } = opts;
+  return withRunLock(target, 'pending', opts.lockWaitMs, async (lockClient) => {
+    const client = await connect(target, 'lifeboat steps');
+    try {
+      await ensureJournal(client);
+      const runs = await readRuns(client);
+      const unfinished = [...runs]
+        .reverse()
+        .find(
+          (r) =>
+            r.runbook === runbook.name &&
+            ['running', 'rolling-back', 'needs-operator'].includes(r.status),
+        );
+      const runId = unfinished?.id ?? newRunId();
+      await lockClient.query(`select set_config('application_name', $1, false)`, [
+        `lifeboat run ${runId}`,
+      ]);
+      const runner: StepRunner = { client, target, runId, directory: runbook.directory };
+
+      const events = await readEvents(client);
+      refuseChanged(runbook, events);
+      let states = stepStates(events, runbook.name);
+
+      const report: RunReport = {
+        runId,
+        runbook: runbook.name,
+        target: describeTarget(target),
+        backupId: unfinished?.backupId ?? null,
+        resumed: Boolean(unfinished),
+        status: 'succeeded',
+        steps: [],
+        advice: [],
+      };
+      if (unfinished?.status === 'rolling-back') {
+        // The run had failed and was being undone when it stopped: finish that, never go forward.
+        return await finishRollback(report, runner, runbook, opts);
+      }
+
+      const undecided = await resolveInDoubt(runner, [...states.values()], opts.resolutions);
+      if (undecided.length > 0) throw inDoubtError(undecided, states, runId, runbook.file);
+      states = stepStates(await readEvents(client), runbook.name);
+
+      if (!unfinished) {
+        const policy = policyFor(runbook, opts.config);
+        const guarded = await guard({
+          mode: opts.backup,
+          policy,
+          config: opts.config,
+          target,
+          progress,
+        });
+        report.backupId = guarded.backupId;
+        await insertRun(client, {
+          id: runId,
+          runbook: runbook.name,
+          runbookFile: runbook.file,
+          status: 'running',
+          backupId: guarded.backupId,
+          host: hostname(),
+          pid: process.pid,
+        });
+        const before = await progress.task('Fingerprint the database before the first step', () =>
+          fingerprintDatabase(target, { excludeSchemas: [JOURNAL_SCHEMA] }),
+        );
+        await savePreFingerprints(client, runId, before);
+      } else {
+        await setRunStatus(client, runId, 'running');
+      }
+
+      for (const [i, step] of runbook.steps.entries()) {
+        if (states.get(step.id)?.effect === 'applied') {
+          report.steps.push({ id: step.id, outcome: 'already-applied' });
+          continue;
+        }
+        const started = Date.now();
+        try {
+          await progress.task(
+            `Step ${i + 1}/${runbook.steps.length}: ${step.id} (${kindLabel(step)})`,
+            () => applyStep(runner, step),
+          );
+          report.steps.push({ id: step.id, outcome: 'applied', durationMs: Date.now() - started });
+        } catch (err) {
+          const error = err instanceof Error ? err.message : String(err);
+          report.steps.push({
+            id: step.id,
+            outcome: 'failed',
+            durationMs: Date.now() - started,
+            error,
+          });
+          for (const rest of runbook.steps.slice(i + 1))
+            report.steps.push({ id: rest.id, outcome: 'not-run' });
+          report.failure = { stepId: step.id, error };
+          return await finishRollback(report, runner, runbook, opts);
+        }
+      }
+      await setRunStatus(client, runId, 'succeeded');
+      return report;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  });
+}
+
+/** Roll back, record the outcome in the report, and end with exit 5 or 6. */
+async function finishRollback(
+  report: RunReport,
+  runner: StepRunner,
+  runbook: Runbook,
+  opts: RunOptions,
+): Promise<never> {
+  const byId = new Map(runbook.steps.map((s) => [s.id, s]));
+  const rollback = await rollbackRun({
+    runner,
+    runbook: runbook.name,
+    timeouts: (id) => byId.get(id)?.timeouts ?? {},
+    resolutions: opts.resolutions,
+    progress: opts.progress,
+  });
+  report.rollback = rollback;
+  // Applied steps now read as undone (or not); the failed step stays "failed", its undo is in report.rollback.
+  for (const o of rollback.outcomes) {
+    const entry = report.steps.find((s) => s.id === o.id && s.outcome !== 'failed');
+    if (entry && o.outcome !== 'skipped') entry.outcome = o.outcome;
+  }
+  const what = report.failure
+    ? `Step ${report.failure.stepId} failed: ${report.failure.error}.`
+    : `Run ${report.runId} was being rolled back when it stopped.`;
+  if (rollback.complete) {
+    report.status = 'rolled-back';
+    throw new RolledBackError(
+      `${what} The run was rolled back and the database is as before the run (proved by fingerprints).`,
+      { data: report },
+    );
+  }
+  report.status = 'needs-operator';
+  report.advice = operatorAdvice(report, runbook.file);
+  throw new RollbackIncompleteError(`${what} Rollback is incomplete: operator action is needed.`, {
+    details: report.advice,
+    data: report,
+  });
+}
+
+function refuseChanged(runbook: Runbook, events: StepEvent[]): void {
+  // Steps in doubt are decided next (verify, knex, --resolve); here only edits and reordering refuse.
+  const applied = appliedSteps(events, runbook.name).map((a) => ({
+    ...a,
+    status: 'done' as const,
+  }));
+  const refusals = planRunbook(runbook, applied).refusals;
+  if (refusals.length > 0) {
+    throw new BadInputError(`Runbook ${runbook.file} cannot run against this database's journal.`, {
+      details: refusals,
+    });
+  }
+}
+
+function inDoubtError(
+  ids: string[],
+  states: Map<string, StepState>,
+  runId: string,
+  file: string,
+): RollbackIncompleteError {
+  return new RollbackIncompleteError(
+    `Step ${ids.join(', ')} of run ${runId} is in doubt: it started at ${states.get(ids[0]!)?.last.startedAt ?? '?'} and was never recorded done, and nothing can tell whether it took effect.`,
+    {
+      details: [
+        `Look at the database and decide, then: lifeboat run ${file} --resolve ${ids[0]}=applied (or =not-applied)`,
+        `or undo the run instead: lifeboat rollback ${runId} --resolve ${ids[0]}=applied (or =not-applied)`,
+      ],
+    },
+  );
+}
+
+function kindLabel(step: Step): string {
+  if (step.kind === 'sql') return step.up.transaction ? 'sql' : 'sql, no transaction';
+  if (step.kind === 'knex-migration') return `knex ${step.name}`;
+  return step.kind;
+}
+
+export type { RunRow };

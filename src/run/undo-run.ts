@@ -1,0 +1,78 @@
+import type { Config } from '../config.js';
+import { connect } from '../db.js';
+import { BadInputError, RollbackIncompleteError } from '../errors.js';
+import type { Progress } from '../progress.js';
+import { describeTarget, type Target } from '../target.js';
+import { operatorAdvice } from './advice.js';
+import { readRuns } from './journal.js';
+import { withRunLock } from './lock.js';
+import { rollbackRun, type Resolutions } from './rollback.js';
+import type { RunReport } from './runner.js';
+
+/**
+ * `lifeboat rollback [RUN]`: undo a partial or finished run with the undo
+ * stored for each applied step (the runbook file is not needed), newest
+ * first, proved against the fingerprints taken before the run.
+ */
+export async function undoRun(opts: {
+  config: Config;
+  target: Target;
+  progress: Progress;
+  runId: string | undefined;
+  lockWaitMs: number;
+  resolutions: Resolutions;
+}): Promise<RunReport> {
+  const { target, progress } = opts;
+  return withRunLock(target, opts.runId ?? 'rollback', opts.lockWaitMs, async () => {
+    const client = await connect(target, 'lifeboat rollback');
+    try {
+      const runs = await readRuns(client);
+      const run = opts.runId
+        ? runs.find((r) => r.id === opts.runId)
+        : [...runs].reverse().find((r) => r.status !== 'rolled-back');
+      if (!run) {
+        throw new BadInputError(
+          opts.runId
+            ? `There is no run ${opts.runId} in the journal of ${describeTarget(target)}; see \`lifeboat status\`.`
+            : `There is no run to roll back in ${describeTarget(target)}.`,
+        );
+      }
+      if (run.status === 'rolled-back') {
+        throw new BadInputError(`Run ${run.id} is already rolled back.`);
+      }
+      const report: RunReport = {
+        runId: run.id,
+        runbook: run.runbook,
+        target: describeTarget(target),
+        backupId: run.backupId,
+        resumed: false,
+        status: 'rolled-back',
+        steps: [],
+        advice: [],
+      };
+      const rollback = await rollbackRun({
+        runner: { client, target, runId: run.id, directory: process.cwd() },
+        runbook: run.runbook,
+        timeouts: () => ({}),
+        resolutions: opts.resolutions,
+        progress,
+      });
+      report.rollback = rollback;
+      report.steps = rollback.outcomes;
+      if (!rollback.complete) {
+        report.status = 'needs-operator';
+        report.advice = operatorAdvice(report, run.runbookFile);
+        throw new RollbackIncompleteError(
+          `Rollback of run ${run.id} is incomplete: operator action is needed.`,
+          {
+            details: report.advice,
+            data: report,
+          },
+        );
+      }
+      return report;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  });
+}
