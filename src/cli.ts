@@ -7,6 +7,7 @@ import { backupsCommand } from './commands/backups.js';
 import { doctorCommand } from './commands/doctor.js';
 import { gateCommand } from './commands/gate.js';
 import { verifyCommand } from './commands/verify.js';
+import { demoCommand } from './commands/demo.js';
 import { planCommand } from './commands/plan.js';
 import { rollbackCommand } from './commands/rollback.js';
 import { runCommandModule } from './commands/run.js';
@@ -31,6 +32,7 @@ await yargs(hideBin(process.argv))
   .command(runCommandModule)
   .command(statusCommand)
   .command(rollbackCommand)
+  .command(demoCommand)
   .demandCommand(1, 'Name a command; `lifeboat --help` lists them.')
   .strict()
   .version(LIFEBOAT_VERSION)

@@ -14,10 +14,15 @@ const marks: Record<string, string> = {
 
 /** A run's record as terminal lines: every step with what happened to it, then the proof. */
 export function runReportLines(report: RunReport): string[] {
-  const lines = [
-    `Run ${report.runId} of ${report.runbook} on ${report.target}${report.resumed ? ' (resumed)' : ''}`,
-    `  guarded by verified backup ${report.backupId ?? '(none recorded)'}`,
-  ];
+  const lines = report.runId
+    ? [
+        `Run ${report.runId} of ${report.runbook} on ${report.target}${report.resumed ? ' (resumed)' : ''}`,
+        `  guarded by verified backup ${report.backupId ?? '(none recorded)'}`,
+      ]
+    : [
+        `Runbook ${report.runbook} on ${report.target}: every step is already applied; nothing to do`,
+        '',
+      ];
   const width = Math.max(...report.steps.map((s) => s.id.length), 4);
   for (const s of report.steps) {
     const time = s.durationMs !== undefined ? ` (${formatDuration(s.durationMs)})` : '';

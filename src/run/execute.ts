@@ -275,6 +275,9 @@ async function runShell(r: StepRunner, command: string, timeoutMs: number): Prom
   }
 }
 
+/** The server's message with its detail ("Key (email)=(a@b) is duplicated."), which says why. */
 function message(err: unknown): string {
-  return redact(err instanceof Error ? err.message : String(err));
+  if (!(err instanceof Error)) return redact(String(err));
+  const detail = (err as { detail?: unknown }).detail;
+  return redact(typeof detail === 'string' && detail ? `${err.message}: ${detail}` : err.message);
 }

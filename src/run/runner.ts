@@ -115,6 +115,12 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
       if (undecided.length > 0) throw inDoubtError(undecided, states, runId, runbook.file);
       states = stepStates(await readEvents(client), runbook.name);
 
+      if (!unfinished && runbook.steps.every((s) => states.get(s.id)?.effect === 'applied')) {
+        // Nothing to apply: no backup, no run record, nothing touched.
+        report.runId = '';
+        report.steps = runbook.steps.map((s) => ({ id: s.id, outcome: 'already-applied' }));
+        return report;
+      }
       if (!unfinished) {
         const policy = policyFor(runbook, opts.config);
         const guarded = await guard({

@@ -1,0 +1,48 @@
+import { readdir } from 'node:fs/promises';
+import os from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { runCli, runJson, workspace } from './support/cli.js';
+
+async function leftovers(): Promise<string[]> {
+  return (await readdir(os.tmpdir())).filter((n) => n.startsWith('lifeboat-demo-'));
+}
+
+describe('lifeboat demo', () => {
+  it('shows backup, verification, steps, failure, rollback and proof, and leaves nothing behind', async () => {
+    const ws = await workspace();
+    const before = await leftovers();
+    try {
+      const r = await runCli(['demo'], { cwd: ws.dir });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/3\. Backup \S+: .* dumped at one snapshot, 6 tables fingerprinted/);
+      expect(r.stdout).toMatch(
+        /4\. Verified: restored into lifeboat_verify_\S+ .*6 tables, \d+ sequences and the schema matched/,
+      );
+      expect(r.stdout).toMatch(
+        /unique-email-normalized +✖ failed .*Key \(email_normalized\)=\(customer42@example\.com\) is duplicated/,
+      );
+      expect(r.stdout).toMatch(/rollback: backfill-email-normalized → add-email-normalized/);
+      expect(r.stdout).toMatch(/proof: every table, sequence, large object and the schema match/);
+      expect(await leftovers()).toEqual(before);
+      // The demo ran on its own server, which must be gone: its password never printed either.
+      expect(r.stdout).not.toMatch(/postgres:\/\/lifeboat:[^*]/);
+    } finally {
+      await ws.cleanup();
+    }
+  });
+
+  it('--json gives the run record', async () => {
+    const ws = await workspace();
+    try {
+      const r = await runJson(['demo'], { cwd: ws.dir });
+      expect(r.code, r.stderr).toBe(0);
+      const run = (
+        r.doc.demo as { run: { status: string; rollback: { proof: { equal: boolean } } } }
+      ).run;
+      expect(run.status).toBe('rolled-back');
+      expect(run.rollback.proof.equal).toBe(true);
+    } finally {
+      await ws.cleanup();
+    }
+  });
+});

@@ -1,0 +1,113 @@
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, runJson, workspace } from './support/cli.js';
+import { createTestDatabase, type TestDatabase } from './support/db.js';
+
+const runbook = `name: widgets
+steps:
+  - id: create-widgets
+    sql:
+      up: CREATE TABLE widgets (id int primary key, name text)
+      down: DROP TABLE widgets
+  - id: fill-widgets
+    sql:
+      up: INSERT INTO widgets SELECT g, 'w' || g FROM generate_series(1, 100) g
+      down: DELETE FROM widgets
+      verify: SELECT count(*) = 100 FROM widgets
+`;
+
+describe('run, status, plan and rollback', () => {
+  let db: TestDatabase;
+  let ws: Awaited<ReturnType<typeof workspace>>;
+  let file: string;
+  beforeAll(async () => {
+    db = await createTestDatabase('run_basics');
+    ws = await workspace();
+    file = path.join(ws.dir, 'widgets.yaml');
+    await writeFile(file, runbook);
+  });
+  afterAll(async () => {
+    await db.drop();
+    await ws.cleanup();
+  });
+  const cli = (...args: string[]) => runJson([...args, '--database-url', db.url], { cwd: ws.dir });
+
+  it('plans both steps as pending and undoable, and changes nothing', async () => {
+    const r = await cli('plan', file);
+    expect(r.code, r.stderr).toBe(0);
+    const plan = r.doc.plan as {
+      steps: { id: string; state: string; undo: string }[];
+      undoable: boolean;
+    };
+    expect(plan.steps.map((s) => [s.id, s.state, s.undo])).toEqual([
+      ['create-widgets', 'pending', 'down'],
+      ['fill-widgets', 'pending', 'down'],
+    ]);
+    expect(plan.undoable).toBe(true);
+    expect(
+      (await db.query(`select to_regnamespace('lifeboat_journal') as j`)).rows[0].j,
+    ).toBeNull();
+  });
+
+  it('runs behind a verified backup; unqualified tables land in public even for a role named lifeboat', async () => {
+    const r = await cli('run', file);
+    expect(r.code, r.stderr).toBe(0);
+    const run = r.doc.run as {
+      status: string;
+      backupId: string;
+      steps: { id: string; outcome: string }[];
+    };
+    expect(run.status).toBe('succeeded');
+    expect(run.backupId).toMatch(/^\d{8}T\d{6}Z-/);
+    expect(run.steps.map((s) => s.outcome)).toEqual(['applied', 'applied']);
+    expect(
+      (await db.query(`select to_regclass('public.widgets') is not null as ok`)).rows[0].ok,
+    ).toBe(true);
+    expect((await db.query(`select count(*)::int as n from widgets`)).rows[0].n).toBe(100);
+  });
+
+  it('a second run applies nothing twice', async () => {
+    const r = await cli('run', file);
+    expect(r.code, r.stderr).toBe(0);
+    expect((r.doc.run as { steps: { outcome: string }[] }).steps.map((s) => s.outcome)).toEqual([
+      'already-applied',
+      'already-applied',
+    ]);
+    expect((await db.query(`select count(*)::int as n from widgets`)).rows[0].n).toBe(100);
+  });
+
+  it('status names the run and its steps', async () => {
+    const r = await cli('status');
+    expect(r.code).toBe(0);
+    const status = r.doc.status as {
+      lock: unknown;
+      lastRun: { status: string };
+      steps: { id: string; state: string }[];
+    };
+    expect(status.lock).toBeNull();
+    expect(status.lastRun.status).toBe('succeeded');
+    expect(status.steps).toEqual([
+      expect.objectContaining({ id: 'create-widgets', state: 'applied' }),
+      expect.objectContaining({ id: 'fill-widgets', state: 'applied' }),
+    ]);
+  });
+
+  it('rollback undoes the finished run newest first and proves the pre-run state', async () => {
+    const r = await cli('rollback');
+    expect(r.code, r.stderr).toBe(0);
+    const report = r.doc.rollback as {
+      status: string;
+      rollback: { outcomes: { id: string; outcome: string }[]; proof: { equal: boolean } };
+    };
+    expect(report.rollback.outcomes.map((o) => `${o.id}:${o.outcome}`)).toEqual([
+      'fill-widgets:undone',
+      'create-widgets:undone',
+    ]);
+    expect(report.rollback.proof.equal).toBe(true);
+    expect((await db.query(`select to_regclass('public.widgets') as t`)).rows[0].t).toBeNull();
+    const again = await cli('rollback');
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/There is no run to roll back/);
+  });
+});
