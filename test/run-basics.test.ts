@@ -32,6 +32,9 @@ describe('run, status, plan and rollback', () => {
     await ws.cleanup();
   });
   const cli = (...args: string[]) => runJson([...args, '--database-url', db.url], { cwd: ws.dir });
+  /** The one value a query returns. */
+  const value = async (sql: string): Promise<unknown> =>
+    Object.values(((await db.query(sql)).rows[0] ?? {}) as Record<string, unknown>)[0];
 
   it('plans both steps as pending and undoable, and changes nothing', async () => {
     const r = await cli('plan', file);
@@ -45,9 +48,7 @@ describe('run, status, plan and rollback', () => {
       ['fill-widgets', 'pending', 'down'],
     ]);
     expect(plan.undoable).toBe(true);
-    expect(
-      (await db.query(`select to_regnamespace('lifeboat_journal') as j`)).rows[0].j,
-    ).toBeNull();
+    expect(await value(`select to_regnamespace('lifeboat_journal') as j`)).toBeNull();
   });
 
   it('runs behind a verified backup; unqualified tables land in public even for a role named lifeboat', async () => {
@@ -61,10 +62,8 @@ describe('run, status, plan and rollback', () => {
     expect(run.status).toBe('succeeded');
     expect(run.backupId).toMatch(/^\d{8}T\d{6}Z-/);
     expect(run.steps.map((s) => s.outcome)).toEqual(['applied', 'applied']);
-    expect(
-      (await db.query(`select to_regclass('public.widgets') is not null as ok`)).rows[0].ok,
-    ).toBe(true);
-    expect((await db.query(`select count(*)::int as n from widgets`)).rows[0].n).toBe(100);
+    expect(await value(`select to_regclass('public.widgets') is not null as ok`)).toBe(true);
+    expect(await value(`select count(*)::int as n from widgets`)).toBe(100);
   });
 
   it('a second run applies nothing twice', async () => {
@@ -74,7 +73,7 @@ describe('run, status, plan and rollback', () => {
       'already-applied',
       'already-applied',
     ]);
-    expect((await db.query(`select count(*)::int as n from widgets`)).rows[0].n).toBe(100);
+    expect(await value(`select count(*)::int as n from widgets`)).toBe(100);
   });
 
   it('status names the run and its steps', async () => {
@@ -105,7 +104,7 @@ describe('run, status, plan and rollback', () => {
       'create-widgets:undone',
     ]);
     expect(report.rollback.proof.equal).toBe(true);
-    expect((await db.query(`select to_regclass('public.widgets') as t`)).rows[0].t).toBeNull();
+    expect(await value(`select to_regclass('public.widgets') as t`)).toBeNull();
     const again = await cli('rollback');
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/There is no run to roll back/);
