@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, runJson, workspace } from './support/cli.js';
+import { runJson, workspace } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
 
 const runbook = `name: widgets
