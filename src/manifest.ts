@@ -69,14 +69,11 @@ export function hmacMatches(key: string, text: string | Buffer, expectedHex: str
   return actual.length === expected.length && timingSafeEqual(actual, expected);
 }
 
-/** Ids sort by time: 20261121T234400Z-appdb-3f9a. */
+/** Ids sort by time, to the millisecond: 20261121T234400123Z-appdb-3f9a1c. */
 export function newBackupId(now: Date, database: string, random: string): string {
-  const stamp = now
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z');
+  const stamp = now.toISOString().replace(/[-:.]/g, '');
   const db = database.replace(/[^A-Za-z0-9_]+/g, '_').slice(0, 40) || 'db';
   return `${stamp}-${db}-${random}`;
 }
 
-export const BACKUP_ID_PATTERN = /^\d{8}T\d{6}Z-[A-Za-z0-9_]+-[0-9a-f]{4,}$/;
+export const BACKUP_ID_PATTERN = /^\d{8}T\d{6}(\d{3})?Z-[A-Za-z0-9_]+-[0-9a-f]{4,}$/;

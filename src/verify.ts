@@ -8,7 +8,7 @@ import { pausePoint } from './faults.js';
 import { findTool } from './pgtools.js';
 import type { Progress } from './progress.js';
 import { checkFiles, readManifest, writeVerification, type StoredCopy } from './repository.js';
-import { runPgTool } from './run-tool.js';
+import { restoreArchive } from './pg-restore.js';
 import { withScratchDatabase } from './scratch.js';
 import { describeTarget, resolveTarget, type Target } from './target.js';
 import { findCopies } from './catalog.js';
@@ -207,44 +207,5 @@ async function serverMajor(server: Target): Promise<number> {
     return (await readIdentity(client)).serverMajor;
   } finally {
     await client.end().catch(() => undefined);
-  }
-}
-
-async function restoreInto(
-  pgRestore: string,
-  dumpDir: string,
-  scratch: Target,
-  jobs: number,
-  manifest: Manifest,
-  update: (detail: string) => void,
-): Promise<void> {
-  const total = manifest.fingerprints.tables.length;
-  let restored = 0;
-  const result = await runPgTool(
-    pgRestore,
-    [
-      '--exit-on-error',
-      `--jobs=${jobs}`,
-      '--no-owner',
-      '--no-privileges',
-      '--no-subscriptions',
-      '--no-publications',
-      '--verbose',
-      '--no-password',
-      `--dbname=${scratch.database}`,
-      dumpDir,
-    ],
-    scratch,
-    (line) => {
-      if (/processing data for table|launching item \d+ TABLE DATA/.test(line)) {
-        restored++;
-        update(`${Math.min(restored, total)}/${total} tables`);
-      }
-    },
-  );
-  if (!result.ok) {
-    throw new Error(
-      `pg_restore exited with ${result.exitCode ?? result.signal}: ${result.errorLines.slice(-3).join(' | ') || 'no message'}`,
-    );
   }
 }

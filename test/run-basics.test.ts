@@ -60,7 +60,7 @@ describe('run, status, plan and rollback', () => {
       steps: { id: string; outcome: string }[];
     };
     expect(run.status).toBe('succeeded');
-    expect(run.backupId).toMatch(/^\d{8}T\d{6}Z-/);
+    expect(run.backupId).toMatch(/^\d{8}T\d{9}Z-/);
     expect(run.steps.map((s) => s.outcome)).toEqual(['applied', 'applied']);
     expect(await value(`select to_regclass('public.widgets') is not null as ok`)).toBe(true);
     expect(await value(`select count(*)::int as n from widgets`)).toBe(100);
