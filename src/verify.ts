@@ -132,14 +132,12 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
         scratchName = scratch.name;
         const restoreStarted = Date.now();
         await progress.task(`Restore into scratch database ${scratch.name}`, (update) =>
-          restoreInto(
-            pgRestore.path,
-            path.join(intact.dir, DUMP_DIR),
-            scratch.target,
-            config.jobs,
-            manifest,
-            update,
-          ),
+          restoreArchive(pgRestore.path, path.join(intact.dir, DUMP_DIR), scratch.target, {
+            jobs: config.jobs,
+            tables: manifest.fingerprints.tables.length,
+            keepOwners: false,
+            onProgress: update,
+          }),
         );
         restoreMs = Date.now() - restoreStarted;
         await pausePoint('verify:restored');
