@@ -8,6 +8,7 @@ import { doctorCommand } from './commands/doctor.js';
 import { gateCommand } from './commands/gate.js';
 import { verifyCommand } from './commands/verify.js';
 import { demoCommand } from './commands/demo.js';
+import { unfreezeCommand } from './commands/unfreeze.js';
 import { planCommand } from './commands/plan.js';
 import { rollbackCommand } from './commands/rollback.js';
 import { runCommandModule } from './commands/run.js';
@@ -32,6 +33,7 @@ await yargs(hideBin(process.argv))
   .command(runCommandModule)
   .command(statusCommand)
   .command(rollbackCommand)
+  .command(unfreezeCommand)
   .command(demoCommand)
   .demandCommand(1, 'Name a command; `lifeboat --help` lists them.')
   .strict()

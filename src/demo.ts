@@ -74,6 +74,7 @@ export async function runDemo(progress: Progress): Promise<DemoResult> {
         backup: 'new',
         lockWaitMs: 0,
         resolutions: {},
+        freeze: false,
       });
     } catch (err) {
       // The demo's upgrade is meant to fail and be rolled back; anything else is a real failure.

@@ -15,6 +15,8 @@ export interface Target {
   database: string;
   password: string | undefined;
   sslmode: string | undefined;
+  /** Server options for every session (libpq `options`), e.g. `-c default_transaction_read_only=off`. */
+  options?: string;
 }
 
 export function resolveTarget(
@@ -104,6 +106,7 @@ export function clientConfig(target: Target, applicationName = 'lifeboat'): Clie
     ssl,
     application_name: applicationName,
     connectionTimeoutMillis: 10_000,
+    ...(target.options ? { options: target.options } : {}),
   };
 }
 
@@ -119,5 +122,6 @@ export function libpqEnv(target: Target): Record<string, string> {
   };
   if (target.password !== undefined) env.PGPASSWORD = target.password;
   if (target.sslmode) env.PGSSLMODE = target.sslmode;
+  if (target.options) env.PGOPTIONS = target.options;
   return env;
 }

@@ -13,6 +13,7 @@ interface RunArgs extends GlobalArgs {
   backup: 'auto' | 'new' | 'existing';
   lockWait: string;
   resolve: string[];
+  freeze: boolean;
   jobs?: number;
   scratchUrl?: string;
 }
@@ -39,6 +40,12 @@ export const runCommandModule: CommandModule<object, RunArgs> = {
         array: true,
         default: [] as string[],
         describe: 'Decide a step left in doubt by a crash: STEP=applied or STEP=not-applied',
+      })
+      .option('freeze', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'Hold the database read-only for every other session from before the backup to the end of the run',
       })
       .option('jobs', {
         type: 'number',
@@ -67,6 +74,7 @@ export const runCommandModule: CommandModule<object, RunArgs> = {
           backup: argv.backup,
           lockWaitMs: lockWait(argv.lockWait),
           resolutions: parseResolutions(argv.resolve),
+          freeze: argv.freeze,
         }),
       );
       emit(argv, { run: report }, runReportLines(report));

@@ -5,6 +5,7 @@ import { emit, runCommand } from '../cli/output.js';
 import { loadConfig } from '../config.js';
 import { withClient } from '../db.js';
 import { readJournal } from '../run/journal-view.js';
+import { unfreezeDatabase, writableDuringFreeze } from '../run/freeze.js';
 import { describeHolder } from '../run/lock.js';
 import { stepStates } from '../run/state.js';
 import { describeTarget } from '../target.js';
@@ -20,10 +21,20 @@ export const statusCommand: CommandModule<object, GlobalArgs> = {
     runCommand(argv, async () => {
       const config = await loadConfig({ config: argv.config });
       const target = targetFor(argv, config);
-      const view = await withClient(target, readJournal);
+      const { view, thawed } = await withClient(writableDuringFreeze(target), async (client) => {
+        const view = await readJournal(client);
+        // A freeze whose run is gone (no one holds the lock) is lifted here: a crash never leaves users read-only.
+        const thawed = view.holder ? undefined : await unfreezeDatabase(client, target.database);
+        return { view, thawed };
+      });
       const last = view.runs.at(-1);
       const lines = [`Journal of ${describeTarget(target)}`];
       lines.push(`  lock: ${view.holder ? `held by ${describeHolder(view.holder)}` : 'free'}`);
+      if (thawed) {
+        lines.push(
+          `  unfroze the database: run ${thawed.runId} froze it at ${thawed.since} and is no longer running`,
+        );
+      }
       let steps: { id: string; state: string; since: string; note: string | null }[] = [];
       if (!last) {
         lines.push('  no run yet');
@@ -70,6 +81,7 @@ export const statusCommand: CommandModule<object, GlobalArgs> = {
             lastRun: last ?? null,
             steps,
             runs: view.runs.length,
+            unfrozen: thawed ?? null,
           },
         },
         lines,

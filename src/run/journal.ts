@@ -24,6 +24,7 @@ create table if not exists lifeboat_journal.runs (
   started_at timestamptz not null default clock_timestamp(),
   finished_at timestamptz,
   pre_fingerprints jsonb,
+  frozen_at timestamptz,
   error text
 );
 create table if not exists lifeboat_journal.steps (
@@ -70,6 +71,8 @@ export interface RunRow {
   pid: number;
   startedAt: string;
   finishedAt: string | null;
+  /** When the run froze the database (before its backup), if it did. */
+  frozenAt: string | null;
   error: string | null;
 }
 
@@ -114,9 +117,18 @@ export async function insertRun(
   run: Omit<RunRow, 'startedAt' | 'finishedAt' | 'error'>,
 ): Promise<void> {
   await client.query(
-    `insert into lifeboat_journal.runs (id, runbook, runbook_file, status, backup_id, host, pid)
-     values ($1, $2, $3, $4, $5, $6, $7)`,
-    [run.id, run.runbook, run.runbookFile, run.status, run.backupId, run.host, run.pid],
+    `insert into lifeboat_journal.runs (id, runbook, runbook_file, status, backup_id, host, pid, frozen_at)
+     values ($1, $2, $3, $4, $5, $6, $7, $8)`,
+    [
+      run.id,
+      run.runbook,
+      run.runbookFile,
+      run.status,
+      run.backupId,
+      run.host,
+      run.pid,
+      run.frozenAt,
+    ],
   );
 }
 
@@ -207,7 +219,7 @@ export async function finishEvent(
 }
 
 const RUN_COLUMNS = `id, runbook, runbook_file as "runbookFile", status, backup_id as "backupId", host, pid,
-  started_at as "startedAt", finished_at as "finishedAt", error`;
+  started_at as "startedAt", finished_at as "finishedAt", frozen_at as "frozenAt", error`;
 
 export async function readRuns(client: pg.ClientBase): Promise<RunRow[]> {
   if (!(await journalExists(client))) return [];
@@ -218,6 +230,7 @@ export async function readRuns(client: pg.ClientBase): Promise<RunRow[]> {
     ...r,
     startedAt: iso(r.startedAt),
     finishedAt: r.finishedAt ? iso(r.finishedAt) : null,
+    frozenAt: r.frozenAt ? iso(r.frozenAt) : null,
   }));
 }
 

@@ -9,7 +9,9 @@ import { loadRunbook } from '../runbook/load.js';
 import { planRunbook } from '../runbook/plan.js';
 import { appliedSteps } from './journal-view.js';
 import type { Runbook, Step } from '../runbook/types.js';
+import type pg from 'pg';
 import { describeTarget, type Target } from '../target.js';
+import { freezeDatabase, readFreeze, thawRun, writableDuringFreeze } from './freeze.js';
 import { applyStep, type StepRunner } from './execute.js';
 import { guard, policyFor, type BackupMode } from './guard.js';
 import {
@@ -42,6 +44,7 @@ export interface RunOptions {
   backup: BackupMode;
   lockWaitMs: number;
   resolutions: Resolutions;
+  freeze: boolean;
 }
 
 export interface RunReport {
@@ -50,6 +53,8 @@ export interface RunReport {
   target: string;
   backupId: string | null;
   resumed: boolean;
+  /** The run held the database frozen (other sessions read-only) from before its backup. */
+  frozen: boolean;
   status: 'succeeded' | 'rolled-back' | 'needs-operator';
   steps: StepOutcome[];
   failure?: { stepId: string; error: string };
@@ -73,11 +78,17 @@ export function newRunId(now = new Date()): string {
  */
 export async function runRunbook(opts: RunOptions): Promise<RunReport> {
   const runbook = await loadRunbook(opts.runbookFile);
-  const { target, progress } = opts;
+  const { progress } = opts;
+  if (opts.freeze && opts.backup === 'existing') {
+    throw new BadInputError(
+      'A frozen run takes its backup after freezing, so that the backup is exactly what users had; drop --backup existing.',
+    );
+  }
+  // lifeboat's own sessions stay writable while the database is frozen.
+  const target = writableDuringFreeze(opts.target);
   return withRunLock(target, 'pending', opts.lockWaitMs, async (lockClient) => {
     const client = await connect(target, 'lifeboat steps');
     try {
-      await ensureJournal(client);
       const runs = await readRuns(client);
       const unfinished = [...runs]
         .reverse()
@@ -102,6 +113,7 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
         target: describeTarget(target),
         backupId: unfinished?.backupId ?? null,
         resumed: Boolean(unfinished),
+        frozen: false,
         status: 'succeeded',
         steps: [],
         advice: [],
@@ -122,29 +134,9 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
         return report;
       }
       if (!unfinished) {
-        const policy = policyFor(runbook, opts.config);
-        const guarded = await guard({
-          mode: opts.backup,
-          policy,
-          config: opts.config,
-          target,
-          progress,
-        });
-        report.backupId = guarded.backupId;
-        await insertRun(client, {
-          id: runId,
-          runbook: runbook.name,
-          runbookFile: runbook.file,
-          status: 'running',
-          backupId: guarded.backupId,
-          host: hostname(),
-          pid: process.pid,
-        });
-        const before = await progress.task('Fingerprint the database before the first step', () =>
-          fingerprintDatabase(target, { excludeSchemas: [JOURNAL_SCHEMA] }),
-        );
-        await savePreFingerprints(client, runId, before);
+        await startRun(report, client, runbook, opts, target);
       } else {
+        report.frozen = (await readFreeze(client, target.database))?.runId === runId;
         await setRunStatus(client, runId, 'running');
       }
 
@@ -175,11 +167,64 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
         }
       }
       await setRunStatus(client, runId, 'succeeded');
+      await thawRun(client, target.database, runId, progress);
       return report;
     } finally {
       await client.end().catch(() => undefined);
     }
   });
+}
+
+/**
+ * A new run: freeze first when asked (so the backup is exactly what users
+ * had), then the guard; only then is anything written to the target: the
+ * journal, the run's record, and the fingerprints that will prove a rollback.
+ */
+async function startRun(
+  report: RunReport,
+  client: pg.Client,
+  runbook: Runbook,
+  opts: RunOptions,
+  target: Target,
+): Promise<void> {
+  const { progress } = opts;
+  let frozenSince: string | null = null;
+  if (opts.freeze) {
+    const freeze = await progress.task(`Freeze ${target.database}: other sessions read-only`, () =>
+      freezeDatabase(client, target.database, report.runId),
+    );
+    frozenSince = freeze.since;
+    report.frozen = true;
+  }
+  try {
+    const policy = policyFor(runbook, opts.config);
+    const guarded = await guard({
+      mode: opts.freeze ? 'new' : opts.backup,
+      policy,
+      config: opts.config,
+      target,
+      progress,
+    });
+    report.backupId = guarded.backupId;
+  } catch (err) {
+    if (frozenSince) await thawRun(client, target.database, report.runId, progress);
+    throw err;
+  }
+  await ensureJournal(client);
+  await insertRun(client, {
+    id: report.runId,
+    runbook: runbook.name,
+    runbookFile: runbook.file,
+    status: 'running',
+    backupId: report.backupId,
+    host: hostname(),
+    pid: process.pid,
+    frozenAt: frozenSince,
+  });
+  const before = await progress.task('Fingerprint the database before the first step', () =>
+    fingerprintDatabase(target, { excludeSchemas: [JOURNAL_SCHEMA] }),
+  );
+  await savePreFingerprints(client, report.runId, before);
 }
 
 /** Roll back, record the outcome in the report, and end with exit 5 or 6. */
@@ -198,6 +243,8 @@ async function finishRollback(
     progress: opts.progress,
   });
   report.rollback = rollback;
+  // Whatever the outcome, the database does not stay frozen.
+  await thawRun(runner.client, runner.target.database, report.runId, opts.progress);
   // Applied steps now read as undone (or not); the failed step stays "failed", its undo is in report.rollback.
   for (const o of rollback.outcomes) {
     const entry = report.steps.find((s) => s.id === o.id && s.outcome !== 'failed');

@@ -4,6 +4,7 @@ import { BadInputError, RollbackIncompleteError } from '../errors.js';
 import type { Progress } from '../progress.js';
 import { describeTarget, type Target } from '../target.js';
 import { operatorAdvice } from './advice.js';
+import { thawRun, writableDuringFreeze } from './freeze.js';
 import { readRuns } from './journal.js';
 import { withRunLock } from './lock.js';
 import { rollbackRun, type Resolutions } from './rollback.js';
@@ -22,7 +23,8 @@ export async function undoRun(opts: {
   lockWaitMs: number;
   resolutions: Resolutions;
 }): Promise<RunReport> {
-  const { target, progress } = opts;
+  const { progress } = opts;
+  const target = writableDuringFreeze(opts.target);
   return withRunLock(target, opts.runId ?? 'rollback', opts.lockWaitMs, async () => {
     const client = await connect(target, 'lifeboat rollback');
     try {
@@ -46,6 +48,7 @@ export async function undoRun(opts: {
         target: describeTarget(target),
         backupId: run.backupId,
         resumed: false,
+        frozen: false,
         status: 'rolled-back',
         steps: [],
         advice: [],
@@ -59,6 +62,7 @@ export async function undoRun(opts: {
       });
       report.rollback = rollback;
       report.steps = rollback.outcomes;
+      await thawRun(client, target.database, run.id, progress);
       if (!rollback.complete) {
         report.status = 'needs-operator';
         report.advice = operatorAdvice(report, run.runbookFile);
