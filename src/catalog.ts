@@ -3,7 +3,15 @@ import { BadInputError } from './errors.js';
 import type { TargetIdentity } from './identity.js';
 import { sameTarget } from './identity.js';
 import type { Manifest, VerificationRecord } from './manifest.js';
-import { listCopies, readManifest, readVerifications, type StoredCopy } from './repository.js';
+import {
+  REHEARSALS_DIR,
+  listCopies,
+  readManifest,
+  readRecords,
+  readVerifications,
+  type StoredCopy,
+} from './repository.js';
+import type { RehearsalRecord } from './run/rehearse.js';
 
 /**
  * The repository seen as a whole: every backup id with its copies across all
@@ -20,6 +28,8 @@ export interface CatalogEntry {
   copies: StoredCopy[];
   /** All verification records of all copies, oldest first. */
   verifications: VerificationRecord[];
+  /** Rehearsals of runbooks on this backup, oldest first. */
+  rehearsals: RehearsalRecord[];
 }
 
 export async function readCatalog(
@@ -38,6 +48,7 @@ export async function readCatalog(
           manifestProblems: [],
           copies: [],
           verifications: [],
+          rehearsals: [],
         };
         byId.set(copy.id, entry);
       }
@@ -47,10 +58,14 @@ export async function readCatalog(
       if (read.manifest && read.problems.length === 0) entry.manifest ??= read.manifest;
       else entry.manifestProblems.push(...read.problems.map((p) => `${copy.destination}: ${p}`));
       entry.verifications.push(...(await readVerifications(copy.dir, key)));
+      entry.rehearsals.push(...(await readRecords<RehearsalRecord>(copy.dir, REHEARSALS_DIR, key)));
     }
   }
   const entries = [...byId.values()];
-  for (const e of entries) e.verifications.sort((a, b) => a.at.localeCompare(b.at));
+  for (const e of entries) {
+    e.verifications.sort((a, b) => a.at.localeCompare(b.at));
+    e.rehearsals.sort((a, b) => a.at.localeCompare(b.at));
+  }
   return entries.sort((a, b) => a.id.localeCompare(b.id));
 }
 

@@ -9,6 +9,7 @@ import { gateCommand } from './commands/gate.js';
 import { verifyCommand } from './commands/verify.js';
 import { demoCommand } from './commands/demo.js';
 import { unfreezeCommand } from './commands/unfreeze.js';
+import { rehearseCommand } from './commands/rehearse.js';
 import { planCommand } from './commands/plan.js';
 import { rollbackCommand } from './commands/rollback.js';
 import { runCommandModule } from './commands/run.js';
@@ -30,6 +31,7 @@ await yargs(hideBin(process.argv))
   .command(backupsCommand)
   .command(gateCommand)
   .command(planCommand)
+  .command(rehearseCommand)
   .command(runCommandModule)
   .command(statusCommand)
   .command(rollbackCommand)

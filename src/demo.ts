@@ -75,6 +75,7 @@ export async function runDemo(progress: Progress): Promise<DemoResult> {
         lockWaitMs: 0,
         resolutions: {},
         freeze: false,
+        rehearse: false,
       });
     } catch (err) {
       // The demo's upgrade is meant to fail and be rolled back; anything else is a real failure.

@@ -1,6 +1,8 @@
 import type { CatalogEntry } from './catalog.js';
 import { sameTarget, type TargetIdentity, type WriteCounters } from './identity.js';
 import type { VerificationRecord } from './manifest.js';
+import type { Plan } from './runbook/plan.js';
+import type { RehearsalRecord } from './run/rehearse.js';
 import { formatDuration } from './units.js';
 
 /**
@@ -126,4 +128,36 @@ export function changesSince(at: WriteCounters, now: WriteCounters): ChangeEstim
         ? 'no row writes since the backup'
         : `${rowWrites} row write(s) since the backup`,
   };
+}
+
+/** A gate with --rehearsed: the backup's latest rehearsal of exactly this runbook passed. */
+export function rehearsalReasons(
+  rehearsals: readonly RehearsalRecord[],
+  checksum: string,
+  backupId: string,
+  runbookFile: string,
+): string[] {
+  const latest = rehearsals.filter((r) => r.runbookChecksum === checksum).at(-1);
+  if (!latest) {
+    return [
+      `backup ${backupId} has no rehearsal of this runbook (run \`lifeboat rehearse ${runbookFile}\`)`,
+    ];
+  }
+  if (!latest.passed) {
+    return [
+      `the latest rehearsal of this runbook on backup ${backupId} (${latest.at}) failed${latest.failedStep ? ` at step ${latest.failedStep}` : ''}: ${latest.error ?? ''}`,
+    ];
+  }
+  return [];
+}
+
+/** A gate with --runbook: every pending step can be undone, and the runbook fits the journal. */
+export function undoableReasons(plan: Plan): string[] {
+  const reasons = [...plan.refusals];
+  for (const step of plan.steps) {
+    if ((step.state === 'pending' || step.state === 'in-doubt') && step.undo === 'none') {
+      reasons.push(`step ${step.id} of ${plan.runbook} cannot be undone (no down)`);
+    }
+  }
+  return reasons;
 }

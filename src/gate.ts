@@ -9,12 +9,19 @@ import {
   changesSince,
   isTooOld,
   noBackupReason,
+  rehearsalReasons,
+  undoableReasons,
   type ChangeEstimate,
   type Policy,
 } from './freshness.js';
 import { readIdentity, readWriteCounters, type TargetIdentity } from './identity.js';
 import type { Progress } from './progress.js';
 import { describeTarget, type Target } from './target.js';
+import { readEvents } from './run/journal.js';
+import { appliedSteps } from './run/journal-view.js';
+import { runbookChecksum } from './runbook/checksum.js';
+import { planRunbook } from './runbook/plan.js';
+import type { Runbook } from './runbook/types.js';
 import { checkCopies } from './verify.js';
 
 export interface GateVerdict {
@@ -45,13 +52,26 @@ export async function runGate(opts: {
   policy: Policy;
   progress: Progress;
   now?: Date;
+  /** With a runbook: every pending step must be undoable, and (with requireRehearsal) rehearsed on the backup. */
+  runbook?: Runbook;
+  requireRehearsal?: boolean;
 }): Promise<GateVerdict> {
-  const { config, target, policy, progress } = opts;
+  const { config, target, policy, progress, runbook } = opts;
   const now = opts.now ?? new Date();
-  const { identity, counters } = await withClient(target, async (client) => ({
+  const { identity, counters, events } = await withClient(target, async (client) => ({
     identity: await readIdentity(client),
     counters: await readWriteCounters(client),
+    events: runbook ? await readEvents(client) : [],
   }));
+  const runbookReasons = runbook
+    ? undoableReasons(planRunbook(runbook, appliedSteps(events, runbook.name)))
+    : [];
+  const checksum = runbook
+    ? runbookChecksum(
+        runbook.name,
+        runbook.steps.map((s) => s.checksum),
+      )
+    : undefined;
   const entries = await readCatalog(config.destinations, config.signingKey);
   const candidates = candidatesFor(entries, identity);
   const verdict: GateVerdict = {
@@ -82,8 +102,13 @@ export async function runGate(opts: {
         problems: [],
       }));
     }
-    const reasons = assessBackup(facts, policy, now);
-    if (reasons.length === 0) {
+    const reasons = [
+      ...assessBackup(facts, policy, now),
+      ...(opts.requireRehearsal && runbook && checksum
+        ? rehearsalReasons(entry.rehearsals, checksum, entry.id, runbook.file)
+        : []),
+    ];
+    if (reasons.length === 0 && runbookReasons.length === 0) {
       verdict.ok = true;
       verdict.reasons = [];
       verdict.backup = {
@@ -101,8 +126,11 @@ export async function runGate(opts: {
     if (verdict.reasons.length === 0) verdict.reasons.push(...reasons);
     if (isTooOld(manifest.createdAt, policy, now)) break;
   }
+  verdict.reasons.push(...runbookReasons);
   throw new GuardRefusedError(
-    `No fresh, verified backup of ${describeTarget(target)} with ${policy.copies} intact cop${policy.copies === 1 ? 'y' : 'ies'}.`,
+    runbookReasons.length > 0 || opts.requireRehearsal
+      ? `The gate refused ${describeTarget(target)}${runbook ? ` for runbook ${runbook.name}` : ''}.`
+      : `No fresh, verified backup of ${describeTarget(target)} with ${policy.copies} intact cop${policy.copies === 1 ? 'y' : 'ies'}.`,
     { details: verdict.reasons, data: verdict },
   );
 }

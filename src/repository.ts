@@ -28,12 +28,14 @@ import {
  *   <dest>/<id>/SHA256SUMS         every dump file, for `sha256sum -c`
  *   <dest>/<id>/dump/              pg_dump --format=directory
  *   <dest>/<id>/verifications/     one JSON record per verification
+ *   <dest>/<id>/rehearsals/        one JSON record per rehearsal of a runbook on this backup
  *
  * A backup is written under `.partial-<id>` and renamed into place only when
  * complete and synced, so a listed backup is never partial.
  */
 export const DUMP_DIR = 'dump';
 export const VERIFICATIONS_DIR = 'verifications';
+export const REHEARSALS_DIR = 'rehearsals';
 const METADATA_FILES = new Set(['manifest.json', 'manifest.sha256', 'manifest.hmac']);
 const PARTIAL_PREFIX = '.partial-';
 
@@ -174,7 +176,11 @@ export async function checkFiles(
   const problems: string[] = [];
   const expected = new Map(manifest.files.map((f) => [f.path, f]));
   const present = (await listFiles(dir)).filter(
-    (f) => !METADATA_FILES.has(f) && !f.startsWith(`${VERIFICATIONS_DIR}/`) && !f.includes('.tmp-'),
+    (f) =>
+      !METADATA_FILES.has(f) &&
+      !f.startsWith(`${VERIFICATIONS_DIR}/`) &&
+      !f.startsWith(`${REHEARSALS_DIR}/`) &&
+      !f.includes('.tmp-'),
   );
   for (const f of present)
     if (!expected.has(f)) problems.push(`${f}: extra file not in the manifest`);
@@ -192,42 +198,62 @@ export async function checkFiles(
   return problems;
 }
 
-export async function writeVerification(
+/** Records kept beside a manifest, one JSON file each (signed when a key is configured). */
+export type RecordFolder = typeof VERIFICATIONS_DIR | typeof REHEARSALS_DIR;
+
+export async function writeRecord(
   dir: string,
-  record: VerificationRecord,
+  folder: RecordFolder,
+  record: { at: string },
   key?: string,
 ): Promise<void> {
-  const folder = path.join(dir, VERIFICATIONS_DIR);
-  await mkdir(folder, { recursive: true });
+  const where = path.join(dir, folder);
+  await mkdir(where, { recursive: true });
   const name = `${record.at.replace(/[-:.]/g, '')}-${process.pid}`;
   const text = `${JSON.stringify(record, null, 2)}\n`;
-  await writeFileAtomic(path.join(folder, `${name}.json`), text);
-  if (key) await writeFileAtomic(path.join(folder, `${name}.hmac`), `${hmacHex(key, text)}\n`);
+  await writeFileAtomic(path.join(where, `${name}.json`), text);
+  if (key) await writeFileAtomic(path.join(where, `${name}.hmac`), `${hmacHex(key, text)}\n`);
 }
 
-/** Verification records, oldest first; a record whose signature fails is left out. */
-export async function readVerifications(dir: string, key?: string): Promise<VerificationRecord[]> {
-  const folder = path.join(dir, VERIFICATIONS_DIR);
+/** Records of one kind, oldest first; a record whose signature fails is left out. */
+export async function readRecords<T extends { at: string }>(
+  dir: string,
+  folder: RecordFolder,
+  key?: string,
+): Promise<T[]> {
+  const where = path.join(dir, folder);
   let names: string[];
   try {
-    names = (await readdir(folder)).filter((n) => n.endsWith('.json')).sort();
+    names = (await readdir(where)).filter((n) => n.endsWith('.json')).sort();
   } catch {
     return [];
   }
-  const out: VerificationRecord[] = [];
+  const out: T[] = [];
   for (const name of names) {
     try {
-      const text = await readFile(path.join(folder, name), 'utf8');
+      const text = await readFile(path.join(where, name), 'utf8');
       if (key) {
-        const mac = await readFile(path.join(folder, name.replace(/\.json$/, '.hmac')), 'utf8');
+        const mac = await readFile(path.join(where, name.replace(/\.json$/, '.hmac')), 'utf8');
         if (!hmacMatches(key, text, mac)) continue;
       }
-      out.push(JSON.parse(text) as VerificationRecord);
+      out.push(JSON.parse(text) as T);
     } catch {
       // An unreadable or unsigned record proves nothing; it is ignored.
     }
   }
   return out.sort((a, b) => a.at.localeCompare(b.at));
+}
+
+export function writeVerification(
+  dir: string,
+  record: VerificationRecord,
+  key?: string,
+): Promise<void> {
+  return writeRecord(dir, VERIFICATIONS_DIR, record, key);
+}
+
+export function readVerifications(dir: string, key?: string): Promise<VerificationRecord[]> {
+  return readRecords<VerificationRecord>(dir, VERIFICATIONS_DIR, key);
 }
 
 export async function removeCopy(copy: StoredCopy): Promise<void> {

@@ -2,12 +2,16 @@ import type { Argv, CommandModule } from 'yargs';
 import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
+import { BadInputError } from '../errors.js';
 import { runGate } from '../gate.js';
+import { loadRunbook } from '../runbook/load.js';
 import { formatDuration } from '../units.js';
 
 interface GateArgs extends GlobalArgs {
   maxAge?: string;
   copies?: number;
+  runbook?: string;
+  rehearsed: boolean;
 }
 
 export const gateCommand: CommandModule<object, GateArgs> = {
@@ -20,6 +24,19 @@ export const gateCommand: CommandModule<object, GateArgs> = {
         describe: 'Oldest acceptable backup (e.g. 6h, 1d; default: policy, 24h)',
       })
       .option('copies', { type: 'number', describe: 'Intact copies required (default: policy, 1)' })
+      .option('runbook', {
+        type: 'string',
+        describe: 'Also require that every pending step of this runbook can be undone',
+      })
+      .option('rehearsed', {
+        type: 'boolean',
+        default: false,
+        describe: 'With --runbook: require a passing rehearsal of this runbook on the backup',
+      })
+      .example(
+        '$0 gate --runbook upgrade.yaml --rehearsed',
+        'the backup was rehearsed with this exact runbook',
+      )
       .example(
         '$0 gate --max-age 6h',
         'fail the pipeline unless a verified backup is at most 6 hours old',
@@ -30,7 +47,11 @@ export const gateCommand: CommandModule<object, GateArgs> = {
     runCommand(argv, async () => {
       const ctx = await commandContext(argv, { maxAge: argv.maxAge, copies: argv.copies });
       const policy = { maxAgeMs: ctx.config.maxAgeMs, copies: ctx.config.copies };
-      const verdict = await runGate({ ...ctx, policy });
+      if (argv.rehearsed && !argv.runbook) {
+        throw new BadInputError('--rehearsed needs --runbook FILE: a rehearsal is of one runbook.');
+      }
+      const runbook = argv.runbook ? await loadRunbook(argv.runbook) : undefined;
+      const verdict = await runGate({ ...ctx, policy, runbook, requireRehearsal: argv.rehearsed });
       const b = verdict.backup!;
       emit(argv, { gate: verdict }, [
         `Gate passed for ${verdict.target}`,

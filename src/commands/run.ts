@@ -14,6 +14,7 @@ interface RunArgs extends GlobalArgs {
   lockWait: string;
   resolve: string[];
   freeze: boolean;
+  rehearse: boolean;
   jobs?: number;
   scratchUrl?: string;
 }
@@ -47,6 +48,12 @@ export const runCommandModule: CommandModule<object, RunArgs> = {
         describe:
           'Hold the database read-only for every other session from before the backup to the end of the run',
       })
+      .option('rehearse', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'First run the steps and their rollback on a copy restored from the backup; refuse (exit 3) if that fails',
+      })
       .option('jobs', {
         type: 'number',
         describe: 'Parallel pg_dump/pg_restore jobs for the guard backup',
@@ -75,6 +82,7 @@ export const runCommandModule: CommandModule<object, RunArgs> = {
           lockWaitMs: lockWait(argv.lockWait),
           resolutions: parseResolutions(argv.resolve),
           freeze: argv.freeze,
+          rehearse: argv.rehearse,
         }),
       );
       emit(argv, { run: report }, runReportLines(report));
@@ -89,8 +97,11 @@ export async function printingReport(
   try {
     return await fn();
   } catch (err) {
-    const report = err instanceof LifeboatError ? (err.data as RunReport | undefined) : undefined;
-    if (report?.steps && !argv.json) process.stdout.write(`${runReportLines(report).join('\n')}\n`);
+    const data =
+      err instanceof LifeboatError ? (err.data as Partial<RunReport> | undefined) : undefined;
+    if (data?.runId !== undefined && data.steps && !argv.json) {
+      process.stdout.write(`${runReportLines(data as RunReport).join('\n')}\n`);
+    }
     throw err;
   }
 }

@@ -25,7 +25,7 @@ export const unfreezeCommand: CommandModule<object, UnfreezeArgs> = {
           'Unfreeze even while a run holds the lock (its restore rung then stops being lossless)',
       })
       .example('$0 unfreeze', 'let applications write again after a crashed frozen run')
-      .epilog(exitCodes(0, 2, 7)) as unknown as Argv<UnfreezeArgs>,
+      .epilog(exitCodes(0, 2, 7)),
   handler: (argv) =>
     runCommand(argv, async () => {
       const config = await loadConfig({ config: argv.config });

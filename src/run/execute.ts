@@ -20,6 +20,8 @@ export interface StepRunner {
   runId: string;
   /** The runbook's directory: shell commands run there. */
   directory: string;
+  /** Told which locks a transactional step holds just before it commits (rehearsals report them). */
+  observeLocks?: (stepId: string, locks: string[]) => void;
 }
 
 export class StepFailure extends Error {
@@ -89,6 +91,7 @@ export async function applyStep(r: StepRunner, step: Step): Promise<void> {
         throw new Error(`its verify query returned false after up`);
       }
       await pausePoint(`step:${step.id}:inside`);
+      if (r.observeLocks) r.observeLocks(step.id, await heldLocks(r.client));
       await recordEvent(r.client, { ...base, status: 'done' });
     }).catch((err: unknown) => failed(r, base, err));
     return;
@@ -244,6 +247,21 @@ async function withSessionTimeouts(
 /** One statement per query: a multi-statement query is one implicit transaction, which CONCURRENTLY refuses. */
 async function runStatements(client: pg.Client, sql: string): Promise<void> {
   for (const statement of splitSqlStatements(sql)) await client.query(statement);
+}
+
+/** The table-level locks this session holds, strongest first, leaving out the catalogs and the journal. */
+async function heldLocks(client: pg.Client): Promise<string[]> {
+  const res = await client.query<{ lock: string }>(
+    `select l.mode || ' on ' || n.nspname || '.' || c.relname as lock
+       from pg_locks l join pg_class c on c.oid = l.relation join pg_namespace n on n.oid = c.relnamespace
+      where l.pid = pg_backend_pid() and l.locktype = 'relation' and l.granted
+        and n.nspname not in ('pg_catalog', 'information_schema', 'lifeboat_journal')
+        and c.relkind in ('r', 'p', 'm')
+      order by case l.mode when 'AccessExclusiveLock' then 0 when 'ExclusiveLock' then 1
+                 when 'ShareRowExclusiveLock' then 2 when 'ShareLock' then 3
+                 when 'ShareUpdateExclusiveLock' then 4 when 'RowExclusiveLock' then 5 else 6 end, 1`,
+  );
+  return [...new Set(res.rows.map((r) => r.lock))];
 }
 
 async function booleanQuery(client: pg.Client, sql: string): Promise<boolean> {

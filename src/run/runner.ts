@@ -27,6 +27,8 @@ import {
 } from './journal.js';
 import { withRunLock } from './lock.js';
 import { operatorAdvice } from './advice.js';
+import { newRunId } from './runner-id.js';
+import { rehearsalRefusal, rehearseRunbook, type RehearsalRecord } from './rehearse.js';
 import {
   resolveInDoubt,
   rollbackRun,
@@ -45,6 +47,8 @@ export interface RunOptions {
   lockWaitMs: number;
   resolutions: Resolutions;
   freeze: boolean;
+  /** Rehearse the steps and their rollback on a restored copy first; a failed rehearsal refuses the run. */
+  rehearse: boolean;
 }
 
 export interface RunReport {
@@ -55,19 +59,14 @@ export interface RunReport {
   resumed: boolean;
   /** The run held the database frozen (other sessions read-only) from before its backup. */
   frozen: boolean;
+  /** The rehearsal on a restored copy, when the run asked for one. */
+  rehearsal?: RehearsalRecord;
   status: 'succeeded' | 'rolled-back' | 'needs-operator';
   steps: StepOutcome[];
   failure?: { stepId: string; error: string };
   rollback?: RollbackResult;
   /** What the operator can do, when the run needs one. */
   advice: string[];
-}
-
-export function newRunId(now = new Date()): string {
-  return `run-${now
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z')}-${randomBytes(2).toString('hex')}`;
 }
 
 /**
@@ -206,6 +205,16 @@ async function startRun(
       progress,
     });
     report.backupId = guarded.backupId;
+    if (opts.rehearse) {
+      // Before the target is touched: the whole run and its rollback, on a copy of that backup.
+      report.rehearsal = await rehearseRunbook({
+        ...opts,
+        target,
+        runbook,
+        backupId: guarded.backupId,
+      });
+      if (!report.rehearsal.passed) throw rehearsalRefusal(report.rehearsal);
+    }
   } catch (err) {
     if (frozenSince) await thawRun(client, target.database, report.runId, progress);
     throw err;

@@ -11,3 +11,10 @@ export function stepChecksum(kind: string, parts: readonly (string | undefined)[
     .update(JSON.stringify([kind, ...normalized]))
     .digest('hex');
 }
+
+/** One checksum for a whole runbook: its name and every step's checksum, in order. */
+export function runbookChecksum(name: string, stepChecksums: readonly string[]): string {
+  return createHash('sha256')
+    .update(JSON.stringify([name, ...stepChecksums]))
+    .digest('hex');
+}

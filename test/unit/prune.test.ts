@@ -18,7 +18,7 @@ function entry(
     verified === undefined
       ? []
       : [{ at: createdAt, ok: verified } as unknown as VerificationRecord];
-  return { id, manifest, claimed: manifest, manifestProblems: [], copies: [], verifications };
+  return { id, manifest, claimed: manifest, manifestProblems: [], copies: [], verifications, rehearsals: [] };
 }
 
 const actions = (decisions: ReturnType<typeof planPrune>): Record<string, string> =>
@@ -75,6 +75,7 @@ describe('planPrune', () => {
       manifestProblems: ['x'],
       copies: [],
       verifications: [],
+      rehearsals: [],
     };
     const entries = [
       broken,

@@ -1,0 +1,190 @@
+import path from 'node:path';
+import { findCopies } from '../catalog.js';
+import type { Config } from '../config.js';
+import { connect } from '../db.js';
+import { GuardRefusedError } from '../errors.js';
+import type { Difference } from '../fingerprint.js';
+import { fingerprintDatabase } from '../fingerprint-session.js';
+import { readIdentity } from '../identity.js';
+import { findTool } from '../pgtools.js';
+import { restoreArchive } from '../pg-restore.js';
+import type { Progress } from '../progress.js';
+import { DUMP_DIR, REHEARSALS_DIR, writeRecord } from '../repository.js';
+import { runbookChecksum } from '../runbook/checksum.js';
+import type { Runbook } from '../runbook/types.js';
+import { withScratchDatabase } from '../scratch.js';
+import { resolveTarget, type Target } from '../target.js';
+import { checkCopies } from '../verify.js';
+import { applyStep, type StepRunner } from './execute.js';
+import { JOURNAL_SCHEMA, ensureJournal, insertRun, savePreFingerprints } from './journal.js';
+import { rollbackRun } from './rollback.js';
+import { newRunId } from './runner-id.js';
+
+/**
+ * A dress rehearsal: the runbook's steps, then its whole rollback, on a copy
+ * restored from the verified backup, before the real database is touched.
+ * Each step's duration and the locks it took forecast the real run; the
+ * rollback must bring the copy back to the backup's fingerprints.
+ */
+export interface RehearsalRecord {
+  at: string;
+  backupId: string;
+  runbook: string;
+  runbookChecksum: string;
+  passed: boolean;
+  failedStep?: string;
+  error?: string;
+  steps: {
+    id: string;
+    outcome: 'applied' | 'failed' | 'not-run';
+    durationMs?: number;
+    locks?: string[];
+  }[];
+  rollback: { complete: boolean; undone: string[]; differences: Difference[] };
+  durationMs: number;
+}
+
+export async function rehearseRunbook(opts: {
+  config: Config;
+  target: Target;
+  runbook: Runbook;
+  backupId: string;
+  progress: Progress;
+}): Promise<RehearsalRecord> {
+  const { config, runbook, backupId, progress } = opts;
+  const started = Date.now();
+  const { checks, manifest } = await checkCopies(
+    await findCopies(config.destinations, backupId),
+    config.signingKey,
+    progress,
+  );
+  const intact = checks.find((c) => c.intact);
+  if (!manifest || !intact) {
+    throw new GuardRefusedError(`Backup ${backupId} has no intact copy to rehearse on.`, {
+      details: checks.flatMap((c) => c.problems.map((p) => `${c.destination}: ${p}`)),
+    });
+  }
+  const server = config.scratchUrl ? resolveTarget(config.scratchUrl) : opts.target;
+  const major = await connect(server).then(async (c) => {
+    try {
+      return (await readIdentity(c)).serverMajor;
+    } finally {
+      await c.end();
+    }
+  });
+  const pgRestore = await findTool('pg_restore', major, config.pgBinDir);
+  const record: RehearsalRecord = {
+    at: new Date().toISOString(),
+    backupId,
+    runbook: runbook.name,
+    runbookChecksum: runbookChecksum(
+      runbook.name,
+      runbook.steps.map((s) => s.checksum),
+    ),
+    passed: false,
+    steps: runbook.steps.map((s) => ({ id: s.id, outcome: 'not-run' })),
+    rollback: { complete: false, undone: [], differences: [] },
+    durationMs: 0,
+  };
+
+  await withScratchDatabase(server, 'rehearse', backupId, async (scratch) => {
+    await progress.task(
+      `Restore backup ${backupId} into ${scratch.name} for the rehearsal`,
+      (update) =>
+        restoreArchive(pgRestore.path, path.join(intact.dir, DUMP_DIR), scratch.target, {
+          jobs: config.jobs,
+          tables: manifest.fingerprints.tables.length,
+          keepOwners: false,
+          onProgress: update,
+        }),
+    );
+    const client = await connect(scratch.target, 'lifeboat rehearsal');
+    try {
+      await ensureJournal(client);
+      const runId = `rehearsal-${newRunId()}`;
+      await insertRun(client, {
+        id: runId,
+        runbook: runbook.name,
+        runbookFile: runbook.file,
+        status: 'running',
+        backupId,
+        host: 'rehearsal',
+        pid: process.pid,
+        frozenAt: null,
+      });
+      const before = await fingerprintDatabase(scratch.target, {
+        excludeSchemas: [JOURNAL_SCHEMA],
+      });
+      await savePreFingerprints(client, runId, before);
+      const locks = new Map<string, string[]>();
+      const runner: StepRunner = {
+        client,
+        target: scratch.target,
+        runId,
+        directory: runbook.directory,
+        observeLocks: (id, held) => locks.set(id, held),
+      };
+      for (const [i, step] of runbook.steps.entries()) {
+        const entry = record.steps[i]!;
+        const t = Date.now();
+        try {
+          await progress.task(`Rehearse step ${i + 1}/${runbook.steps.length}: ${step.id}`, () =>
+            applyStep(runner, step),
+          );
+          Object.assign(entry, {
+            outcome: 'applied',
+            durationMs: Date.now() - t,
+            locks: locks.get(step.id),
+          });
+        } catch (err) {
+          Object.assign(entry, { outcome: 'failed', durationMs: Date.now() - t });
+          record.failedStep = step.id;
+          record.error = err instanceof Error ? err.message : String(err);
+          break;
+        }
+      }
+      const byId = new Map(runbook.steps.map((s) => [s.id, s]));
+      const rollback = await rollbackRun({
+        runner,
+        runbook: runbook.name,
+        timeouts: (id) => byId.get(id)?.timeouts ?? {},
+        resolutions: {},
+        progress,
+      });
+      record.rollback = {
+        complete: rollback.complete,
+        undone: rollback.outcomes.filter((o) => o.outcome === 'undone').map((o) => o.id),
+        differences: rollback.proof?.differences ?? [],
+      };
+      if (!rollback.complete && !record.error) {
+        record.error = `its rollback did not return to the backup's state: ${rollback.blockers.map((b) => `${b.stepId} ${b.reason}`).join('; ') || `${record.rollback.differences.length} difference(s)`}`;
+      }
+      record.passed = !record.failedStep && rollback.complete;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  });
+  record.durationMs = Date.now() - started;
+  for (const c of checks.filter((c) => c.intact))
+    await writeRecord(c.dir, REHEARSALS_DIR, record, config.signingKey);
+  return record;
+}
+
+/** A failed rehearsal refuses the real run, naming the step. */
+export function rehearsalRefusal(record: RehearsalRecord): GuardRefusedError {
+  const what = record.failedStep
+    ? `step ${record.failedStep} failed on the rehearsal copy: ${record.error ?? ''}`
+    : (record.error ?? 'it did not pass');
+  return new GuardRefusedError(
+    `The rehearsal of ${record.runbook} on backup ${record.backupId} failed: ${what}.`,
+    {
+      details: [
+        ...record.rollback.differences.map(
+          (d) => `${d.kind} ${d.object}: expected ${d.expected}, found ${d.found}`,
+        ),
+        'Nothing was changed in the target. Fix the runbook, then rehearse again: lifeboat rehearse <runbook>',
+      ],
+      data: record,
+    },
+  );
+}
