@@ -28,7 +28,7 @@ export const rehearseCommand: CommandModule<object, RehearseArgs> = {
         '$0 rehearse upgrade.yaml',
         'forecast each step’s duration and locks, and prove the rollback',
       )
-      .epilog(exitCodes(0, 2, 3, 4)) as unknown as Argv<RehearseArgs>,
+      .epilog(exitCodes(0, 2, 3, 4)),
   handler: (argv) =>
     runCommand(argv, async () => {
       const ctx = await commandContext(argv);
