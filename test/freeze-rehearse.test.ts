@@ -1,0 +1,193 @@
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runCli, runJson, startPaused, workspace } from './support/cli.js';
+import { smallDatabase } from './support/backups.js';
+import type { TestDatabase } from './support/db.js';
+
+const failing = `name: failing
+steps:
+  - id: add-note
+    sql:
+      up: ALTER TABLE items ADD COLUMN note text
+      down: ALTER TABLE items DROP COLUMN note
+  - id: boom
+    sql:
+      up: SELECT 1/0
+`;
+
+const passing = `name: passing
+steps:
+  - id: add-note
+    sql:
+      up: ALTER TABLE items ADD COLUMN note text
+      down: ALTER TABLE items DROP COLUMN note
+  - id: index-qty
+    sql:
+      up: CREATE INDEX items_qty_idx ON items (qty)
+      down: DROP INDEX items_qty_idx
+`;
+
+describe('frozen runs and rehearsals', () => {
+  let db: TestDatabase;
+  let ws: Awaited<ReturnType<typeof workspace>>;
+  beforeEach(async () => {
+    db = await smallDatabase('freeze');
+    ws = await workspace();
+    await writeFile(path.join(ws.dir, 'failing.yaml'), failing);
+    await writeFile(path.join(ws.dir, 'passing.yaml'), passing);
+  });
+  afterEach(async () => {
+    await db.drop();
+    await ws.cleanup();
+  });
+
+  /** One write from a new session, as an application would make it. */
+  async function write(): Promise<string> {
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      await client.query(`insert into items (name, qty) values ('from the app', 1)`);
+      return 'written';
+    } catch (err) {
+      return (err as Error).message;
+    } finally {
+      await client.end();
+    }
+  }
+
+  it('a writer during a frozen run gets an error and nothing half-written; afterwards it writes again', async () => {
+    const run = await startPaused(
+      ['run', 'failing.yaml', '--freeze', '--database-url', db.url],
+      'step:boom:before',
+      {
+        cwd: ws.dir,
+      },
+    );
+    await run.reached();
+    expect(await write()).toMatch(/read-only transaction/);
+    await run.resume();
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(5);
+    expect(await write()).toBe('written');
+    const rows = await db.query(`select count(*)::int as n from items where name = 'from the app'`);
+    expect(rows.rows[0]).toEqual({ n: 1 });
+  });
+
+  it('a frozen run killed with SIGKILL leaves the freeze; status lifts it', async () => {
+    const run = await startPaused(
+      ['run', 'failing.yaml', '--freeze', '--database-url', db.url],
+      'step:boom:before',
+      {
+        cwd: ws.dir,
+      },
+    );
+    await run.reached();
+    await run.kill9();
+    expect(await write()).toMatch(/read-only transaction/);
+    const status = await runJson(['status', '--database-url', db.url], { cwd: ws.dir });
+    expect(status.code).toBe(0);
+    expect((status.doc.status as { unfrozen: { runId: string } | null }).unfrozen?.runId).toMatch(
+      /^run-/,
+    );
+    // The run itself is still there to undo; with no one writing since, the proof holds.
+    const rollback = await runCli(['rollback', '--database-url', db.url], { cwd: ws.dir });
+    expect(rollback.code, rollback.stderr).toBe(0);
+    expect(await write()).toBe('written');
+  });
+
+  it('a rollback after others wrote does not claim the pre-run state: exit 6 names the difference', async () => {
+    const run = await startPaused(
+      ['run', 'failing.yaml', '--database-url', db.url],
+      'step:boom:before',
+      {
+        cwd: ws.dir,
+      },
+    );
+    await run.reached();
+    await run.kill9();
+    expect(await write()).toBe('written');
+    const rollback = await runCli(['rollback', '--database-url', db.url], { cwd: ws.dir });
+    expect(rollback.code).toBe(6);
+    expect(rollback.stderr).toMatch(/table public\.items: expected 500 rows, found 501 rows/);
+    // Every down ran all the same, and the application's row is kept.
+    const cols = await db.query(
+      `select count(*)::int as n from information_schema.columns where table_name = 'items' and column_name = 'note'`,
+    );
+    expect(cols.rows[0]).toEqual({ n: 0 });
+    expect((await db.query(`select count(*)::int as n from items`)).rows[0]).toEqual({ n: 501 });
+  });
+
+  it('lifeboat unfreeze lifts a freeze, and refuses while the freezing run is alive', async () => {
+    const run = await startPaused(
+      ['run', 'failing.yaml', '--freeze', '--database-url', db.url],
+      'step:boom:before',
+      {
+        cwd: ws.dir,
+      },
+    );
+    await run.reached();
+    const refused = await runCli(['unfreeze', '--database-url', db.url], { cwd: ws.dir });
+    expect(refused.code).toBe(7);
+    expect(refused.stderr).toMatch(/is still running/);
+    await run.kill9();
+    const r = await runCli(['unfreeze', '--database-url', db.url], { cwd: ws.dir });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/Unfroze .*other sessions may write again/);
+    expect(await write()).toBe('written');
+  });
+
+  it('a failing rehearsal refuses the run (exit 3) and the target is untouched', async () => {
+    const r = await runCli(['run', 'failing.yaml', '--rehearse', '--database-url', db.url], {
+      cwd: ws.dir,
+    });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(
+      /rehearsal of failing .* failed: step boom failed on the rehearsal copy: division by zero/,
+    );
+    const cols = await db.query(
+      `select count(*)::int as n from information_schema.columns where table_name = 'items' and column_name = 'note'`,
+    );
+    expect(cols.rows[0]).toEqual({ n: 0 });
+    expect((await db.query(`select to_regnamespace('lifeboat_journal') as j`)).rows[0]).toEqual({
+      j: null,
+    });
+  });
+
+  it('a passing rehearsal forecasts durations and locks, and gate --rehearsed accepts it for that runbook only', async () => {
+    const gateBefore = await runCli(
+      ['gate', '--runbook', 'passing.yaml', '--rehearsed', '--database-url', db.url],
+      { cwd: ws.dir },
+    );
+    expect(gateBefore.code).toBe(3);
+    const r = await runJson(['rehearse', 'passing.yaml', '--database-url', db.url], {
+      cwd: ws.dir,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const rehearsal = r.doc.rehearsal as {
+      passed: boolean;
+      steps: { id: string; locks?: string[]; durationMs: number }[];
+    };
+    expect(rehearsal.passed).toBe(true);
+    expect(rehearsal.steps[0]!.locks).toContain('AccessExclusiveLock on public.items');
+    expect(rehearsal.steps[1]!.locks).toContain('ShareLock on public.items');
+    const gate = await runCli(
+      ['gate', '--runbook', 'passing.yaml', '--rehearsed', '--database-url', db.url],
+      { cwd: ws.dir },
+    );
+    expect(gate.code, gate.stderr).toBe(0);
+    // An edited runbook is a different runbook: its rehearsal is missing.
+    await writeFile(path.join(ws.dir, 'passing.yaml'), passing.replace('(qty)', '(qty, name)'));
+    const edited = await runCli(
+      ['gate', '--runbook', 'passing.yaml', '--rehearsed', '--database-url', db.url],
+      { cwd: ws.dir },
+    );
+    expect(edited.code).toBe(3);
+    expect(edited.stderr).toMatch(/has no rehearsal of this runbook/);
+    // The rehearsal left the target as it was.
+    expect((await db.query(`select to_regclass('items_qty_idx') as i`)).rows[0]).toEqual({
+      i: null,
+    });
+  });
+});
