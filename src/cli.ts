@@ -11,6 +11,7 @@ import { demoCommand } from './commands/demo.js';
 import { unfreezeCommand } from './commands/unfreeze.js';
 import { rehearseCommand } from './commands/rehearse.js';
 import { planCommand } from './commands/plan.js';
+import { restoreCommand } from './commands/restore.js';
 import { rollbackCommand } from './commands/rollback.js';
 import { runCommandModule } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
@@ -35,6 +36,7 @@ await yargs(hideBin(process.argv))
   .command(runCommandModule)
   .command(statusCommand)
   .command(rollbackCommand)
+  .command(restoreCommand)
   .command(unfreezeCommand)
   .command(demoCommand)
   .demandCommand(1, 'Name a command; `lifeboat --help` lists them.')

@@ -14,6 +14,8 @@ import { resolveTarget, withDatabase } from './target.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 export const DEMO_RUNBOOK = path.join(root, 'runbooks/demo/upgrade-shop.yaml');
+/** The --freeze variant: a step no down can undo, rolled back by restoring the backup. */
+export const DEMO_FROZEN_RUNBOOK = path.join(root, 'runbooks/demo/drop-legacy.yaml');
 const DEMO_DATA = path.join(root, 'scripts/demo/shop.sql');
 
 export interface DemoResult {
@@ -29,7 +31,10 @@ export interface DemoResult {
  * and a guarded run whose third step fails and is rolled back with proof.
  * Everything it starts or writes is removed before it returns.
  */
-export async function runDemo(progress: Progress): Promise<DemoResult> {
+export async function runDemo(
+  progress: Progress,
+  options: { freeze?: boolean } = {},
+): Promise<DemoResult> {
   const cluster = await progress.task('Start a throwaway PostgreSQL on 127.0.0.1', () =>
     startThrowawayCluster(),
   );
@@ -70,11 +75,11 @@ export async function runDemo(progress: Progress): Promise<DemoResult> {
         config,
         target,
         progress,
-        runbookFile: DEMO_RUNBOOK,
+        runbookFile: options.freeze ? DEMO_FROZEN_RUNBOOK : DEMO_RUNBOOK,
         backup: 'new',
         lockWaitMs: 0,
         resolutions: {},
-        freeze: false,
+        freeze: options.freeze ?? false,
         rehearse: false,
       });
     } catch (err) {

@@ -14,9 +14,9 @@ describe('lifeboat demo', () => {
     try {
       const r = await runCli(['demo'], { cwd: ws.dir });
       expect(r.code, r.stderr).toBe(0);
-      expect(r.stdout).toMatch(/3\. Backup \S+: .* dumped at one snapshot, 6 tables fingerprinted/);
+      expect(r.stdout).toMatch(/3\. Backup \S+: .* dumped at one snapshot, 4 tables fingerprinted/);
       expect(r.stdout).toMatch(
-        /4\. Verified: restored into lifeboat_verify_\S+ .*6 tables, \d+ sequences and the schema matched/,
+        /4\. Verified: restored into lifeboat_verify_\S+ .*4 tables, \d+ sequences and the schema matched/,
       );
       expect(r.stdout).toMatch(
         /unique-email-normalized +✖ failed .*Key \(email_normalized\)=\(customer42@example\.com\) is duplicated/,
@@ -41,6 +41,23 @@ describe('lifeboat demo', () => {
       ).run;
       expect(run.status).toBe('rolled-back');
       expect(run.rollback.proof.equal).toBe(true);
+    } finally {
+      await ws.cleanup();
+    }
+  });
+});
+
+describe('lifeboat demo --freeze', () => {
+  it('rolls back a step with no down by restoring the backup, with proof, keeping the failed database', async () => {
+    const ws = await workspace();
+    try {
+      const r = await runCli(['demo', '--freeze'], { cwd: ws.dir });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/drop-country-column +✔ applied/);
+      expect(r.stdout).toMatch(/reference-countries +✖ failed/);
+      expect(r.stdout).toMatch(
+        /drop-country-column cannot be undone \(it has no down\): the run held the database frozen since its backup, so lifeboat restored backup \S+ beside it, proved it by fingerprints, and swapped it in; the failed database was kept as shop__replaced_\d+/,
+      );
     } finally {
       await ws.cleanup();
     }

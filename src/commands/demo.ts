@@ -7,18 +7,34 @@ import { runReportLines } from '../cli/run-report.js';
 import { runDemo, type DemoResult } from '../demo.js';
 import { formatBytes, formatDuration } from '../units.js';
 
-export const demoCommand: CommandModule<object, GlobalArgs> = {
+interface DemoArgs extends GlobalArgs {
+  freeze: boolean;
+}
+
+export const demoCommand: CommandModule<object, DemoArgs> = {
   command: 'demo',
   describe:
     'A throwaway PostgreSQL, sample data, and a guarded run whose third step fails and rolls back',
   builder: (y: Argv) =>
     globalOptions(y)
+      .option('freeze', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'A frozen run whose failed upgrade dropped a column: rolled back by restoring the backup',
+      })
       .example('$0 demo', 'watch backup → verification → steps → failure → rollback → proof')
-      .epilog(exitCodes(0, 1, 2)),
+      .example(
+        '$0 demo --freeze',
+        'the last rung: a step with no down, undone by restoring the backup',
+      )
+      .epilog(exitCodes(0, 1, 2)) as unknown as Argv<DemoArgs>,
   handler: (argv) =>
     runCommand(argv, async () => {
       const started = Date.now();
-      const result = await runDemo(terminalProgress({ json: argv.json, quiet: argv.quiet }));
+      const result = await runDemo(terminalProgress({ json: argv.json, quiet: argv.quiet }), {
+        freeze: argv.freeze,
+      });
       emit(argv, { demo: result }, demoLines(result, Date.now() - started));
     }),
 };
@@ -47,7 +63,9 @@ function demoLines(d: DemoResult, ms: number): string[] {
       .slice(2)
       .map((l) => `   ${l}`),
     failed ? `  6. ${failed.stepId} failed: ${failed.error}` : '  6. (no step failed)',
-    `  7. lifeboat undid ${undone.join(', ') || 'nothing'} (newest first) and proved the database equal to its state before the run.`,
+    d.run.restoredBy
+      ? `  7. ${d.run.rollback?.blockers.map((b) => `${b.stepId} cannot be undone (${b.reason})`).join('; ')}: the run held the database frozen since its backup, so lifeboat restored backup ${d.run.restoredBy.backupId} beside it, proved it by fingerprints, and swapped it in; the failed database was kept as ${d.run.restoredBy.replacedAs}.`
+      : `  7. lifeboat undid ${undone.join(', ') || 'nothing'} (newest first) and proved the database equal to its state before the run.`,
     `  \`lifeboat run\` would have exited 5: a step failed and the run was rolled back. Demo took ${formatDuration(ms)}.`,
   ];
 }

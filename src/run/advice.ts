@@ -1,10 +1,19 @@
+import type pg from 'pg';
+import { readCatalog } from '../catalog.js';
+import type { Config } from '../config.js';
+import { changesSince, type ChangeEstimate } from '../freshness.js';
+import { readWriteCounters } from '../identity.js';
 import type { RunReport } from './runner.js';
 
 /**
  * What an operator can do when a rollback stops half-way: the state the
  * database is in, and the commands to choose between. Pure.
  */
-export function operatorAdvice(report: RunReport, runbookFile: string): string[] {
+export function operatorAdvice(
+  report: RunReport,
+  runbookFile: string,
+  sinceBackup?: ChangeEstimate,
+): string[] {
   const rb = report.rollback;
   const lines: string[] = [];
   if (!rb) return lines;
@@ -27,10 +36,29 @@ export function operatorAdvice(report: RunReport, runbookFile: string): string[]
     `  go back: undo by hand what has no working down, then: lifeboat rollback ${report.runId}`,
   );
   if (report.backupId) {
+    const loss = !sinceBackup?.known
+      ? `an unknown number of writes (${sinceBackup?.note ?? 'no statistics'})`
+      : `about ${sinceBackup.rowWrites} row write(s) made since it was taken, by this run and by every other session`;
     lines.push(
-      `  start over from the verified backup ${report.backupId} (taken before the run): lifeboat backups show ${report.backupId}`,
+      `  look at the verified backup ${report.backupId} (taken before the run) beside the target, losing nothing: lifeboat restore ${report.backupId}`,
+      `  or replace the target with it, which loses ${loss}: lifeboat restore ${report.backupId} --swap --terminate`,
+      '  (with run --freeze, lifeboat takes this last step by itself, because then nothing can be lost)',
     );
   }
   lines.push('  see the journal at any time: lifeboat status');
   return lines;
+}
+
+/** How much the target changed since the run's backup, from the database's statistics. */
+export async function changesSinceBackup(
+  config: Config,
+  client: pg.ClientBase,
+  backupId: string | null,
+): Promise<ChangeEstimate | undefined> {
+  if (!backupId) return undefined;
+  const entry = (await readCatalog(config.destinations, config.signingKey)).find(
+    (e) => e.id === backupId,
+  );
+  if (!entry?.manifest) return undefined;
+  return changesSince(entry.manifest.snapshot.counters, await readWriteCounters(client));
 }

@@ -25,8 +25,9 @@ import {
   type StepEvent,
 } from './journal.js';
 import { withRunLock } from './lock.js';
-import { operatorAdvice } from './advice.js';
+import { changesSinceBackup, operatorAdvice } from './advice.js';
 import { newRunId } from './runner-id.js';
+import { rollBackByRestore, type RungResult } from './restore-rung.js';
 import { rehearsalRefusal, rehearseRunbook, type RehearsalRecord } from './rehearse.js';
 import {
   resolveInDoubt,
@@ -58,6 +59,8 @@ export interface RunReport {
   resumed: boolean;
   /** The run held the database frozen (other sessions read-only) from before its backup. */
   frozen: boolean;
+  /** Set when the run was rolled back by restoring its backup (the last rung). */
+  restoredBy?: RungResult;
   /** The rehearsal on a restored copy, when the run asked for one. */
   rehearsal?: RehearsalRecord;
   status: 'succeeded' | 'rolled-back' | 'needs-operator';
@@ -251,6 +254,26 @@ async function finishRollback(
     progress: opts.progress,
   });
   report.rollback = rollback;
+  const what = report.failure
+    ? `Step ${report.failure.stepId} failed: ${report.failure.error}.`
+    : `Run ${report.runId} was being rolled back when it stopped.`;
+  const frozen = (await readFreeze(runner.client, runner.target.database))?.runId === report.runId;
+  if (!rollback.complete && frozen && report.backupId) {
+    // The last rung: the database was frozen since the backup, so restoring it loses nothing.
+    report.restoredBy = await rollBackByRestore({
+      config: opts.config,
+      target: runner.target,
+      runId: report.runId,
+      backupId: report.backupId,
+      progress: opts.progress,
+      release: () => runner.client.end(),
+    });
+    report.status = 'rolled-back';
+    throw new RolledBackError(
+      `${what} Not every step could be undone by its down, so the run was rolled back by restoring its verified backup ${report.backupId}, taken while the database was frozen: nothing is lost. The failed database is kept as ${report.restoredBy.replacedAs}.`,
+      { data: report },
+    );
+  }
   // Whatever the outcome, the database does not stay frozen.
   await thawRun(runner.client, runner.target.database, report.runId, opts.progress);
   // Applied steps now read as undone (or not); the failed step stays "failed", its undo is in report.rollback.
@@ -258,9 +281,6 @@ async function finishRollback(
     const entry = report.steps.find((s) => s.id === o.id && s.outcome !== 'failed');
     if (entry && o.outcome !== 'skipped') entry.outcome = o.outcome;
   }
-  const what = report.failure
-    ? `Step ${report.failure.stepId} failed: ${report.failure.error}.`
-    : `Run ${report.runId} was being rolled back when it stopped.`;
   if (rollback.complete) {
     report.status = 'rolled-back';
     throw new RolledBackError(
@@ -269,7 +289,11 @@ async function finishRollback(
     );
   }
   report.status = 'needs-operator';
-  report.advice = operatorAdvice(report, runbook.file);
+  report.advice = operatorAdvice(
+    report,
+    runbook.file,
+    await changesSinceBackup(opts.config, runner.client, report.backupId),
+  );
   throw new RollbackIncompleteError(`${what} Rollback is incomplete: operator action is needed.`, {
     details: report.advice,
     data: report,

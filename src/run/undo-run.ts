@@ -3,8 +3,9 @@ import { connect } from '../db.js';
 import { BadInputError, RollbackIncompleteError } from '../errors.js';
 import type { Progress } from '../progress.js';
 import { describeTarget, type Target } from '../target.js';
-import { operatorAdvice } from './advice.js';
-import { thawRun, writableDuringFreeze } from './freeze.js';
+import { changesSinceBackup, operatorAdvice } from './advice.js';
+import { readFreeze, thawRun, writableDuringFreeze } from './freeze.js';
+import { rollBackByRestore } from './restore-rung.js';
 import { readRuns } from './journal.js';
 import { withRunLock } from './lock.js';
 import { rollbackRun, type Resolutions } from './rollback.js';
@@ -62,10 +63,27 @@ export async function undoRun(opts: {
       });
       report.rollback = rollback;
       report.steps = rollback.outcomes;
+      const frozen = (await readFreeze(client, target.database))?.runId === run.id;
+      if (!rollback.complete && frozen && run.backupId) {
+        // Still frozen since the backup (a crashed frozen run): restoring it loses nothing.
+        report.restoredBy = await rollBackByRestore({
+          config: opts.config,
+          target,
+          runId: run.id,
+          backupId: run.backupId,
+          progress,
+          release: () => client.end(),
+        });
+        return report;
+      }
       await thawRun(client, target.database, run.id, progress);
       if (!rollback.complete) {
         report.status = 'needs-operator';
-        report.advice = operatorAdvice(report, run.runbookFile);
+        report.advice = operatorAdvice(
+          report,
+          run.runbookFile,
+          await changesSinceBackup(opts.config, client, run.backupId),
+        );
         throw new RollbackIncompleteError(
           `Rollback of run ${run.id} is incomplete: operator action is needed.`,
           {

@@ -89,7 +89,7 @@ function planStep(step: Step, applied: AppliedStep | undefined): PlannedStep {
     risks.push({
       code: 'no-down',
       message:
-        'no down: once applied it cannot be undone, so a later failure stops the run for the operator (exit 6)',
+        'no down: a later failure can only be rolled back by restoring the backup (the last rung), which lifeboat does by itself only in a run with --freeze; otherwise it stops for the operator (exit 6)',
     });
   }
   return { id: step.id, kind: step.kind, state, transaction, onFailure, undo, risks };

@@ -1,0 +1,121 @@
+import type { Argv, CommandModule } from 'yargs';
+import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.js';
+import { exitCodes } from '../cli/help.js';
+import { emit, runCommand } from '../cli/output.js';
+import {
+  describeSession,
+  restoreBackup,
+  suffixedName,
+  swapStatements,
+  timestamp,
+  type RestoreResult,
+} from '../restore.js';
+import { quoteIdent } from '../db.js';
+import { formatDuration } from '../units.js';
+
+interface RestoreArgs extends GlobalArgs {
+  id: string;
+  as?: string;
+  swap: boolean;
+  terminate: boolean;
+  owner: boolean;
+  jobs?: number;
+  maintenanceDb?: string;
+}
+
+export const restoreCommand: CommandModule<object, RestoreArgs> = {
+  command: 'restore <id>',
+  describe:
+    'Restore a backup into a new database beside the target, prove it, optionally swap it in',
+  builder: (y: Argv) =>
+    globalOptions(y)
+      .positional('id', { type: 'string', demandOption: true, describe: 'Backup id' })
+      .option('as', {
+        type: 'string',
+        describe: 'Name of the new database (default <target>__restored_<yyyymmddhhmmss>)',
+      })
+      .option('swap', {
+        type: 'boolean',
+        default: false,
+        describe:
+          "After the proof, take the target's name; the target is kept as <target>__replaced_<time>",
+      })
+      .option('terminate', {
+        type: 'boolean',
+        default: false,
+        describe: 'With --swap: end the sessions connected to the target instead of refusing',
+      })
+      .option('owner', {
+        type: 'boolean',
+        default: true,
+        describe:
+          'Restore owners and privileges; --no-owner skips them (for a role that may not set owners)',
+      })
+      .option('jobs', { type: 'number', describe: 'Parallel pg_restore jobs (default 2)' })
+      .option('maintenance-db', {
+        type: 'string',
+        describe:
+          'Database to connect to for creating and renaming (default postgres, else template1)',
+      })
+      .implies('terminate', 'swap')
+      .example('$0 restore 20261121T101500123Z-app-1f2e3d', 'restore beside the target, prove it')
+      .example(
+        '$0 restore 20261121T101500123Z-app-1f2e3d --as app_yesterday',
+        'under a name of your choice',
+      )
+      .example(
+        '$0 restore 20261121T101500123Z-app-1f2e3d --swap --terminate',
+        'put the backup in place of the target, ending its sessions; the target is kept',
+      )
+      .epilog(
+        [
+          'The new database is never created over an existing one, and lifeboat never drops a',
+          'database that holds user data: after --swap, the replaced target stays as',
+          '<target>__replaced_<time> until you drop it.',
+          '',
+          exitCodes(0, 2, 4),
+        ].join('\n'),
+      ),
+  handler: (argv) =>
+    runCommand(argv, async () => {
+      const ctx = await commandContext(argv, { jobs: argv.jobs });
+      const result = await restoreBackup({
+        ...ctx,
+        backupId: argv.id,
+        as: argv.as,
+        swap: argv.swap,
+        terminate: argv.terminate,
+        keepOwners: argv.owner,
+        maintenanceDb: argv.maintenanceDb,
+      });
+      emit(argv, { restore: result }, restoreLines(result, ctx.target.database));
+    }),
+};
+
+export function restoreLines(r: RestoreResult, target: string): string[] {
+  const c = r.compared;
+  const lines = [
+    ...r.cleaned.map((name) => `Dropped ${name}, left half-restored by a crashed restore.`),
+    `Restored backup ${r.backupId} into ${r.restoredAs} (copy from ${r.restoredFrom}, ${formatDuration(r.restoreMs)})`,
+    `  proved: ${c.tables} tables, ${c.sequences} sequences, ${c.largeObjects} large objects and the schema match the backup`,
+  ];
+  if (r.properties.length > 0) lines.push(`  copied from ${target}: ${r.properties.join(', ')}`);
+  if (r.swapped) {
+    lines.push(
+      `  swapped: ${target} now holds the backup's data; the database it replaced is kept as ${r.swapped.replacedAs}`,
+      ...r.swapped.terminated.map((s) => `  terminated ${describeSession(s)}`),
+      `  connect: ${r.connection}`,
+      `  when you no longer need it: DROP DATABASE ${quoteIdent(r.swapped.replacedAs)};`,
+    );
+    return lines;
+  }
+  const replacedAs = suffixedName(target, `__replaced_${timestamp(new Date())}`);
+  lines.push(
+    `  connect: ${r.connection}`,
+    `  to put it in place of ${target}, either restore again with --swap:`,
+    `    lifeboat restore ${r.backupId} --swap`,
+    '  or swap the names yourself, in one transaction, connected to another database:',
+    `    ${swapStatements(target, r.restoredAs, replacedAs)}`,
+  );
+  return lines;
+}
