@@ -75,7 +75,7 @@ describe('frozen runs and rehearsals', () => {
     expect(rows.rows[0]).toEqual({ n: 1 });
   });
 
-  it('a frozen run killed with SIGKILL leaves the freeze; status lifts it', async () => {
+  it('a frozen run killed with SIGKILL stays frozen (status says why); rollback finishes it and unfreezes', async () => {
     const run = await startPaused(
       ['run', 'failing.yaml', '--freeze', '--database-url', db.url],
       'step:boom:before',
@@ -88,13 +88,16 @@ describe('frozen runs and rehearsals', () => {
     expect(await write()).toMatch(/read-only transaction/);
     const status = await runJson(['status', '--database-url', db.url], { cwd: ws.dir });
     expect(status.code).toBe(0);
-    expect((status.doc.status as { unfrozen: { runId: string } | null }).unfrozen?.runId).toMatch(
+    expect((status.doc.status as { frozen: { runId: string } | null }).frozen?.runId).toMatch(
       /^run-/,
     );
-    // The run itself is still there to undo; with no one writing since, the proof holds.
+    expect(await write()).toMatch(/read-only transaction/);
     const rollback = await runCli(['rollback', '--database-url', db.url], { cwd: ws.dir });
     expect(rollback.code, rollback.stderr).toBe(0);
     expect(await write()).toBe('written');
+    // Once the run has ended, status has nothing left to lift.
+    const after = await runJson(['status', '--database-url', db.url], { cwd: ws.dir });
+    expect((after.doc.status as { frozen: unknown }).frozen).toBeNull();
   });
 
   it('a rollback after others wrote does not claim the pre-run state: exit 6 names the difference', async () => {

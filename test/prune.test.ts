@@ -12,7 +12,9 @@ describe('lifeboat backups prune', () => {
         expect((await runCli(['backup', '--database-url', db.url], { cwd: ws.dir })).code).toBe(0);
       }
       // An unverified backup older than the newest verified one would go too; this one is newest, so it stays.
-      expect((await runCli(['backup', '--no-verify', '--database-url', db.url], { cwd: ws.dir })).code).toBe(0);
+      expect(
+        (await runCli(['backup', '--no-verify', '--database-url', db.url], { cwd: ws.dir })).code,
+      ).toBe(0);
       const dest = path.join(ws.dir, '.lifeboat/backups');
       const ids = (await backupDirs(dest)).map((d) => path.basename(d)).sort();
       expect(ids).toHaveLength(4);
@@ -20,7 +22,8 @@ describe('lifeboat backups prune', () => {
       const dry = await runJson(['backups', 'prune', '--dry-run'], { cwd: ws.dir });
       expect(dry.code).toBe(0);
       expect(await backupDirs(dest)).toHaveLength(4);
-      const decisions = (dry.doc.prune as { decisions: { id: string; action: string }[] }).decisions;
+      const decisions = (dry.doc.prune as { decisions: { id: string; action: string }[] })
+        .decisions;
       expect(decisions.filter((d) => d.action === 'remove').map((d) => d.id)).toEqual([ids[0]]);
 
       const real = await runCli(['backups', 'prune'], { cwd: ws.dir });

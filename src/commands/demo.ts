@@ -28,7 +28,7 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
         '$0 demo --freeze',
         'the last rung: a step with no down, undone by restoring the backup',
       )
-      .epilog(exitCodes(0, 1, 2)) as unknown as Argv<DemoArgs>,
+      .epilog(exitCodes(0, 1, 2)),
   handler: (argv) =>
     runCommand(argv, async () => {
       const started = Date.now();

@@ -5,7 +5,7 @@ import { emit, runCommand } from '../cli/output.js';
 import { loadConfig } from '../config.js';
 import { withClient } from '../db.js';
 import { readJournal } from '../run/journal-view.js';
-import { unfreezeDatabase, writableDuringFreeze } from '../run/freeze.js';
+import { readFreeze, unfreezeDatabase, writableDuringFreeze } from '../run/freeze.js';
 import { describeHolder } from '../run/lock.js';
 import { stepStates } from '../run/state.js';
 import { describeTarget } from '../target.js';
@@ -21,15 +21,33 @@ export const statusCommand: CommandModule<object, GlobalArgs> = {
     runCommand(argv, async () => {
       const config = await loadConfig({ config: argv.config });
       const target = targetFor(argv, config);
-      const { view, thawed } = await withClient(writableDuringFreeze(target), async (client) => {
-        const view = await readJournal(client);
-        // A freeze whose run is gone (no one holds the lock) is lifted here: a crash never leaves users read-only.
-        const thawed = view.holder ? undefined : await unfreezeDatabase(client, target.database);
-        return { view, thawed };
-      });
+      const { view, thawed, frozen } = await withClient(
+        writableDuringFreeze(target),
+        async (client) => {
+          const view = await readJournal(client);
+          const freeze = await readFreeze(client, target.database);
+          const run = view.runs.find((r) => r.id === freeze?.runId);
+          // A freeze whose run has ended (crashed after finishing, or gone) is lifted here. An
+          // unfinished run keeps it: it is what lets its rollback restore the backup losslessly.
+          const unfinished = run && ['running', 'rolling-back'].includes(run.status);
+          const thawed =
+            freeze && !view.holder && !unfinished
+              ? await unfreezeDatabase(client, target.database)
+              : undefined;
+          return { view, thawed, frozen: thawed ? undefined : freeze };
+        },
+      );
       const last = view.runs.at(-1);
       const lines = [`Journal of ${describeTarget(target)}`];
       lines.push(`  lock: ${view.holder ? `held by ${describeHolder(view.holder)}` : 'free'}`);
+      if (frozen) {
+        lines.push(
+          `  frozen by run ${frozen.runId} since ${frozen.since}: other sessions are read-only.`,
+          view.holder
+            ? '  it is lifted when the run ends.'
+            : '  the run stopped unfinished: `lifeboat rollback` undoes it (restoring the backup if it must) and unfreezes; `lifeboat unfreeze` lifts it now, after which a restore would no longer be lossless.',
+        );
+      }
       if (thawed) {
         lines.push(
           `  unfroze the database: run ${thawed.runId} froze it at ${thawed.since} and is no longer running`,
@@ -82,6 +100,7 @@ export const statusCommand: CommandModule<object, GlobalArgs> = {
             steps,
             runs: view.runs.length,
             unfrozen: thawed ?? null,
+            frozen: frozen ?? null,
           },
         },
         lines,

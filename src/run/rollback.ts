@@ -25,8 +25,14 @@ export interface StepOutcome {
   error?: string;
 }
 
+/**
+ * An incomplete rollback leaves the run `rolling-back`: the caller may still
+ * take the last rung (restore), and only then records `needs-operator`.
+ */
 export interface RollbackResult {
   complete: boolean;
+  /** Why it stopped, when it did: what `needs-operator` records. */
+  stoppedBecause?: string;
   outcomes: StepOutcome[];
   /** Why the ladder stopped, when it did. */
   blockers: { stepId: string; reason: string }[];
@@ -97,13 +103,13 @@ export async function rollbackRun(opts: {
   if (blockers.length > 0) {
     for (const b of blockers)
       outcomes.push({ id: b.stepId, outcome: 'cannot-undo', error: b.reason });
-    await setRunStatus(
-      r.client,
-      r.runId,
-      'needs-operator',
-      `rollback stopped: ${blockers.map((b) => `${b.stepId} ${b.reason}`).join('; ')}`,
-    );
-    return { complete: false, outcomes, blockers, remaining: touched.map((s) => s.stepId) };
+    return {
+      complete: false,
+      stoppedBecause: `rollback stopped: ${blockers.map((b) => `${b.stepId} ${b.reason}`).join('; ')}`,
+      outcomes,
+      blockers,
+      remaining: touched.map((s) => s.stepId),
+    };
   }
   for (const action of ladder.actions) {
     if (action.kind === 'skip') {
@@ -126,15 +132,10 @@ export async function rollbackRun(opts: {
         durationMs: Date.now() - started,
         error,
       });
-      await setRunStatus(
-        r.client,
-        r.runId,
-        'needs-operator',
-        `the down of ${action.stepId} failed: ${error}`,
-      );
       const remaining = (await touchedNow()).map((s) => s.stepId);
       return {
         complete: false,
+        stoppedBecause: `the down of ${action.stepId} failed: ${error}`,
         outcomes,
         blockers: [{ stepId: action.stepId, reason: `its down failed: ${error}` }],
         remaining,
@@ -143,13 +144,14 @@ export async function rollbackRun(opts: {
   }
   const proof = await proveRollback(r.client, r.target, r.runId, progress);
   if (!proof.equal) {
-    await setRunStatus(
-      r.client,
-      r.runId,
-      'needs-operator',
-      `after every down the database still differs from its pre-run state in ${proof.differences.length} place(s)`,
-    );
-    return { complete: false, outcomes, blockers: [], remaining: [], proof };
+    return {
+      complete: false,
+      stoppedBecause: `after every down the database still differs from its pre-run state in ${proof.differences.length} place(s)`,
+      outcomes,
+      blockers: [],
+      remaining: [],
+      proof,
+    };
   }
   await setRunStatus(r.client, r.runId, 'rolled-back');
   return { complete: true, outcomes, blockers: [], remaining: [], proof };

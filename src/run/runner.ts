@@ -289,6 +289,12 @@ async function finishRollback(
     );
   }
   report.status = 'needs-operator';
+  await setRunStatus(
+    runner.client,
+    report.runId,
+    'needs-operator',
+    rollback.stoppedBecause ?? null,
+  );
   report.advice = operatorAdvice(
     report,
     runbook.file,

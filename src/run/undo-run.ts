@@ -6,7 +6,7 @@ import { describeTarget, type Target } from '../target.js';
 import { changesSinceBackup, operatorAdvice } from './advice.js';
 import { readFreeze, thawRun, writableDuringFreeze } from './freeze.js';
 import { rollBackByRestore } from './restore-rung.js';
-import { readRuns } from './journal.js';
+import { readRuns, setRunStatus } from './journal.js';
 import { withRunLock } from './lock.js';
 import { rollbackRun, type Resolutions } from './rollback.js';
 import type { RunReport } from './runner.js';
@@ -79,6 +79,7 @@ export async function undoRun(opts: {
       await thawRun(client, target.database, run.id, progress);
       if (!rollback.complete) {
         report.status = 'needs-operator';
+        await setRunStatus(client, run.id, 'needs-operator', rollback.stoppedBecause ?? null);
         report.advice = operatorAdvice(
           report,
           run.runbookFile,

@@ -18,7 +18,15 @@ function entry(
     verified === undefined
       ? []
       : [{ at: createdAt, ok: verified } as unknown as VerificationRecord];
-  return { id, manifest, claimed: manifest, manifestProblems: [], copies: [], verifications, rehearsals: [] };
+  return {
+    id,
+    manifest,
+    claimed: manifest,
+    manifestProblems: [],
+    copies: [],
+    verifications,
+    rehearsals: [],
+  };
 }
 
 const actions = (decisions: ReturnType<typeof planPrune>): Record<string, string> =>
