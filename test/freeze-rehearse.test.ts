@@ -193,4 +193,38 @@ describe('frozen runs and rehearsals', () => {
       i: null,
     });
   });
+
+  it('a rehearsal that passes on the copy while the real run hits a lock timeout still rolls back', async () => {
+    await writeFile(
+      path.join(ws.dir, 'locky.yaml'),
+      passing
+        .replace('name: passing', 'name: locky')
+        .replace('steps:', 'defaults:\n  lockTimeout: 300ms\nsteps:'),
+    );
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      // Another session holds a lock the second step needs; the copy has no such session.
+      await holder.query('begin');
+      await holder.query('lock table items in share mode');
+      const r = await runJson(['run', 'locky.yaml', '--rehearse', '--database-url', db.url], {
+        cwd: ws.dir,
+      });
+      expect(r.code, r.stderr).toBe(5);
+      const run = r.doc.result as {
+        rehearsal: { passed: boolean };
+        steps: { id: string; outcome: string; error?: string }[];
+      };
+      expect(run.rehearsal.passed).toBe(true);
+      expect(run.steps.find((s) => s.id === 'add-note')?.outcome).toBe('failed');
+      expect(run.steps.find((s) => s.id === 'add-note')?.error).toMatch(/lock timeout/);
+    } finally {
+      await holder.query('rollback');
+      await holder.end();
+    }
+    const cols = await db.query(
+      `select count(*)::int as n from information_schema.columns where table_name = 'items' and column_name = 'note'`,
+    );
+    expect(cols.rows[0]).toEqual({ n: 0 });
+  });
 });
