@@ -177,12 +177,14 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
   for (const c of recordable) await writeVerification(c.dir, record, config.signingKey);
 
   if (error) {
-    throw new VerificationFailedError(`Backup ${manifest.id} does not restore: ${error}`);
+    throw new VerificationFailedError(`Backup ${manifest.id} does not restore: ${error}`, {
+      data: record,
+    });
   }
   if (differences.length > 0) {
     throw new VerificationFailedError(
       `Backup ${manifest.id} restored, but its content differs from the source in ${differences.length} place(s).`,
-      { details: differences.map(describeDifference) },
+      { details: differences.map(describeDifference), data: record },
     );
   }
   const damaged = checks.filter((c) => !c.intact);

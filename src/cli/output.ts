@@ -1,23 +1,45 @@
 import { LifeboatError } from '../errors.js';
 import { redact } from '../secrets.js';
 import type { GlobalArgs } from './context.js';
+import { writeReports, type ReportSpec } from './reports.js';
 
-/** Print the command's result: its JSON document, or its human lines. */
-export function emit(argv: GlobalArgs, doc: Record<string, unknown>, lines: string[]): void {
+/** Print the command's result: its JSON document, or its human lines. Returns the document. */
+export function emit(
+  argv: GlobalArgs,
+  doc: Record<string, unknown>,
+  lines: string[],
+): Record<string, unknown> {
   if (argv.json) process.stdout.write(`${redact(JSON.stringify({ ok: true, ...doc }, null, 2))}\n`);
   else if (lines.length > 0) process.stdout.write(`${redact(lines.join('\n'))}\n`);
+  return doc;
 }
 
 /**
  * The one place that turns an outcome into an exit code: typed errors carry
- * theirs (DESIGN.md's table); anything else is a bug and exits 1.
+ * theirs (DESIGN.md's table); anything else is a bug and exits 1. With a
+ * report spec, the outcome is also written as evidence (see reports.ts).
  */
-export async function runCommand(argv: GlobalArgs, fn: () => Promise<void>): Promise<void> {
+export async function runCommand(
+  argv: GlobalArgs,
+  fn: () => Promise<Record<string, unknown> | void>,
+  report?: ReportSpec,
+): Promise<void> {
   try {
-    await fn();
+    const doc = await fn();
     process.exitCode = 0;
+    if (report) await writeReports(report, { ok: true, exitCode: 0, doc: doc ?? {} });
   } catch (err) {
     process.exitCode = reportError(argv, err);
+    if (report && err instanceof LifeboatError) {
+      const data =
+        err.data && typeof err.data === 'object' ? (err.data as Record<string, unknown>) : {};
+      await writeReports(report, {
+        ok: false,
+        exitCode: err.exitCode,
+        doc: { [report.dataKey ?? report.command]: data },
+        error: { message: err.message, details: err.details },
+      });
+    }
   }
 }
 

@@ -3,6 +3,8 @@ import { takeBackup, type BackupResult } from '../backup.js';
 import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
+import type { ReportSpec } from '../cli/reports.js';
+import { describeTarget } from '../target.js';
 import { formatBytes, formatDuration } from '../units.js';
 import { verifyBackup, type VerifyResult } from '../verify.js';
 import { verificationLines } from './verify.js';
@@ -28,15 +30,22 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
       .example('$0 backup', 'back up $DATABASE_URL and prove the backup restores')
       .example('$0 backup --no-verify --json', 'dump and store only; print the manifest summary')
       .epilog(exitCodes(0, 2, 4)),
-  handler: (argv) =>
-    runCommand(argv, async () => {
-      const ctx = await commandContext(argv, { jobs: argv.jobs, scratchUrl: argv.scratchUrl });
-      const backup = await takeBackup(ctx);
-      const verification = argv.verify
-        ? await verifyBackup({ ...ctx, backupId: backup.id })
-        : undefined;
-      emit(argv, backupDocument(backup, verification), backupLines(backup, verification));
-    }),
+  handler: (argv) => {
+    const report: ReportSpec = { command: 'backup', dataKey: 'verification' };
+    return runCommand(
+      argv,
+      async () => {
+        const ctx = await commandContext(argv, { jobs: argv.jobs, scratchUrl: argv.scratchUrl });
+        Object.assign(report, { config: ctx.config, target: describeTarget(ctx.target) });
+        const backup = await takeBackup(ctx);
+        const verification = argv.verify
+          ? await verifyBackup({ ...ctx, backupId: backup.id })
+          : undefined;
+        return emit(argv, backupDocument(backup, verification), backupLines(backup, verification));
+      },
+      report,
+    );
+  },
 };
 
 function backupDocument(b: BackupResult, v: VerifyResult | undefined): Record<string, unknown> {

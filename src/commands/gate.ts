@@ -2,12 +2,17 @@ import type { Argv, CommandModule } from 'yargs';
 import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
-import { BadInputError } from '../errors.js';
-import { runGate } from '../gate.js';
+import { writeFile } from 'node:fs/promises';
+import type { ReportSpec } from '../cli/reports.js';
+import { BadInputError, GuardRefusedError } from '../errors.js';
+import { gateJunit } from '../report.js';
+import { describeTarget } from '../target.js';
+import { runGate, type GateVerdict } from '../gate.js';
 import { loadRunbook } from '../runbook/load.js';
 import { formatDuration } from '../units.js';
 
 interface GateArgs extends GlobalArgs {
+  junit?: string;
   maxAge?: string;
   copies?: number;
   runbook?: string;
@@ -28,6 +33,10 @@ export const gateCommand: CommandModule<object, GateArgs> = {
         type: 'string',
         describe: 'Also require that every pending step of this runbook can be undone',
       })
+      .option('junit', {
+        type: 'string',
+        describe: 'Also write the checks as JUnit XML to this file',
+      })
       .option('rehearsed', {
         type: 'boolean',
         default: false,
@@ -43,22 +52,83 @@ export const gateCommand: CommandModule<object, GateArgs> = {
       )
       .example('$0 gate --copies 2 --json', 'require two intact copies; print the verdict as JSON')
       .epilog(exitCodes(0, 2, 3)),
-  handler: (argv) =>
-    runCommand(argv, async () => {
-      const ctx = await commandContext(argv, { maxAge: argv.maxAge, copies: argv.copies });
-      const policy = { maxAgeMs: ctx.config.maxAgeMs, copies: ctx.config.copies };
-      if (argv.rehearsed && !argv.runbook) {
-        throw new BadInputError('--rehearsed needs --runbook FILE: a rehearsal is of one runbook.');
-      }
-      const runbook = argv.runbook ? await loadRunbook(argv.runbook) : undefined;
-      const verdict = await runGate({ ...ctx, policy, runbook, requireRehearsal: argv.rehearsed });
-      const b = verdict.backup!;
-      emit(argv, { gate: verdict }, [
-        `Gate passed for ${verdict.target}`,
-        `  backup   ${b.id} (taken ${b.createdAt}, verified ${b.verifiedAt})`,
-        `  copies   ${b.intactCopies.join(', ')} (${policy.copies} required)`,
-        `  policy   max age ${formatDuration(policy.maxAgeMs)}`,
-        `  changes  ${verdict.changesSinceBackup?.note ?? 'unknown'}`,
-      ]);
-    }),
+  handler: (argv) => {
+    const spec: ReportSpec = { command: 'gate' };
+    return runCommand(
+      argv,
+      async () => {
+        const ctx = await commandContext(argv, { maxAge: argv.maxAge, copies: argv.copies });
+        Object.assign(spec, { config: ctx.config, target: describeTarget(ctx.target) });
+        const policy = { maxAgeMs: ctx.config.maxAgeMs, copies: ctx.config.copies };
+        if (argv.rehearsed && !argv.runbook) {
+          throw new BadInputError(
+            '--rehearsed needs --runbook FILE: a rehearsal is of one runbook.',
+          );
+        }
+        const runbook = argv.runbook ? await loadRunbook(argv.runbook) : undefined;
+        const started = Date.now();
+        let verdict: GateVerdict;
+        try {
+          verdict = await runGate({ ...ctx, policy, runbook, requireRehearsal: argv.rehearsed });
+        } catch (err) {
+          if (argv.junit && err instanceof GuardRefusedError) {
+            await writeJunit(
+              argv.junit,
+              describeTarget(ctx.target),
+              err.details.map((r) => ({ name: r, failure: r })),
+              started,
+            );
+          }
+          throw err;
+        }
+        if (argv.junit)
+          await writeJunit(argv.junit, verdict.target, passedChecks(verdict, argv), started);
+        const b = verdict.backup!;
+        return emit(argv, { gate: verdict }, [
+          `Gate passed for ${verdict.target}`,
+          `  backup   ${b.id} (taken ${b.createdAt}, verified ${b.verifiedAt})`,
+          `  copies   ${b.intactCopies.join(', ')} (${policy.copies} required)`,
+          `  policy   max age ${formatDuration(policy.maxAgeMs)}`,
+          `  changes  ${verdict.changesSinceBackup?.note ?? 'unknown'}`,
+          ...(runbook
+            ? [
+                `  runbook  ${runbook.name}: every pending step can be undone${argv.rehearsed ? ', rehearsed on this backup' : ''}`,
+              ]
+            : []),
+        ]);
+      },
+      spec,
+    );
+  },
 };
+
+/** What a passing gate checked, one JUnit test case each. */
+function passedChecks(v: GateVerdict, argv: GateArgs): { name: string }[] {
+  const checks = [
+    { name: `a backup of ${v.identity.database} on server ${v.identity.systemIdentifier} exists` },
+    { name: `it is at most ${formatDuration(v.policy.maxAgeMs)} old` },
+    { name: 'its latest verification (restore and compare) passed' },
+    { name: `it is intact in ${v.policy.copies} destination(s)` },
+  ];
+  if (argv.runbook) checks.push({ name: `every pending step of ${argv.runbook} can be undone` });
+  if (argv.rehearsed)
+    checks.push({ name: `${argv.runbook} was rehearsed on it, rollback included` });
+  return checks;
+}
+
+async function writeJunit(
+  file: string,
+  target: string,
+  checks: { name: string; failure?: string }[],
+  started: number,
+): Promise<void> {
+  await writeFile(
+    file,
+    gateJunit({
+      ok: checks.every((c) => !c.failure),
+      target,
+      checks,
+      seconds: (Date.now() - started) / 1000,
+    }),
+  );
+}

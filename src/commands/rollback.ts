@@ -2,6 +2,8 @@ import type { Argv, CommandModule } from 'yargs';
 import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
+import type { ReportSpec } from '../cli/reports.js';
+import { describeTarget } from '../target.js';
 import { runReportLines } from '../cli/run-report.js';
 import { undoRun } from '../run/undo-run.js';
 import { lockWait, parseResolutions, printingReport } from './run.js';
@@ -38,17 +40,24 @@ export const rollbackCommand: CommandModule<object, RollbackArgs> = {
         'undo one run; print its record as JSON',
       )
       .epilog(exitCodes(0, 2, 6, 7)) as unknown as Argv<RollbackArgs>,
-  handler: (argv) =>
-    runCommand(argv, async () => {
-      const ctx = await commandContext(argv);
-      const report = await printingReport(argv, () =>
-        undoRun({
-          ...ctx,
-          runId: argv.run,
-          lockWaitMs: lockWait(argv.lockWait),
-          resolutions: parseResolutions(argv.resolve),
-        }),
-      );
-      emit(argv, { rollback: report }, runReportLines(report));
-    }),
+  handler: (argv) => {
+    const spec: ReportSpec = { command: 'rollback' };
+    return runCommand(
+      argv,
+      async () => {
+        const ctx = await commandContext(argv);
+        Object.assign(spec, { config: ctx.config, target: describeTarget(ctx.target) });
+        const report = await printingReport(argv, () =>
+          undoRun({
+            ...ctx,
+            runId: argv.run,
+            lockWaitMs: lockWait(argv.lockWait),
+            resolutions: parseResolutions(argv.resolve),
+          }),
+        );
+        return emit(argv, { rollback: report }, runReportLines(report));
+      },
+      spec,
+    );
+  },
 };

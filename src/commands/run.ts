@@ -2,6 +2,8 @@ import type { Argv, CommandModule } from 'yargs';
 import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
+import type { ReportSpec } from '../cli/reports.js';
+import { describeTarget } from '../target.js';
 import { runReportLines } from '../cli/run-report.js';
 import { BadInputError, LifeboatError } from '../errors.js';
 import type { Resolutions } from '../run/rollback.js';
@@ -71,22 +73,29 @@ export const runCommandModule: CommandModule<object, RunArgs> = {
         'refuse unless a fresh verified backup already exists',
       )
       .epilog(exitCodes(0, 2, 3, 4, 5, 6, 7)) as unknown as Argv<RunArgs>,
-  handler: (argv) =>
-    runCommand(argv, async () => {
-      const ctx = await commandContext(argv, { jobs: argv.jobs, scratchUrl: argv.scratchUrl });
-      const report = await printingReport(argv, () =>
-        runRunbook({
-          ...ctx,
-          runbookFile: argv.runbook,
-          backup: argv.backup,
-          lockWaitMs: lockWait(argv.lockWait),
-          resolutions: parseResolutions(argv.resolve),
-          freeze: argv.freeze,
-          rehearse: argv.rehearse,
-        }),
-      );
-      emit(argv, { run: report }, runReportLines(report));
-    }),
+  handler: (argv) => {
+    const spec: ReportSpec = { command: 'run' };
+    return runCommand(
+      argv,
+      async () => {
+        const ctx = await commandContext(argv, { jobs: argv.jobs, scratchUrl: argv.scratchUrl });
+        Object.assign(spec, { config: ctx.config, target: describeTarget(ctx.target) });
+        const report = await printingReport(argv, () =>
+          runRunbook({
+            ...ctx,
+            runbookFile: argv.runbook,
+            backup: argv.backup,
+            lockWaitMs: lockWait(argv.lockWait),
+            resolutions: parseResolutions(argv.resolve),
+            freeze: argv.freeze,
+            rehearse: argv.rehearse,
+          }),
+        );
+        return emit(argv, { run: report }, runReportLines(report));
+      },
+      spec,
+    );
+  },
 };
 
 /** A failed run still shows its step-by-step record before the error. */

@@ -3,6 +3,7 @@ import { latestFor, readCatalog } from '../catalog.js';
 import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
+import type { ReportSpec } from '../cli/reports.js';
 import { withClient } from '../db.js';
 import { BadInputError } from '../errors.js';
 import { readIdentity } from '../identity.js';
@@ -28,29 +29,36 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
       .example('$0 verify', "prove the target's newest backup restores")
       .example('$0 verify 20261121T101500Z-app-1f2e3d', 'prove one backup')
       .epilog(exitCodes(0, 2, 4)),
-  handler: (argv) =>
-    runCommand(argv, async () => {
-      const ctx = await commandContext(argv, { jobs: argv.jobs, scratchUrl: argv.scratchUrl });
-      let id = argv.id;
-      if (id === 'latest') {
-        const identity = await withClient(ctx.target, readIdentity);
-        const latest = latestFor(
-          await readCatalog(ctx.config.destinations, ctx.config.signingKey),
-          identity,
-        );
-        if (!latest) {
-          throw new BadInputError(
-            `There is no backup of ${describeTarget(ctx.target)} to verify; run \`lifeboat backup\` first.`,
+  handler: (argv) => {
+    const report: ReportSpec = { command: 'verify', dataKey: 'verification' };
+    return runCommand(
+      argv,
+      async () => {
+        const ctx = await commandContext(argv, { jobs: argv.jobs, scratchUrl: argv.scratchUrl });
+        Object.assign(report, { config: ctx.config, target: describeTarget(ctx.target) });
+        let id = argv.id;
+        if (id === 'latest') {
+          const identity = await withClient(ctx.target, readIdentity);
+          const latest = latestFor(
+            await readCatalog(ctx.config.destinations, ctx.config.signingKey),
+            identity,
           );
+          if (!latest) {
+            throw new BadInputError(
+              `There is no backup of ${describeTarget(ctx.target)} to verify; run \`lifeboat backup\` first.`,
+            );
+          }
+          id = latest.id;
         }
-        id = latest.id;
-      }
-      const result = await verifyBackup({ ...ctx, backupId: id });
-      emit(argv, { verification: result.record, copies: result.copies }, [
-        `Backup ${id}`,
-        ...verificationLines(result.record),
-      ]);
-    }),
+        const result = await verifyBackup({ ...ctx, backupId: id });
+        return emit(argv, { verification: result.record, copies: result.copies }, [
+          `Backup ${id}`,
+          ...verificationLines(result.record),
+        ]);
+      },
+      report,
+    );
+  },
 };
 
 export function verificationLines(r: VerificationRecord): string[] {

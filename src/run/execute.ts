@@ -106,7 +106,7 @@ export async function applyStep(r: StepRunner, step: Step): Promise<void> {
     } else if (step.kind === 'shell') {
       await runShell(r, step.up, step.timeoutMs);
     } else {
-      await applyKnexMigration(r.target, step);
+      await applyKnexMigration(r.target, step, { timeouts: step.timeouts });
     }
     if (
       (step.kind === 'sql' || step.kind === 'shell') &&
@@ -163,7 +163,7 @@ export async function undoStep(r: StepRunner, state: StepState, timeouts: Timeou
       await withSessionTimeouts(r.client, timeouts, () => runStatements(r.client, undo.text));
     else if (undo.kind === 'shell')
       await runShell({ ...r, directory: undo.directory }, undo.command, undo.timeoutMs);
-    else await undoKnexMigration(r.target, undo);
+    else await undoKnexMigration(r.target, undo, { timeouts });
   } catch (err) {
     await finishEvent(r.client, r.runId, seq, 'failed', message(err)).catch(() => undefined);
     throw new StepFailure(state.stepId, 'down', message(err), { cause: err });

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { quoteIdent } from '../db.js';
 
 /**
  * lifeboat's own journal in the target database, in schema lifeboat_journal
@@ -25,6 +26,7 @@ create table if not exists lifeboat_journal.runs (
   finished_at timestamptz,
   pre_fingerprints jsonb,
   frozen_at timestamptz,
+  created_tables jsonb not null default '[]',
   error text
 );
 create table if not exists lifeboat_journal.steps (
@@ -156,6 +158,42 @@ export async function savePreFingerprints(
     runId,
     JSON.stringify(fingerprints),
   ]);
+}
+
+/**
+ * Tables the run created for its tools (knex's bookkeeping tables), after the
+ * pre-run fingerprints: a complete rollback drops them again if empty.
+ */
+export async function saveCreatedTables(
+  client: pg.ClientBase,
+  runId: string,
+  tables: string[],
+): Promise<void> {
+  await client.query(`update lifeboat_journal.runs set created_tables = $2 where id = $1`, [
+    runId,
+    JSON.stringify(tables),
+  ]);
+}
+
+export async function dropCreatedTables(client: pg.ClientBase, runId: string): Promise<void> {
+  const res = await client.query<{ t: string[] }>(
+    `select created_tables as t from lifeboat_journal.runs where id = $1`,
+    [runId],
+  );
+  for (const qualified of res.rows[0]?.t ?? []) {
+    const [schema = 'public', table = ''] = qualified.split('.');
+    const name = `${quoteIdent(schema)}.${quoteIdent(table)}`;
+    const exists = await client.query<{ t: string | null }>(`select to_regclass($1)::text as t`, [
+      name,
+    ]);
+    if (!exists.rows[0]?.t) continue;
+    const rows = await client.query<{ n: string }>(
+      `select count(*)::text as n from ${name} where true`,
+    );
+    // The lock table keeps one row (unlocked); anything more means someone used it since.
+    const limit = table.endsWith('_lock') ? 1 : 0;
+    if (Number(rows.rows[0]?.n ?? 0) <= limit) await client.query(`drop table ${name}`);
+  }
 }
 
 export async function loadPreFingerprints<T>(

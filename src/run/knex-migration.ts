@@ -1,7 +1,7 @@
 import knexFactory from 'knex';
 import type { Knex } from 'knex';
 import type { ClientConfig } from 'pg';
-import type { Timeouts } from '../runbook/types.js';
+import type { Step, Timeouts } from '../runbook/types.js';
 import { redact } from '../secrets.js';
 import { clientConfig, type Target } from '../target.js';
 
@@ -125,6 +125,60 @@ export async function undoKnexMigration(
       );
     }
   });
+}
+
+/**
+ * Create knex's own tables where they do not exist yet, as knex does before
+ * its first migration. Returns the tables created (qualified names), so that
+ * a rollback can remove them again and leave exactly the state before the run.
+ */
+export async function ensureKnexTables(target: Target, ref: KnexMigrationRef): Promise<string[]> {
+  const knex = createKnex(target, {}, () => undefined);
+  const schema = ref.schemaName ?? 'public';
+  const names = [ref.tableName, `${ref.tableName}_lock`];
+  const existing = async (): Promise<Set<string>> => {
+    const found = new Set<string>();
+    for (const name of names) {
+      const res = await knex.raw<{ rows: { t: string | null }[] }>(
+        'select to_regclass(?)::text as t',
+        [`"${schema.replaceAll('"', '""')}"."${name.replaceAll('"', '""')}"`],
+      );
+      if (res.rows[0]?.t) found.add(`${schema}.${name}`);
+    }
+    return found;
+  };
+  try {
+    const before = await existing();
+    const { name, ...config } = migratorConfig(ref);
+    await knex.migrate.list(config);
+    return [...(await existing())].filter((t) => !before.has(t));
+  } catch (cause) {
+    throw new Error(
+      `Cannot create knex's migrations table ${tableLabel(ref)}: ${causeMessage(cause)}`,
+      {
+        cause,
+      },
+    );
+  } finally {
+    await knex.destroy();
+  }
+}
+
+/** ensureKnexTables once for each knex table a runbook's steps use; the tables created. */
+export async function ensureKnexTablesFor(
+  target: Target,
+  steps: readonly Step[],
+): Promise<string[]> {
+  const seen = new Set<string>();
+  const created: string[] = [];
+  for (const step of steps) {
+    if (step.kind !== 'knex-migration') continue;
+    const key = `${step.schemaName ?? ''}.${step.tableName}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    created.push(...(await ensureKnexTables(target, step)));
+  }
+  return created;
 }
 
 /** Whether knex's table lists the migration as applied; false when the table does not exist (yet). */

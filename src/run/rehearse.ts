@@ -16,7 +16,14 @@ import { withScratchDatabase } from '../scratch.js';
 import { resolveTarget, type Target } from '../target.js';
 import { checkCopies } from '../verify.js';
 import { applyStep, type StepRunner } from './execute.js';
-import { JOURNAL_SCHEMA, ensureJournal, insertRun, savePreFingerprints } from './journal.js';
+import { ensureKnexTablesFor } from './knex-migration.js';
+import {
+  JOURNAL_SCHEMA,
+  ensureJournal,
+  insertRun,
+  saveCreatedTables,
+  savePreFingerprints,
+} from './journal.js';
 import { rollbackRun } from './rollback.js';
 import { newRunId } from './runner-id.js';
 
@@ -116,6 +123,11 @@ export async function rehearseRunbook(opts: {
         excludeSchemas: [JOURNAL_SCHEMA],
       });
       await savePreFingerprints(client, runId, before);
+      await saveCreatedTables(
+        client,
+        runId,
+        await ensureKnexTablesFor(scratch.target, runbook.steps),
+      );
       const locks = new Map<string, string[]>();
       const runner: StepRunner = {
         client,

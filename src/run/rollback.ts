@@ -4,7 +4,13 @@ import { fingerprintDatabase } from '../fingerprint-session.js';
 import type { Progress } from '../progress.js';
 import type { Timeouts } from '../runbook/types.js';
 import { probeInDoubt, recordResolution, undoStep, type StepRunner } from './execute.js';
-import { JOURNAL_SCHEMA, loadPreFingerprints, readEvents, setRunStatus } from './journal.js';
+import {
+  JOURNAL_SCHEMA,
+  dropCreatedTables,
+  loadPreFingerprints,
+  readEvents,
+  setRunStatus,
+} from './journal.js';
 import { planRollback } from './ladder.js';
 import { touchedByRun, type StepState } from './state.js';
 
@@ -142,6 +148,7 @@ export async function rollbackRun(opts: {
       };
     }
   }
+  await dropCreatedTables(r.client, r.runId);
   const proof = await proveRollback(r.client, r.target, r.runId, progress);
   if (!proof.equal) {
     return {

@@ -19,6 +19,7 @@ import {
   insertRun,
   readEvents,
   readRuns,
+  saveCreatedTables,
   savePreFingerprints,
   setRunStatus,
   type RunRow,
@@ -27,6 +28,7 @@ import {
 import { withRunLock } from './lock.js';
 import { changesSinceBackup, operatorAdvice } from './advice.js';
 import { newRunId } from './runner-id.js';
+import { ensureKnexTablesFor } from './knex-migration.js';
 import { rollBackByRestore, type RungResult } from './restore-rung.js';
 import { rehearsalRefusal, rehearseRunbook, type RehearsalRecord } from './rehearse.js';
 import {
@@ -236,6 +238,8 @@ async function startRun(
     fingerprintDatabase(target, { excludeSchemas: [JOURNAL_SCHEMA] }),
   );
   await savePreFingerprints(client, report.runId, before);
+  // knex creates its bookkeeping tables on first use; a complete rollback removes them again.
+  await saveCreatedTables(client, report.runId, await ensureKnexTablesFor(target, runbook.steps));
 }
 
 /** Roll back, record the outcome in the report, and end with exit 5 or 6. */
@@ -279,7 +283,8 @@ async function finishRollback(
   // Applied steps now read as undone (or not); the failed step stays "failed", its undo is in report.rollback.
   for (const o of rollback.outcomes) {
     const entry = report.steps.find((s) => s.id === o.id && s.outcome !== 'failed');
-    if (entry && o.outcome !== 'skipped') entry.outcome = o.outcome;
+    if (entry && o.outcome !== 'skipped')
+      Object.assign(entry, { outcome: o.outcome, ...(o.error ? { error: o.error } : {}) });
   }
   if (rollback.complete) {
     report.status = 'rolled-back';

@@ -2,6 +2,8 @@ import type { Risk, RiskCode } from './types.js';
 
 export interface KnexMigrationInspection {
   hasDown: boolean;
+  /** No `down` at all: knex refuses to run such a migration ("must have both an up and down"). */
+  downMissing: boolean;
   transaction: boolean;
   risks: Risk[];
 }
@@ -52,6 +54,7 @@ export function inspectKnexMigration(source: string): KnexMigrationInspection {
   const emptyDown = EMPTY_DOWN.some((p) => p.test(code));
   return {
     hasDown: definesDown && !emptyDown,
+    downMissing: !definesDown,
     transaction: !/\btransaction\s*:\s*false\b/.test(code),
     risks: upRisks(code),
   };

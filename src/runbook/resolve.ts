@@ -193,6 +193,15 @@ function expandKnexStep(
   return migrations.map((migration): Step => {
     const inspection = inspectKnexMigration(migration.text);
     const where = path.join(displayDirectory, migration.name);
+    if (inspection.downMissing) {
+      problems.push({
+        file: where,
+        line: 1,
+        column: 1,
+        message:
+          'exports no down, and knex refuses to run a migration without one; export a down (an empty one counts as "no down" in the plan)',
+      });
+    }
     return {
       ...common,
       id: `${step.id}/${migration.name}`,

@@ -54,7 +54,7 @@ export async function sandbox(prefix: string, initSql?: string): Promise<Sandbox
       for (let i = 0; i < 400; i++) {
         const res = await db.query(
           `select count(*)::int as n from pg_stat_activity
-            where datname = current_database() and application_name like 'lifeboat%'`,
+            where datname = current_database() and application_name like 'lifeboat %' and pid <> pg_backend_pid()`,
         );
         if ((res.rows[0] as { n: number }).n === 0) return;
         await sleep(25);
@@ -111,6 +111,8 @@ export async function startPausedAt(
   done: Promise<CliResult>;
   reached(point: string): Promise<void>;
   resume(point: string): Promise<void>;
+  /** SIGKILL, if it is still running (for a test that fails while it is paused). */
+  kill(): Promise<void>;
 }> {
   const pauseDir = await mkdtemp(path.join(os.tmpdir(), 'lifeboat-pause-'));
   const env: NodeJS.ProcessEnv = { ...process.env, CI: 'true', NO_COLOR: '1' };
@@ -157,6 +159,12 @@ export async function startPausedAt(
       throw new Error(`never reached pause point ${point}`);
     },
     resume: (point) => unlink(marker(point)),
+    async kill() {
+      if (!finished) {
+        child.kill('SIGKILL');
+        await done;
+      }
+    },
   };
 }
 

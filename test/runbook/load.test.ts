@@ -127,7 +127,11 @@ describe('knex directories', () => {
       'm/2_b.cjs',
       'exports.up = (k) => k.raw("select 1");\nexports.down = (k) => k.raw("select 2");',
     );
-    await write('m/10_a.cjs', 'exports.up = (k) => k.raw("select 1");');
+    // An empty down is a down that undoes nothing: the plan says "no down".
+    await write(
+      'm/10_a.cjs',
+      'exports.up = (k) => k.raw("select 1");\nexports.down = async () => {};',
+    );
     await write('m/notes.md', '# not a migration');
     await mkdir(path.join(tmp, 'm/dir.cjs'));
     const runbook = await write(
@@ -139,6 +143,18 @@ describe('knex directories', () => {
       ['app/10_a.cjs', false, 'app_migrations'],
       ['app/2_b.cjs', true, 'app_migrations'],
     ]);
+  });
+
+  test('a migration with no down export is a problem: knex would refuse to run it', async () => {
+    await write('m/1_a.cjs', 'exports.up = (k) => k.raw("select 1");');
+    const runbook = await write(
+      'rb.yaml',
+      'name: demo\nsteps:\n  - id: app\n    knex: { directory: m, loadExtensions: [.cjs] }\n',
+    );
+    const error = await loadError(runbook);
+    expect(error.details[0]).toMatch(
+      /m\/1_a\.cjs:1:1: exports no down, and knex refuses to run a migration without one/,
+    );
   });
 
   test('a directory without migrations is a problem', async () => {

@@ -47,7 +47,7 @@ const KNEX = {
     {
       name: '001_index.cjs',
       file: '/srv/rb/m/001_index.cjs',
-      text: 'exports.config = { transaction: false };\nexports.up = (k) => k.raw("x");',
+      text: 'exports.config = { transaction: false };\nexports.up = (k) => k.raw("x");\nexports.down = () => {};',
     },
   ],
 };
@@ -145,11 +145,15 @@ steps:
   test('a knex migration in doubt is decided by knex only when it ran in a transaction', () => {
     const twoMigrations = {
       app: [
-        { name: '1.cjs', file: '/srv/rb/m/1.cjs', text: 'exports.up = (k) => k.raw("a");' },
+        {
+          name: '1.cjs',
+          file: '/srv/rb/m/1.cjs',
+          text: 'exports.up = (k) => k.raw("a");\nexports.down = (k) => k.raw("c");',
+        },
         {
           name: '2.cjs',
           file: '/srv/rb/m/2.cjs',
-          text: 'exports.config = { transaction: false };\nexports.up = (k) => k.raw("b");',
+          text: 'exports.config = { transaction: false };\nexports.up = (k) => k.raw("b");\nexports.down = (k) => k.raw("d");',
         },
       ],
     };
