@@ -89,6 +89,7 @@ export const runCommandModule: CommandModule<object, RunArgs> = {
             resolutions: parseResolutions(argv.resolve),
             freeze: argv.freeze,
             rehearse: argv.rehearse,
+            signal: interruptions(),
           }),
         );
         return emit(argv, { run: report }, runReportLines(report));
@@ -131,4 +132,28 @@ export function parseResolutions(items: string[]): Resolutions {
     out[m[1]!] = m[2] as 'applied' | 'not-applied';
   }
   return out;
+}
+
+/**
+ * Ctrl-C (or SIGTERM) during a run: the first stops it at the next safe point
+ * (between steps) and rolls back as a failure would; later ones say what is
+ * still happening instead of leaving a half-done state.
+ */
+function interruptions(): AbortSignal {
+  const controller = new AbortController();
+  const onSignal = (): void => {
+    if (!controller.signal.aborted) {
+      process.stderr.write(
+        '\ninterrupt: stopping at the next safe point (after the current step), then rolling back as a failure would.\n',
+      );
+      controller.abort();
+    } else {
+      process.stderr.write(
+        '\ninterrupt: lifeboat is finishing the current step or its rollback, each checkpointed; stopping now would leave a step in doubt. It ends by itself; `lifeboat status` shows where it is.\n',
+      );
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return controller.signal;
 }

@@ -51,6 +51,8 @@ export interface RunOptions {
   freeze: boolean;
   /** Rehearse the steps and their rollback on a restored copy first; a failed rehearsal refuses the run. */
   rehearse: boolean;
+  /** Aborted (Ctrl-C): the run stops before its next step and rolls back as a failure would. */
+  signal?: AbortSignal;
 }
 
 export interface RunReport {
@@ -67,7 +69,7 @@ export interface RunReport {
   rehearsal?: RehearsalRecord;
   status: 'succeeded' | 'rolled-back' | 'needs-operator';
   steps: StepOutcome[];
-  failure?: { stepId: string; error: string };
+  failure?: { stepId: string; error: string; interrupted?: boolean };
   rollback?: RollbackResult;
   /** What the operator can do, when the run needs one. */
   advice: string[];
@@ -147,6 +149,13 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
         if (states.get(step.id)?.effect === 'applied') {
           report.steps.push({ id: step.id, outcome: 'already-applied' });
           continue;
+        }
+        if (opts.signal?.aborted) {
+          const error = `stopped by the operator (interrupt) before step ${step.id}`;
+          for (const rest of runbook.steps.slice(i))
+            report.steps.push({ id: rest.id, outcome: 'not-run' });
+          report.failure = { stepId: step.id, error, interrupted: true };
+          return await finishRollback(report, runner, runbook, opts);
         }
         const started = Date.now();
         try {
@@ -258,9 +267,11 @@ async function finishRollback(
     progress: opts.progress,
   });
   report.rollback = rollback;
-  const what = report.failure
-    ? `Step ${report.failure.stepId} failed: ${report.failure.error}.`
-    : `Run ${report.runId} was being rolled back when it stopped.`;
+  const what = report.failure?.interrupted
+    ? `The run was interrupted before step ${report.failure.stepId}.`
+    : report.failure
+      ? `Step ${report.failure.stepId} failed: ${report.failure.error}.`
+      : `Run ${report.runId} was being rolled back when it stopped.`;
   const frozen = (await readFreeze(runner.client, runner.target.database))?.runId === report.runId;
   if (!rollback.complete && frozen && report.backupId) {
     // The last rung: the database was frozen since the backup, so restoring it loses nothing.
