@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Config, Destination } from './config.js';
 import { StorageError, ToolError, errorMessage } from './errors.js';
 import { computeFingerprints, pinOutputSettings } from './fingerprint.js';
-import { readIdentity, readWriteCounters } from './identity.js';
+import { readIdentity, readWriteCounters, type TargetIdentity } from './identity.js';
 import {
   MANIFEST_FORMAT,
   checksumLine,
@@ -27,7 +27,8 @@ import {
   removeTree,
 } from './storage/files.js';
 import { describeTarget, type Target } from './target.js';
-import { formatBytes } from './units.js';
+import { formatBytes, formatDuration } from './units.js';
+import { latestFor, readCatalog } from './catalog.js';
 import { LIFEBOAT_VERSION } from './version.js';
 
 export interface BackupOptions {
@@ -67,6 +68,7 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupResult> {
     const pgDump = await findTool('pg_dump', identity.serverMajor, config.pgBinDir);
     const id = newBackupId(createdAt, identity.database, randomBytes(3).toString('hex'));
 
+    const previous = await previousDump(config, identity);
     const { primary, staging, failures } = await openPrimary(config.destinations, id);
     const dumpDir = path.join(staging, DUMP_DIR);
     try {
@@ -80,10 +82,18 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupResult> {
           let tables = '';
           const show = (): void => update([dumped, tables].filter(Boolean).join(' · '));
           const [dump, fingerprinted] = await Promise.all([
-            dumpAtSnapshot(pgDump.path, snapshot.id, dumpDir, target, config.jobs, (d) => {
-              dumped = d;
-              show();
-            }),
+            dumpAtSnapshot(
+              pgDump.path,
+              snapshot.id,
+              dumpDir,
+              target,
+              config.jobs,
+              previous,
+              (d) => {
+                dumped = d;
+                show();
+              },
+            ),
             (async () => {
               const started = Date.now();
               const fingerprints = await computeFingerprints(snapshot.client, {
@@ -192,10 +202,14 @@ async function dumpAtSnapshot(
   dumpDir: string,
   target: Target,
   jobs: number,
+  previous: { bytes: number; durationMs: number } | undefined,
   update: (detail: string) => void,
 ): Promise<{ durationMs: number; bytes: number }> {
+  const started = Date.now();
   const timer = setInterval(() => {
-    void directorySize(dumpDir).then((n) => update(`${formatBytes(n)} written`));
+    void directorySize(dumpDir).then((n) =>
+      update(dumpProgress(n, Date.now() - started, previous)),
+    );
   }, 500);
   let result;
   try {
@@ -229,6 +243,30 @@ async function dumpAtSnapshot(
     );
   }
   return { durationMs: result.durationMs, bytes: await directorySize(dumpDir) };
+}
+
+/** Bytes written, and against the last backup of this target an estimate of what is left. */
+export function dumpProgress(
+  bytes: number,
+  elapsedMs: number,
+  previous: { bytes: number; durationMs: number } | undefined,
+): string {
+  if (!previous || previous.bytes <= 0 || bytes <= 0) return `${formatBytes(bytes)} written`;
+  const share = Math.min(bytes / previous.bytes, 0.99);
+  const leftMs = (elapsedMs / share) * (1 - share);
+  return `${formatBytes(bytes)} of ~${formatBytes(previous.bytes)} (last backup), about ${formatDuration(leftMs)} left`;
+}
+
+/** The newest earlier backup of this target: the estimate for this one's size and time. */
+async function previousDump(
+  config: Config,
+  identity: TargetIdentity,
+): Promise<{ bytes: number; durationMs: number } | undefined> {
+  const entries = await readCatalog(config.destinations, config.signingKey).catch(() => []);
+  const manifest = latestFor(entries, identity)?.manifest;
+  return manifest
+    ? { bytes: manifest.dump.bytes, durationMs: manifest.dump.durationMs }
+    : undefined;
 }
 
 async function freeBytes(dir: string): Promise<number> {

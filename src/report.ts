@@ -31,7 +31,7 @@ export function markdownReport(r: ReportInput): string {
   const verification = (r.doc.verification ?? undefined) as VerificationRecord | undefined;
   if (r.manifest) out.push(...backupEvidence(r.manifest, verification));
   const run = (r.doc.run ?? r.doc.rollback) as RunLike | undefined;
-  if (run?.steps) out.push(...runEvidence(run));
+  if (Array.isArray(run?.steps)) out.push(...runEvidence(run));
   const gate = r.doc.gate as GateLike | undefined;
   if (gate) out.push(...gateEvidence(gate));
   return `${out.join('\n').trimEnd()}\n`;
@@ -122,12 +122,12 @@ function runEvidence(run: RunLike): string[] {
 interface GateLike {
   ok: boolean;
   backup?: { id: string; createdAt: string; verifiedAt: string; intactCopies: string[] };
-  reasons: string[];
+  reasons?: string[];
   changesSinceBackup?: { note: string };
 }
 
 function gateEvidence(g: GateLike): string[] {
-  if (!g.backup) return g.reasons.map((r) => `- ${r}`).concat('');
+  if (!g.backup) return (g.reasons ?? []).map((r) => `- ${r}`).concat('');
   return [
     `Backup \`${g.backup.id}\` taken ${g.backup.createdAt}, verified ${g.backup.verifiedAt}, intact in ${g.backup.intactCopies.join(', ')}; ${g.changesSinceBackup?.note ?? ''}.`,
     '',

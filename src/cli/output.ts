@@ -27,7 +27,8 @@ export async function runCommand(
   try {
     const doc = await fn();
     process.exitCode = 0;
-    if (report) await writeReports(report, { ok: true, exitCode: 0, doc: doc ?? {} });
+    if (report)
+      await writeReports(report, { ok: true, exitCode: 0, doc: doc ?? {} }).catch(reportFailed);
   } catch (err) {
     process.exitCode = reportError(argv, err);
     if (report && err instanceof LifeboatError) {
@@ -38,7 +39,7 @@ export async function runCommand(
         exitCode: err.exitCode,
         doc: { [report.dataKey ?? report.command]: data },
         error: { message: err.message, details: err.details },
-      });
+      }).catch(reportFailed);
     }
   }
 }
@@ -71,4 +72,10 @@ export function reportError(argv: { json?: boolean }, err: unknown): number {
     `${redact(`internal error (a bug in lifeboat; please report it):\n${text}`)}\n`,
   );
   return 1;
+}
+
+/** Evidence that cannot be written is worth a warning, never a changed outcome. */
+function reportFailed(err: unknown): undefined {
+  process.stderr.write(`warning: the report could not be written: ${redact(String(err))}\n`);
+  return undefined;
 }

@@ -104,3 +104,13 @@ describe('changesSince', () => {
     expect(r.note).toMatch(/reset/);
   });
 });
+
+describe('dumpProgress', () => {
+  it('says bytes written, and with a previous backup how much is left', async () => {
+    const { dumpProgress } = await import('../../src/backup.js');
+    expect(dumpProgress(1024, 1000, undefined)).toBe('1.0 KiB written');
+    expect(dumpProgress(50 * 1048576, 10_000, { bytes: 100 * 1048576, durationMs: 20_000 })).toBe(
+      '50.0 MiB of ~100.0 MiB (last backup), about 10s left',
+    );
+  });
+});
