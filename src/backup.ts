@@ -3,7 +3,7 @@ import { statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config, Destination } from './config.js';
 import { StorageError, ToolError, errorMessage } from './errors.js';
-import { computeFingerprints, pinOutputSettings } from './fingerprint.js';
+import { computeFingerprints } from './fingerprint.js';
 import { readIdentity, readWriteCounters, type TargetIdentity } from './identity.js';
 import {
   MANIFEST_FORMAT,
@@ -73,7 +73,6 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupResult> {
     const dumpDir = path.join(staging, DUMP_DIR);
     try {
       await pausePoint('backup:snapshot-held');
-      await pinOutputSettings(snapshot.client);
       // The dump and the fingerprints read the same snapshot at the same time.
       const { dump, fingerprinted } = await progress.task(
         `Dump ${describeTarget(target)} at snapshot ${snapshot.id} (pg_dump ${pgDump.version})`,

@@ -1,22 +1,49 @@
+import type pg from 'pg';
 import { connect } from './db.js';
 import { computeFingerprints, type Fingerprints } from './fingerprint.js';
 import type { Target } from './target.js';
 
-/** Fingerprint a whole database inside one REPEATABLE READ, READ ONLY transaction. */
+/**
+ * Fingerprint a whole database at one snapshot: a REPEATABLE READ, READ ONLY
+ * transaction whose snapshot `parallel - 1` more sessions import, so tables
+ * are hashed side by side and still all read the same data.
+ */
 export async function fingerprintDatabase(
   target: Target,
-  options: { excludeSchemas?: string[]; onTable?: (done: number, total: number) => void } = {},
+  options: {
+    excludeSchemas?: string[];
+    onTable?: (done: number, total: number) => void;
+    parallel?: number;
+  } = {},
 ): Promise<Fingerprints> {
-  const client = await connect(target, 'lifeboat fingerprint');
+  // Two sessions by default: tables hash side by side on the 2 cores a small server has.
+  const parallel = options.parallel ?? 2;
+  const sessions: pg.Client[] = [];
   try {
-    await client.query('begin isolation level repeatable read, read only');
-    const fingerprints = await computeFingerprints(client, {
+    const main = await connect(target, 'lifeboat fingerprint');
+    sessions.push(main);
+    await main.query('begin isolation level repeatable read, read only');
+    const helpers: pg.Client[] = [];
+    if (parallel > 1) {
+      const snapshot = await main.query<{ id: string }>('select pg_export_snapshot() as id');
+      for (let i = 1; i < parallel; i++) {
+        const helper = await connect(target, 'lifeboat fingerprint');
+        sessions.push(helper);
+        await helper.query('begin isolation level repeatable read, read only');
+        await helper.query(
+          `set transaction snapshot '${snapshot.rows[0]!.id.replace(/'/g, "''")}'`,
+        );
+        helpers.push(helper);
+      }
+    }
+    const fingerprints = await computeFingerprints(main, {
       excludeSchemas: options.excludeSchemas,
       onTable: options.onTable ? (d, t) => options.onTable!(d, t) : undefined,
+      helpers,
     });
-    await client.query('commit');
+    for (const s of sessions) await s.query('commit');
     return fingerprints;
   } finally {
-    await client.end().catch(() => undefined);
+    await Promise.all(sessions.map((s) => s.end().catch(() => undefined)));
   }
 }

@@ -44,6 +44,8 @@ export interface FingerprintOptions {
   /** Schemas left out entirely (lifeboat's own journal, for instance). */
   excludeSchemas?: string[];
   onTable?: (done: number, total: number, table: string) => void;
+  /** More sessions, already reading the same snapshot, to fingerprint tables in parallel. */
+  helpers?: pg.ClientBase[];
 }
 
 /**
@@ -232,21 +234,25 @@ select r.nspname as schema, r.relname as name, s.seqincrement::text as increment
   from pg_sequence s join rel r on r.oid = s.seqrelid
  order by r.nspname collate "C", r.relname collate "C"`;
 
-/** Two 64-bit hashes per item, summed as numeric (no overflow, order-independent). */
+/**
+ * A 64-bit hash of each item's text, summed as numeric: no overflow, and the
+ * same whatever the row order. A changed row changes the sum unless its new
+ * hash equals its old one (2^-64); the row count is kept beside it. The text
+ * form is hashed (not hash_record) so that case in citext, a numeric's scale
+ * or a float's sign of zero still count as content.
+ */
 function contentAggregate(item: string): string {
   return `count(*)::text as rows,
-    coalesce(sum(hashtextextended(${item}, 0)::numeric), 0)::text as h0,
-    coalesce(sum(hashtextextended(${item}, 1)::numeric), 0)::text as h1`;
+    coalesce(sum(hashtextextended(${item}, 0)::numeric), 0)::text as h0`;
 }
 
 interface ContentRow {
   rows: string;
   h0: string;
-  h1: string;
 }
 
 function contentHash(row: ContentRow): string {
-  return createHash('sha256').update(`${row.rows}/${row.h0}/${row.h1}`).digest('hex').slice(0, 32);
+  return createHash('sha256').update(`${row.rows}/${row.h0}`).digest('hex').slice(0, 32);
 }
 
 /** `public.orders`, or `"Weird Schema"."Order Items"` when a name needs quoting. */
@@ -295,26 +301,22 @@ export async function computeFingerprints(
   const list = await client.query<{ schema: string; name: string; populated: boolean }>(TABLES, [
     exclude,
   ]);
-  const tables: TableFingerprint[] = [];
-  for (const t of list.rows) {
-    if (!t.populated) {
-      tables.push({ schema: t.schema, name: t.name, rows: 0, hash: 'not populated' });
-    } else {
-      // ONLY: a parent in plain inheritance must not count its children's rows.
-      // (t.*) is the whole row even when the table has a column named t.
-      const res = await client.query<ContentRow>(
-        `select ${contentAggregate('(t.*)::text')} from only ${sqlName(t.schema, t.name)} as t`,
-      );
-      const row = res.rows[0]!;
-      tables.push({
-        schema: t.schema,
-        name: t.name,
-        rows: Number(row.rows),
-        hash: contentHash(row),
-      });
-    }
-    opts.onTable?.(tables.length, list.rows.length, qualifiedName(t.schema, t.name));
-  }
+  // Tables are spread over the caller's extra sessions (same snapshot), one query each.
+  const sessions = [client, ...(opts.helpers ?? [])];
+  for (const helper of opts.helpers ?? []) await pinOutputSettings(helper);
+  const tables: TableFingerprint[] = new Array<TableFingerprint>(list.rows.length);
+  let next = 0;
+  let done = 0;
+  await Promise.all(
+    sessions.map(async (session) => {
+      while (next < list.rows.length) {
+        const i = next++;
+        const t = list.rows[i]!;
+        tables[i] = await tableFingerprint(session, t);
+        opts.onTable?.(++done, list.rows.length, qualifiedName(t.schema, t.name));
+      }
+    }),
+  );
 
   const seqs = await client.query<{ schema: string; name: string; increment: string }>(SEQUENCES, [
     exclude,
@@ -338,6 +340,20 @@ export async function computeFingerprints(
   const largeObjects = { count: Number(loRow.rows), hash: contentHash(loRow) };
 
   return { settings, schemaHash, tables, sequences, largeObjects };
+}
+
+async function tableFingerprint(
+  client: pg.ClientBase,
+  t: { schema: string; name: string; populated: boolean },
+): Promise<TableFingerprint> {
+  if (!t.populated) return { schema: t.schema, name: t.name, rows: 0, hash: 'not populated' };
+  // ONLY: a parent in plain inheritance must not count its children's rows.
+  // (t.*) is the whole row even when the table has a column named t.
+  const res = await client.query<ContentRow>(
+    `select ${contentAggregate('(t.*)::text')} from only ${sqlName(t.schema, t.name)} as t`,
+  );
+  const row = res.rows[0]!;
+  return { schema: t.schema, name: t.name, rows: Number(row.rows), hash: contentHash(row) };
 }
 
 /** The value nextval() would return next; what must never go backwards. */

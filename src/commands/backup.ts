@@ -39,7 +39,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         Object.assign(report, { config: ctx.config, target: describeTarget(ctx.target) });
         const backup = await takeBackup(ctx);
         const verification = argv.verify
-          ? await verifyBackup({ ...ctx, backupId: backup.id })
+          ? await verifyBackup({ ...ctx, backupId: backup.id, checksumsJustRead: true })
           : undefined;
         return emit(argv, backupDocument(backup, verification), backupLines(backup, verification));
       },

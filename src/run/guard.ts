@@ -40,6 +40,6 @@ export async function guard(opts: {
     }
   }
   const backup = await takeBackup({ config, target, progress });
-  await verifyBackup({ config, target, backupId: backup.id, progress });
+  await verifyBackup({ config, target, backupId: backup.id, progress, checksumsJustRead: true });
   return { backupId: backup.id, reused: false };
 }

@@ -207,18 +207,11 @@ export async function loadPreFingerprints<T>(
   return res.rows[0]?.f ?? undefined;
 }
 
-export interface NewEvent {
-  runId: string;
-  stepId: string;
-  kind: string;
-  checksum: string;
-  direction: 'up' | 'down';
-  status: 'started' | 'done' | 'failed';
-  transactional: boolean;
-  undo: Undo | null;
-  verify?: string | null;
-  error?: string | null;
-}
+/** An event as recorded: the journal adds its sequence number and times. */
+export type NewEvent = Pick<
+  StepEvent,
+  'runId' | 'stepId' | 'kind' | 'checksum' | 'direction' | 'status' | 'transactional' | 'undo'
+> & { verify?: string | null; error?: string | null };
 
 /** Append an event; returns its sequence number within the run. */
 export async function recordEvent(client: pg.ClientBase, e: NewEvent): Promise<number> {
