@@ -17,7 +17,7 @@ import { findTool } from './pgtools.js';
 import type { Progress } from './progress.js';
 import { DUMP_DIR, publish, startStaging, writeManifest, type StoredCopy } from './repository.js';
 import { isNoSpace, runPgTool } from './run-tool.js';
-import { withExportedSnapshot } from './snapshot.js';
+import { joinSnapshot, withExportedSnapshot } from './snapshot.js';
 import {
   copyFileHashed,
   directorySize,
@@ -95,13 +95,19 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupResult> {
             ),
             (async () => {
               const started = Date.now();
-              const fingerprints = await computeFingerprints(snapshot.client, {
-                onTable: (done, total) => {
-                  tables = `${done}/${total} tables fingerprinted`;
-                  show();
-                },
-              });
-              return { fingerprints, ms: Date.now() - started };
+              const helper = await joinSnapshot(target, snapshot.id);
+              try {
+                const fingerprints = await computeFingerprints(snapshot.client, {
+                  helpers: [helper],
+                  onTable: (done, total) => {
+                    tables = `${done}/${total} tables fingerprinted`;
+                    show();
+                  },
+                });
+                return { fingerprints, ms: Date.now() - started };
+              } finally {
+                await helper.end().catch(() => undefined);
+              }
             })(),
           ]);
           return { dump, fingerprinted };

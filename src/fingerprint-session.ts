@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { connect } from './db.js';
+import { joinSnapshot } from './snapshot.js';
 import { computeFingerprints, type Fingerprints } from './fingerprint.js';
 import type { Target } from './target.js';
 

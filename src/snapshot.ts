@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { connect } from './db.js';
+import { connect, quoteLiteral } from './db.js';
 import type { Target } from './target.js';
 
 export interface HeldSnapshot {
@@ -33,5 +33,18 @@ export async function withExportedSnapshot<T>(
     return result;
   } finally {
     await client.end().catch(() => undefined);
+  }
+}
+
+/** Another session reading the same exported snapshot (for work shared out in parallel). */
+export async function joinSnapshot(target: Target, snapshotId: string): Promise<pg.Client> {
+  const client = await connect(target, 'lifeboat snapshot');
+  try {
+    await client.query('begin isolation level repeatable read, read only');
+    await client.query(`set transaction snapshot ${quoteLiteral(snapshotId)}`);
+    return client;
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw err;
   }
 }
