@@ -28,12 +28,8 @@ export async function fingerprintDatabase(
     if (parallel > 1) {
       const snapshot = await main.query<{ id: string }>('select pg_export_snapshot() as id');
       for (let i = 1; i < parallel; i++) {
-        const helper = await connect(target, 'lifeboat fingerprint');
+        const helper = await joinSnapshot(target, snapshot.rows[0]!.id);
         sessions.push(helper);
-        await helper.query('begin isolation level repeatable read, read only');
-        await helper.query(
-          `set transaction snapshot '${snapshot.rows[0]!.id.replace(/'/g, "''")}'`,
-        );
         helpers.push(helper);
       }
     }
