@@ -1,4 +1,3 @@
-import { $ } from 'zx';
 import { redact } from './secrets.js';
 import { libpqEnv, type Target } from './target.js';
 
@@ -26,6 +25,8 @@ export async function runPgTool(
   // With a password given, a ~/.pgpass entry must not silently win over it.
   const env: NodeJS.ProcessEnv = { ...process.env, ...libpqEnv(target) };
   if (target.password !== undefined) env.PGPASSFILE = '/dev/null';
+  // zx is loaded on first use: it costs start-up time to commands that never run a tool.
+  const { $ } = await import('zx');
   const child = $({
     env,
     quiet: true,

@@ -1,5 +1,4 @@
 import type pg from 'pg';
-import { $ } from 'zx';
 import { splitSqlStatements } from '../runbook/sql-analysis.js';
 import type { Step, Timeouts } from '../runbook/types.js';
 import { redact } from '../secrets.js';
@@ -277,6 +276,7 @@ async function runShell(r: StepRunner, command: string, timeoutMs: number): Prom
     ...libpqEnv(r.target),
     LIFEBOAT_RUN_ID: r.runId,
   };
+  const { $ } = await import('zx');
   const out = await $({
     cwd: r.directory,
     env,

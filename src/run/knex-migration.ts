@@ -1,4 +1,3 @@
-import knexFactory from 'knex';
 import type { Knex } from 'knex';
 import type { ClientConfig } from 'pg';
 import type { Step, Timeouts } from '../runbook/types.js';
@@ -133,7 +132,7 @@ export async function undoKnexMigration(
  * a rollback can remove them again and leave exactly the state before the run.
  */
 export async function ensureKnexTables(target: Target, ref: KnexMigrationRef): Promise<string[]> {
-  const knex = createKnex(target, {}, () => undefined);
+  const knex = await createKnex(target, {}, () => undefined);
   const schema = ref.schemaName ?? 'public';
   const names = [ref.tableName, `${ref.tableName}_lock`];
   const existing = async (): Promise<Set<string>> => {
@@ -187,7 +186,7 @@ export async function isKnexMigrationApplied(
   ref: Pick<KnexMigrationRef, 'name' | 'tableName' | 'schemaName'>,
   options: Pick<KnexRunOptions, 'timeouts'> = {},
 ): Promise<boolean> {
-  const knex = createKnex(target, options, () => undefined);
+  const knex = await createKnex(target, options, () => undefined);
   try {
     const schema = ref.schemaName ? knex.schema.withSchema(ref.schemaName) : knex.schema;
     if (!(await schema.hasTable(ref.tableName))) return false;
@@ -222,16 +221,18 @@ function bookkeepingTable(
   return ref.schemaName ? knex(ref.tableName).withSchema(ref.schemaName) : knex(ref.tableName);
 }
 
-function createKnex(
+/** knex is loaded only when a runbook has knex steps: it costs start-up time otherwise. */
+async function createKnex(
   target: Target,
   options: Pick<KnexRunOptions, 'timeouts'>,
   warn: (message: string) => void,
-): Knex {
+): Promise<Knex> {
   // Handed to pg as it is (knex's PgConnectionConfig type lags pg's ClientConfig).
   const connection: ClientConfig = { ...clientConfig(target) };
   const { lockTimeoutMs, statementTimeoutMs } = options.timeouts ?? {};
   if (lockTimeoutMs !== undefined) connection.lock_timeout = lockTimeoutMs;
   if (statementTimeoutMs !== undefined) connection.statement_timeout = statementTimeoutMs;
+  const { default: knexFactory } = await import('knex');
   return knexFactory({
     client: 'pg',
     connection: connection as Knex.StaticConnectionConfig,
@@ -253,7 +254,7 @@ async function withKnex(
   options: KnexRunOptions,
   fn: (knex: Knex) => Promise<void>,
 ): Promise<void> {
-  const knex = createKnex(target, options, (message) => {
+  const knex = await createKnex(target, options, (message) => {
     // knex warns "migration failed with error: ..." before rethrowing; the error says it better.
     if (
       /^migration (?:file ".*" )?failed|^Can't take lock|^If you are sure migrations/.test(message)
