@@ -15,6 +15,8 @@ import { restoreCommand } from './commands/restore.js';
 import { rollbackCommand } from './commands/rollback.js';
 import { runCommandModule } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
+import { initCommand } from './commands/init.js';
+import { historyCommand } from './commands/history.js';
 import { BadInputError } from './errors.js';
 import { LIFEBOAT_VERSION } from './version.js';
 
@@ -26,6 +28,7 @@ await yargs(hideBin(process.argv))
   .usage(
     '$0 <command>\n\nA guarded runner for PostgreSQL storage upgrades: no upgrade without a backup proved to restore.',
   )
+  .command(initCommand)
   .command(doctorCommand)
   .command(backupCommand)
   .command(verifyCommand)
@@ -35,6 +38,7 @@ await yargs(hideBin(process.argv))
   .command(rehearseCommand)
   .command(runCommandModule)
   .command(statusCommand)
+  .command(historyCommand)
   .command(rollbackCommand)
   .command(restoreCommand)
   .command(unfreezeCommand)
