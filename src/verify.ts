@@ -73,6 +73,8 @@ export async function checkCopies(
       },
     );
     checks.push(check);
+    if (!check.intact)
+      progress.warn(`the copy in ${copy.destination} is damaged: ${check.problems.join('; ')}`);
   }
   return { checks, manifest };
 }

@@ -227,4 +227,27 @@ describe('frozen runs and rehearsals', () => {
     );
     expect(cols.rows[0]).toEqual({ n: 0 });
   });
+
+  it('a rehearsal of a grown runbook skips the steps the backup already has, and passes', async () => {
+    const first = passing.slice(0, passing.indexOf('  - id: index-qty'));
+    await writeFile(path.join(ws.dir, 'grown.yaml'), first.replace('name: passing', 'name: grown'));
+    expect(
+      (await runCli(['run', 'grown.yaml', '--database-url', db.url], { cwd: ws.dir })).code,
+    ).toBe(0);
+    await writeFile(
+      path.join(ws.dir, 'grown.yaml'),
+      passing.replace('name: passing', 'name: grown'),
+    );
+    // A new backup holds the applied step and its journal; the rehearsal starts from there.
+    const r = await runJson(
+      ['rehearse', 'grown.yaml', '--backup', 'new', '--database-url', db.url],
+      { cwd: ws.dir },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const steps = (r.doc.rehearsal as { steps: { id: string; outcome: string }[] }).steps;
+    expect(steps.map((s) => `${s.id}:${s.outcome}`)).toEqual([
+      'add-note:already-applied',
+      'index-qty:applied',
+    ]);
+  });
 });

@@ -527,6 +527,17 @@ describe('run-exit-6.md: a run that stopped half-way back', () => {
     expect(await tableExists('notes')).toBe(true);
   }, 120_000);
 
+  it('2b, undo by hand: the undo the operator did is recorded and lifeboat undoes the rest (exit 0)', async () => {
+    await stoppedRun(RUNBOOK_NO_DOWN);
+    await whereItStopped(/add-notes it has no down/);
+    await writeFile(path.join(s.dir, 'undo-by-hand.sql'), 'DROP TABLE notes;\n');
+    const r = await sh.expect(pick(blocks, 'Undo it by hand'), 0, { STEP: 'add-notes' });
+    expect(r.stdout).toMatch(/add-extra\s+↩ undone/);
+    expect(r.stdout).toContain('status: rolled-back');
+    expect(await tableExists('notes')).toBe(false);
+    expect(await tableExists('extra')).toBe(false);
+  }, 120_000);
+
   it('2b, go back: the backup restored beside the target, then swapped in (exit 0 each)', async () => {
     await stoppedRun(RUNBOOK_NO_DOWN);
     await whereItStopped(/add-notes it has no down/);

@@ -33,12 +33,12 @@ export function operatorAdvice(
   lines.push(
     'The database is in neither the pre-run nor the post-run state; nothing more was changed. Choose one:',
     `  fix forward: correct the runbook and run it again (it resumes after the last applied step): lifeboat run ${runbookFile}`,
-    `  go back: undo by hand what has no working down, then: lifeboat rollback ${report.runId}`,
+    `  go back: undo by hand what has no working down, then tell lifeboat and let it undo the rest: lifeboat rollback ${report.runId} ${goBackFlags(report)}`.trimEnd(),
   );
   if (report.backupId) {
     const loss = !sinceBackup?.known
       ? `an unknown number of writes (${sinceBackup?.note ?? 'no statistics'})`
-      : `about ${sinceBackup.rowWrites} row write(s) made since it was taken, by this run and by every other session`;
+      : `at least ${sinceBackup.rowWrites} row write(s) made since it was taken (the statistics lag), by this run and by every other session`;
     lines.push(
       `  look at the verified backup ${report.backupId} (taken before the run) beside the target, losing nothing: lifeboat restore ${report.backupId}`,
       `  or replace the target with it, which loses ${loss}: lifeboat restore ${report.backupId} --swap --terminate`,
@@ -60,5 +60,15 @@ export async function changesSinceBackup(
     (e) => e.id === backupId,
   );
   if (!entry?.manifest) return undefined;
+  // This session's own writes reach the statistics only when flushed (PostgreSQL 15+).
+  await client.query('select pg_stat_force_next_flush()').catch(() => undefined);
+  await client.query('select pg_stat_clear_snapshot()').catch(() => undefined);
   return changesSince(entry.manifest.snapshot.counters, await readWriteCounters(client));
+}
+
+/** The --resolve flags that mark each blocking step as undone by hand. */
+function goBackFlags(report: RunReport): string {
+  return (report.rollback?.blockers ?? [])
+    .map((b) => `--resolve ${b.stepId}=not-applied`)
+    .join(' ');
 }

@@ -21,11 +21,13 @@ import {
   JOURNAL_SCHEMA,
   ensureJournal,
   insertRun,
+  readEvents,
   saveCreatedTables,
   savePreFingerprints,
 } from './journal.js';
 import { rollbackRun } from './rollback.js';
 import { newRunId } from './runner-id.js';
+import { stepStates } from './state.js';
 
 /**
  * A dress rehearsal: the runbook's steps, then its whole rollback, on a copy
@@ -43,7 +45,7 @@ export interface RehearsalRecord {
   error?: string;
   steps: {
     id: string;
-    outcome: 'applied' | 'failed' | 'not-run';
+    outcome: 'applied' | 'already-applied' | 'failed' | 'not-run';
     durationMs?: number;
     locks?: string[];
   }[];
@@ -89,7 +91,10 @@ export async function rehearseRunbook(opts: {
       runbook.steps.map((s) => s.checksum),
     ),
     passed: false,
-    steps: runbook.steps.map((s) => ({ id: s.id, outcome: 'not-run' })),
+    steps: runbook.steps.map((s) => ({
+      id: s.id,
+      outcome: 'not-run',
+    })),
     rollback: { complete: false, undone: [], differences: [] },
     durationMs: 0,
   };
@@ -136,8 +141,21 @@ export async function rehearseRunbook(opts: {
         directory: runbook.directory,
         observeLocks: (id, held) => locks.set(id, held),
       };
+      // The copy carries the journal as it was at the backup: steps the target had applied stay applied.
+      const states = stepStates(await readEvents(client), runbook.name);
       for (const [i, step] of runbook.steps.entries()) {
         const entry = record.steps[i]!;
+        const state = states.get(step.id)?.effect;
+        if (state === 'applied') {
+          entry.outcome = 'already-applied';
+          continue;
+        }
+        if (state === 'in-doubt') {
+          record.failedStep = step.id;
+          record.error =
+            'it is in doubt in the backup’s journal; decide it on the target first (lifeboat run --resolve)';
+          break;
+        }
         const t = Date.now();
         try {
           await progress.task(`Rehearse step ${i + 1}/${runbook.steps.length}: ${step.id}`, () =>

@@ -95,6 +95,12 @@ export async function rollbackRun(opts: {
   const touchedNow = async (): Promise<StepState[]> =>
     touchedByRun(await readEvents(r.client), r.runId, runbook);
 
+  // The operator undid a step by hand (one with no working down) and says so: that rung is taken.
+  for (const state of await touchedNow()) {
+    if (opts.resolutions[state.stepId] === 'not-applied' && state.effect === 'applied') {
+      await recordResolution(r, state, false, 'undone by hand, as the operator said (--resolve)');
+    }
+  }
   const undecided = await resolveInDoubt(r, await touchedNow(), opts.resolutions);
   const touched = await touchedNow();
   const ladder = planRollback(touched);

@@ -51,6 +51,7 @@ export interface ResolveResult {
 export function resolveRunbook(parsed: ParsedRunbook, inputs: RunbookInputs): ResolveResult {
   const problems: Problem[] = [];
   const steps = parsed.steps.flatMap((step) => resolveStep(step, parsed, inputs, problems));
+  problems.push(...sharedKnexDirectories(parsed));
   if (problems.length > 0) return { problems };
   return {
     runbook: {
@@ -63,6 +64,24 @@ export function resolveRunbook(parsed: ParsedRunbook, inputs: RunbookInputs): Re
     },
     problems,
   };
+}
+
+/** Two knex steps over one directory and table would run each migration twice. */
+function sharedKnexDirectories(parsed: ParsedRunbook): Problem[] {
+  const seen = new Map<string, string>();
+  const problems: Problem[] = [];
+  for (const step of parsed.steps) {
+    if (step.kind !== 'knex') continue;
+    const key = `${path.normalize(step.directory)}\u0000${step.schemaName ?? ''}.${step.tableName}`;
+    const first = seen.get(key);
+    if (first) {
+      problems.push({
+        ...step.directoryAt,
+        message: `step ${first} already runs the migrations in ${step.directory}; each would run twice`,
+      });
+    } else seen.set(key, step.id);
+  }
+  return problems;
 }
 
 function mergeTimeouts(defaults: Timeouts, own: Timeouts): Timeouts {

@@ -219,3 +219,22 @@ describe('RunbookError', () => {
     expect(error.details).toEqual([`${missing}:1:1: cannot read the runbook (ENOENT)`]);
   });
 });
+
+describe('knex steps', () => {
+  test('two knex steps over the same directory and table are refused', async () => {
+    await write(
+      'm/1_a.cjs',
+      'exports.up = (k) => k.raw("select 1");\nexports.down = (k) => k.raw("select 2");',
+    );
+    const runbook = await write(
+      'rb.yaml',
+      'name: demo\nsteps:\n  - id: app\n    knex: { directory: m, loadExtensions: [.cjs] }\n  - id: again\n    knex: { directory: ./m, loadExtensions: [.cjs] }\n',
+    );
+    const error = await loadError(runbook);
+    expect(error.details).toEqual([
+      expect.stringMatching(
+        /:6:\d+: step app already runs the migrations in \.\/m; each would run twice$/,
+      ),
+    ]);
+  });
+});
