@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { quoteIdent, quoteLiteral } from '../db.js';
+import { BadInputError } from '../errors.js';
 import type { Progress } from '../progress.js';
 import type { Target } from '../target.js';
 
@@ -33,6 +34,15 @@ export async function freezeDatabase(
   database: string,
   runId: string,
 ): Promise<Freeze> {
+  const role = await client.query<{ superuser: boolean }>(
+    'select rolsuper as superuser from pg_roles where rolname = current_user',
+  );
+  if (!role.rows[0]?.superuser) {
+    // Tagging the database (a custom setting) and ending other roles' sessions both need it.
+    throw new BadInputError(
+      '--freeze needs a superuser: it marks the database as frozen by this run and ends the sessions of other roles. Run as a superuser, or without --freeze.',
+    );
+  }
   const db = quoteIdent(database);
   const since = new Date().toISOString();
   await client.query('begin');
