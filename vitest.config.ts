@@ -9,5 +9,8 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Child processes, not threads: tests spawn pg tools and kill processes.
     pool: 'forks',
+    // The JSON report gives CI one plain closing line ("N passed, N failed").
+    reporters: ['default', 'json'],
+    outputFile: { json: 'test-results.json' },
   },
 });
