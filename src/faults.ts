@@ -12,7 +12,8 @@ export async function pausePoint(name: string): Promise<void> {
   const wanted = process.env.LIFEBOAT_PAUSE_AT;
   const dir = process.env.LIFEBOAT_PAUSE_DIR;
   if (!wanted || !dir || !wanted.split(',').includes(name)) return;
-  const marker = path.join(dir, `${name}.paused`);
+  // Step ids may hold a slash (knex steps): the file name is the point's name, encoded.
+  const marker = path.join(dir, `${encodeURIComponent(name)}.paused`);
   await writeFile(marker, String(process.pid));
   for (;;) {
     try {

@@ -2,14 +2,10 @@ import type { Argv, CommandModule } from 'yargs';
 import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
-import {
-  describeSession,
-  restoreBackup,
-  suffixedName,
-  swapStatements,
-  timestamp,
-  type RestoreResult,
-} from '../restore.js';
+import { suffixedName, timestamp } from '../restore/names.js';
+import { restoreBackup, type RestoreResult } from '../restore/restore-backup.js';
+import { describeSession } from '../restore/sessions.js';
+import { swapStatements } from '../restore/swap.js';
 import { quoteIdent } from '../db.js';
 import { formatDuration } from '../units.js';
 

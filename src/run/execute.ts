@@ -4,7 +4,13 @@ import type { Step, Timeouts } from '../runbook/types.js';
 import { redact } from '../secrets.js';
 import { libpqEnv, type Target } from '../target.js';
 import { pausePoint } from '../faults.js';
-import { applyKnexMigration, isKnexMigrationApplied, undoKnexMigration } from './knex-migration.js';
+import {
+  applyKnexMigration,
+  isKnexMigrationApplied,
+  releaseKnexLock,
+  undoKnexMigration,
+  type KnexMigrationRef,
+} from './knex-migration.js';
 import { finishEvent, recordEvent, type NewEvent, type Undo } from './journal.js';
 import type { StepState } from './state.js';
 
@@ -47,17 +53,16 @@ export function undoFor(step: Step, directory: string): Undo {
       return step.down
         ? { kind: 'shell', command: step.down, timeoutMs: step.timeoutMs, directory }
         : { kind: 'none' };
-    case 'knex-migration':
-      return step.hasDown
-        ? {
-            kind: 'knex',
-            name: step.name,
-            directory: step.directory,
-            tableName: step.tableName,
-            ...(step.schemaName ? { schemaName: step.schemaName } : {}),
-            loadExtensions: step.loadExtensions,
-          }
-        : { kind: 'none' };
+    case 'knex-migration': {
+      const ref = {
+        name: step.name,
+        directory: step.directory,
+        tableName: step.tableName,
+        ...(step.schemaName ? { schemaName: step.schemaName } : {}),
+        loadExtensions: step.loadExtensions,
+      };
+      return step.hasDown ? { kind: 'knex', ...ref } : { kind: 'none', knex: ref };
+    }
   }
 }
 
@@ -176,8 +181,19 @@ export async function undoStep(r: StepRunner, state: StepState, timeouts: Timeou
  * the step's verify query otherwise. Undefined when nothing can tell.
  */
 export async function probeInDoubt(r: StepRunner, state: StepState): Promise<boolean | undefined> {
-  if (state.undo?.kind === 'knex') return isKnexMigrationApplied(r.target, state.undo);
+  const knex = knexRefOf(state);
+  if (knex) {
+    // A crash in a migration knex ran outside a transaction leaves knex's own lock taken.
+    await releaseKnexLock(r.target, knex);
+    return isKnexMigrationApplied(r.target, knex);
+  }
   if (state.verify) return booleanQuery(r.client, state.verify);
+  return undefined;
+}
+
+export function knexRefOf(state: StepState): KnexMigrationRef | undefined {
+  if (state.undo?.kind === 'knex') return state.undo;
+  if (state.undo?.kind === 'none') return state.undo.knex;
   return undefined;
 }
 

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { quoteIdent } from '../db.js';
+import type { KnexMigrationRef } from './knex-migration.js';
 
 /**
  * lifeboat's own journal in the target database, in schema lifeboat_journal
@@ -52,16 +53,10 @@ export type RunStatus = 'running' | 'succeeded' | 'rolling-back' | 'rolled-back'
 export type Undo =
   | { kind: 'sql'; text: string; transaction: boolean }
   | { kind: 'shell'; command: string; timeoutMs: number; directory: string }
-  | {
-      kind: 'knex';
-      name: string;
-      directory: string;
-      tableName: string;
-      schemaName?: string;
-      loadExtensions: string[];
-    }
+  | ({ kind: 'knex' } & KnexMigrationRef)
   | { kind: 'nothing-to-undo' }
-  | { kind: 'none' };
+  /** No way back; a knex migration keeps its reference so knex's table can still decide it. */
+  | { kind: 'none'; knex?: KnexMigrationRef };
 
 export interface RunRow {
   id: string;

@@ -163,6 +163,23 @@ export async function ensureKnexTables(target: Target, ref: KnexMigrationRef): P
   }
 }
 
+/**
+ * Free knex's own lock (`<table>_lock`), as `knex migrate:unlock` does. Only
+ * called for a migration left in doubt by a crash, under lifeboat's run lock:
+ * the process that took knex's lock is gone.
+ */
+export async function releaseKnexLock(target: Target, ref: KnexMigrationRef): Promise<void> {
+  const knex = await createKnex(target, {}, () => undefined);
+  try {
+    const schema = ref.schemaName ? knex.schema.withSchema(ref.schemaName) : knex.schema;
+    if (!(await schema.hasTable(`${ref.tableName}_lock`))) return;
+    const { name, ...config } = migratorConfig(ref);
+    await knex.migrate.forceFreeMigrationsLock(config);
+  } finally {
+    await knex.destroy();
+  }
+}
+
 /** ensureKnexTables once for each knex table a runbook's steps use; the tables created. */
 export async function ensureKnexTablesFor(
   target: Target,

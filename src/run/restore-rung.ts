@@ -1,7 +1,7 @@
 import type { Config } from '../config.js';
 import { connect } from '../db.js';
 import type { Progress } from '../progress.js';
-import { restoreBackup } from '../restore.js';
+import { restoreBackup } from '../restore/restore-backup.js';
 import type { Target } from '../target.js';
 import { unfreezeDatabase } from './freeze.js';
 import { ensureJournal, readEvents, readRuns, type RunRow, type StepEvent } from './journal.js';

@@ -3,7 +3,7 @@ import { compareFingerprints, type Difference, type Fingerprints } from '../fing
 import { fingerprintDatabase } from '../fingerprint-session.js';
 import type { Progress } from '../progress.js';
 import type { Timeouts } from '../runbook/types.js';
-import { probeInDoubt, recordResolution, undoStep, type StepRunner } from './execute.js';
+import { knexRefOf, probeInDoubt, recordResolution, undoStep, type StepRunner } from './execute.js';
 import {
   JOURNAL_SCHEMA,
   dropCreatedTables,
@@ -71,7 +71,7 @@ export async function resolveInDoubt(
     }
     const how = given
       ? 'by the operator (--resolve)'
-      : state.undo?.kind === 'knex'
+      : knexRefOf(state)
         ? "by knex's migrations table"
         : 'by its verify query';
     await recordResolution({ ...r, runId: state.last.runId }, state, decided, how);

@@ -137,7 +137,7 @@ export async function startPausedAt(
       resolve({ code, signal, stdout, stderr });
     });
   });
-  const marker = (point: string) => path.join(pauseDir, `${point}.paused`);
+  const marker = (point: string) => path.join(pauseDir, `${encodeURIComponent(point)}.paused`);
   return {
     pid: child.pid!,
     done,

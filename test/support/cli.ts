@@ -98,7 +98,7 @@ export async function startPaused(
   kill9(): Promise<CliResult>;
 }> {
   const pauseDir = await mkdtemp(path.join(os.tmpdir(), 'lifeboat-pause-'));
-  const marker = path.join(pauseDir, `${point}.paused`);
+  const marker = path.join(pauseDir, `${encodeURIComponent(point)}.paused`);
   const run = startCli(args, {
     ...opts,
     env: { ...opts.env, LIFEBOAT_PAUSE_AT: point, LIFEBOAT_PAUSE_DIR: pauseDir },
