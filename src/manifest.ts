@@ -41,10 +41,6 @@ export interface VerificationRecord {
   error?: string;
 }
 
-export function serializeManifest(manifest: Manifest): string {
-  return `${JSON.stringify(manifest, null, 2)}\n`;
-}
-
 export function sha256Hex(text: string | Buffer): string {
   return createHash('sha256').update(text).digest('hex');
 }
@@ -52,11 +48,6 @@ export function sha256Hex(text: string | Buffer): string {
 /** `sha256sum -c` reads this, so a copy can be checked without lifeboat. */
 export function checksumLine(sha256: string, file: string): string {
   return `${sha256}  ${file}\n`;
-}
-
-export function parseChecksumLine(text: string): { sha256: string; file: string } | undefined {
-  const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(text.trim());
-  return m ? { sha256: m[1]!, file: m[2]! } : undefined;
 }
 
 export function hmacHex(key: string, text: string | Buffer): string {

@@ -22,7 +22,6 @@ import {
   saveCreatedTables,
   savePreFingerprints,
   setRunStatus,
-  type RunRow,
   type StepEvent,
 } from './journal.js';
 import { withRunLock } from './lock.js';
@@ -358,5 +357,3 @@ function kindLabel(step: Step): string {
   if (step.kind === 'knex-migration') return `knex ${step.name}`;
   return step.kind;
 }
-
-export type { RunRow };

@@ -7,12 +7,6 @@ import { pipeline } from 'node:stream/promises';
 
 /** Streaming file helpers: nothing here holds a whole file in memory. */
 
-export interface HashedFile {
-  path: string;
-  size: number;
-  sha256: string;
-}
-
 export async function hashFile(file: string): Promise<{ size: number; sha256: string }> {
   const hash = createHash('sha256');
   let size = 0;
