@@ -279,3 +279,77 @@ export async function readEvents(client: pg.ClientBase): Promise<StepEvent[]> {
 function iso(value: unknown): string {
   return value instanceof Date ? value.toISOString() : String(value);
 }
+
+/**
+ * Copy a run and its events into another journal (the one a restore brought
+ * back, from before the run) and record every step it applied as undone.
+ */
+export async function importRun(
+  client: pg.ClientBase,
+  run: RunRow | undefined,
+  events: StepEvent[],
+  note: string,
+): Promise<void> {
+  if (!run) return;
+  await client.query('begin');
+  try {
+    await client.query(
+      `insert into lifeboat_journal.runs (id, runbook, runbook_file, status, backup_id, host, pid, started_at, frozen_at, finished_at, error)
+       values ($1, $2, $3, 'rolled-back', $4, $5, $6, $7, $8, clock_timestamp(), $9)
+       on conflict (id) do update set status = 'rolled-back', finished_at = clock_timestamp(), error = excluded.error`,
+      [
+        run.id,
+        run.runbook,
+        run.runbookFile,
+        run.backupId,
+        run.host,
+        run.pid,
+        run.startedAt,
+        run.frozenAt,
+        note,
+      ],
+    );
+    await client.query(`delete from lifeboat_journal.steps where run_id = $1`, [run.id]);
+    for (const e of events) {
+      await client.query(
+        `insert into lifeboat_journal.steps (run_id, seq, step_id, kind, checksum, direction, status, transactional, undo, verify, started_at, finished_at, error)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+        [
+          e.runId,
+          e.seq,
+          e.stepId,
+          e.kind,
+          e.checksum,
+          e.direction,
+          e.status,
+          e.transactional,
+          e.undo ? JSON.stringify(e.undo) : null,
+          e.verify,
+          e.startedAt,
+          e.finishedAt,
+          e.error,
+        ],
+      );
+    }
+    // The restore undid every step the run applied: the journal says so too.
+    const applied = [...new Set(events.filter((e) => e.direction === 'up').map((e) => e.stepId))];
+    for (const stepId of applied) {
+      const last = [...events].reverse().find((e) => e.stepId === stepId)!;
+      await recordEvent(client, {
+        runId: run.id,
+        stepId,
+        kind: last.kind,
+        checksum: last.checksum,
+        direction: 'down',
+        status: 'done',
+        transactional: true,
+        undo: null,
+        error: 'undone by the restore of the backup',
+      });
+    }
+    await client.query('commit');
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined);
+    throw err;
+  }
+}

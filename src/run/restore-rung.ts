@@ -4,7 +4,14 @@ import type { Progress } from '../progress.js';
 import { restoreBackup } from '../restore/restore-backup.js';
 import type { Target } from '../target.js';
 import { unfreezeDatabase } from './freeze.js';
-import { ensureJournal, readEvents, readRuns, type RunRow, type StepEvent } from './journal.js';
+import {
+  ensureJournal,
+  importRun,
+  readEvents,
+  readRuns,
+  type RunRow,
+  type StepEvent,
+} from './journal.js';
 
 /**
  * The last rung of the rollback ladder: when steps cannot be undone by their
@@ -57,7 +64,7 @@ export async function rollBackByRestore(opts: {
     await unfreezeDatabase(after, target.database);
     await unfreezeDatabase(after, replacedAs);
     await ensureJournal(after);
-    await copyRun(
+    await importRun(
       after,
       run,
       events,
@@ -67,68 +74,4 @@ export async function rollBackByRestore(opts: {
     await after.end().catch(() => undefined);
   }
   return { backupId: opts.backupId, replacedAs };
-}
-
-async function copyRun(
-  client: Awaited<ReturnType<typeof connect>>,
-  run: RunRow | undefined,
-  events: StepEvent[],
-  note: string,
-): Promise<void> {
-  if (!run) return;
-  await client.query('begin');
-  try {
-    await client.query(
-      `insert into lifeboat_journal.runs (id, runbook, runbook_file, status, backup_id, host, pid, started_at, frozen_at, finished_at, error)
-       values ($1, $2, $3, 'rolled-back', $4, $5, $6, $7, $8, clock_timestamp(), $9)
-       on conflict (id) do update set status = 'rolled-back', finished_at = clock_timestamp(), error = excluded.error`,
-      [
-        run.id,
-        run.runbook,
-        run.runbookFile,
-        run.backupId,
-        run.host,
-        run.pid,
-        run.startedAt,
-        run.frozenAt,
-        note,
-      ],
-    );
-    await client.query(`delete from lifeboat_journal.steps where run_id = $1`, [run.id]);
-    for (const e of events) {
-      await client.query(
-        `insert into lifeboat_journal.steps (run_id, seq, step_id, kind, checksum, direction, status, transactional, undo, verify, started_at, finished_at, error)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-        [
-          e.runId,
-          e.seq,
-          e.stepId,
-          e.kind,
-          e.checksum,
-          e.direction,
-          e.status,
-          e.transactional,
-          e.undo ? JSON.stringify(e.undo) : null,
-          e.verify,
-          e.startedAt,
-          e.finishedAt,
-          e.error,
-        ],
-      );
-    }
-    // The restore undid every step the run applied: the journal says so too.
-    const applied = [...new Set(events.filter((e) => e.direction === 'up').map((e) => e.stepId))];
-    for (const stepId of applied) {
-      const last = [...events].reverse().find((e) => e.stepId === stepId)!;
-      await client.query(
-        `insert into lifeboat_journal.steps (run_id, seq, step_id, kind, checksum, direction, status, transactional, error)
-         values ($1, (select coalesce(max(seq), 0) + 1 from lifeboat_journal.steps where run_id = $1), $2, $3, $4, 'down', 'done', true, $5)`,
-        [run.id, stepId, last.kind, last.checksum, 'undone by the restore of the backup'],
-      );
-    }
-    await client.query('commit');
-  } catch (err) {
-    await client.query('rollback').catch(() => undefined);
-    throw err;
-  }
 }
