@@ -46,6 +46,8 @@ export interface FingerprintOptions {
   onTable?: (done: number, total: number, table: string) => void;
   /** More sessions, already reading the same snapshot, to fingerprint tables in parallel. */
   helpers?: pg.ClientBase[];
+  /** Blocks per query when a big table is cut into ranges (default 4096, 32 MiB). */
+  pieceBlocks?: number;
 }
 
 /**
@@ -224,7 +226,9 @@ order by line collate "C"`;
 
 const TABLES = `
 with ${SCOPE}
-select nspname as schema, relname as name, relispopulated as populated from rel
+select nspname as schema, relname as name, relispopulated as populated,
+       (pg_relation_size(oid) / current_setting('block_size')::int)::int as blocks
+  from rel
  where relkind in ('r', 'm') and relpersistence <> 't'
  order by nspname collate "C", relname collate "C"`;
 
@@ -298,21 +302,43 @@ export async function computeFingerprints(
   const schema = await schemaLines(client, exclude);
   const schemaHash = createHash('sha256').update(schema.join('\n')).digest('hex');
 
-  const list = await client.query<{ schema: string; name: string; populated: boolean }>(TABLES, [
-    exclude,
-  ]);
-  // Tables are spread over the caller's extra sessions (same snapshot), one query each.
+  const list = await client.query<TableRow>(TABLES, [exclude]);
+  // Tables are spread over the caller's extra sessions (same snapshot); a big table is cut
+  // into block ranges so that it, too, is hashed in parallel. The sums add up to the same hash.
   const sessions = [client, ...(opts.helpers ?? [])];
   for (const helper of opts.helpers ?? []) await pinOutputSettings(helper);
+  const version = await client.query<{ v: string }>(
+    `select current_setting('server_version_num') as v`,
+  );
+  // Block ranges are read by TID range scans, which PostgreSQL has from version 14.
+  const split = sessions.length > 1 && Number(version.rows[0]!.v) >= 140000;
+  const pieces = planPieces(list.rows, split, opts.pieceBlocks ?? PIECE_BLOCKS);
+  const partial = list.rows.map(() => ({ rows: 0n, sum: 0n, left: 0 }));
+  for (const piece of pieces) partial[piece.index]!.left++;
   const tables: TableFingerprint[] = new Array<TableFingerprint>(list.rows.length);
   let next = 0;
   let done = 0;
   await Promise.all(
     sessions.map(async (session) => {
-      while (next < list.rows.length) {
-        const i = next++;
-        const t = list.rows[i]!;
-        tables[i] = await tableFingerprint(session, t);
+      while (next < pieces.length) {
+        const piece = pieces[next++]!;
+        const i = piece.index;
+        const t = piece.table;
+        if (!t.populated) {
+          tables[i] = { schema: t.schema, name: t.name, rows: 0, hash: 'not populated' };
+        } else {
+          const row = await pieceContent(session, piece);
+          const acc = partial[i]!;
+          acc.rows += BigInt(row.rows);
+          acc.sum += BigInt(row.h0);
+          if (--acc.left > 0) continue;
+          tables[i] = {
+            schema: t.schema,
+            name: t.name,
+            rows: Number(acc.rows),
+            hash: contentHash({ rows: String(acc.rows), h0: String(acc.sum) }),
+          };
+        }
         opts.onTable?.(++done, list.rows.length, qualifiedName(t.schema, t.name));
       }
     }),
@@ -342,18 +368,53 @@ export async function computeFingerprints(
   return { settings, schemaHash, tables, sequences, largeObjects };
 }
 
-async function tableFingerprint(
-  client: pg.ClientBase,
-  t: { schema: string; name: string; populated: boolean },
-): Promise<TableFingerprint> {
-  if (!t.populated) return { schema: t.schema, name: t.name, rows: 0, hash: 'not populated' };
+interface TableRow {
+  schema: string;
+  name: string;
+  populated: boolean;
+  blocks: number;
+}
+
+/** A table, or a range of its blocks [from, to); `to` undefined: to the end. */
+interface Piece {
+  table: TableRow;
+  /** The table's position in the list. */
+  index: number;
+  from?: number;
+  to?: number;
+}
+
+/** 32 MiB of a table per query: enough to keep the sessions busy, few enough queries. */
+const PIECE_BLOCKS = 4096;
+
+function planPieces(tables: TableRow[], split: boolean, blocksPerPiece: number): Piece[] {
+  const pieces: Piece[] = [];
+  for (const [index, table] of tables.entries()) {
+    if (!split || !table.populated || table.blocks <= blocksPerPiece) {
+      pieces.push({ table, index });
+      continue;
+    }
+    for (let from = 0; from < table.blocks; from += blocksPerPiece) {
+      const to = from + blocksPerPiece;
+      // The last range is open: nothing past the size read above is visible in the snapshot anyway.
+      pieces.push({ table, index, from, to: to >= table.blocks ? undefined : to });
+    }
+  }
+  return pieces;
+}
+
+async function pieceContent(client: pg.ClientBase, piece: Piece): Promise<ContentRow> {
+  const range: string[] = [];
+  if (piece.from !== undefined) range.push(`t.ctid >= '(${piece.from},0)'::tid`);
+  if (piece.to !== undefined) range.push(`t.ctid < '(${piece.to},0)'::tid`);
   // ONLY: a parent in plain inheritance must not count its children's rows.
   // (t.*) is the whole row even when the table has a column named t.
   const res = await client.query<ContentRow>(
-    `select ${contentAggregate('(t.*)::text')} from only ${sqlName(t.schema, t.name)} as t`,
+    `select ${contentAggregate('(t.*)::text')} from only ${sqlName(piece.table.schema, piece.table.name)} as t${
+      range.length ? ` where ${range.join(' and ')}` : ''
+    }`,
   );
-  const row = res.rows[0]!;
-  return { schema: t.schema, name: t.name, rows: Number(row.rows), hash: contentHash(row) };
+  return res.rows[0]!;
 }
 
 /** The value nextval() would return next; what must never go backwards. */
