@@ -71,6 +71,9 @@ describe('frozen runs and rehearsals', () => {
     const r = await run.done;
     expect(r.code, r.stderr).toBe(5);
     expect(await write()).toBe('written');
+    // Freezing and unfreezing are both in the journal.
+    const status = await runCli(['status', '--database-url', db.url], { cwd: ws.dir });
+    expect(status.stdout).toMatch(/frozen from \S+ to \S+/);
     const rows = await db.query(`select count(*)::int as n from items where name = 'from the app'`);
     expect(rows.rows[0]).toEqual({ n: 1 });
   });

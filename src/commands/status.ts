@@ -76,6 +76,11 @@ export const statusCommand: CommandModule<object, GlobalArgs> = {
           `  last run: ${last.id} of ${last.runbook} (${last.runbookFile}), ${last.status}`,
           `    started ${last.startedAt} on ${last.host} pid ${last.pid}${last.finishedAt ? `, finished ${last.finishedAt}` : ''}`,
           `    guarded by backup ${last.backupId ?? '(none)'}`,
+          ...(last.frozenAt
+            ? [
+                `    frozen from ${last.frozenAt}${last.unfrozenAt ? ` to ${last.unfrozenAt}` : ', not lifted yet'}`,
+              ]
+            : []),
           ...(last.error ? [`    ${last.error}`] : []),
           ...steps.map((s) => `    ${s.id}: ${s.state}${s.note ? ` — ${s.note}` : ''}`),
         );

@@ -81,6 +81,7 @@ export async function unfreezeDatabase(
     throw err;
   }
   await endOtherSessions(client, database, freeze.since);
+  await journalUnfreeze(client, database, freeze.runId);
   return freeze;
 }
 
@@ -128,4 +129,21 @@ export async function thawRun(
   const freeze = await readFreeze(client, database);
   if (freeze?.runId !== runId) return;
   await progress.task(`Unfreeze ${database}`, () => unfreezeDatabase(client, database));
+}
+
+/** The journal of the run's database records when its freeze was lifted, whoever lifted it. */
+async function journalUnfreeze(
+  client: pg.ClientBase,
+  database: string,
+  runId: string,
+): Promise<void> {
+  const here = await client.query<{ ok: boolean }>(
+    `select current_database() = $1 and to_regclass('lifeboat_journal.runs') is not null as ok`,
+    [database],
+  );
+  if (!here.rows[0]?.ok) return;
+  await client.query(
+    `update lifeboat_journal.runs set unfrozen_at = clock_timestamp() where id = $1`,
+    [runId],
+  );
 }

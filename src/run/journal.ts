@@ -27,6 +27,7 @@ create table if not exists lifeboat_journal.runs (
   finished_at timestamptz,
   pre_fingerprints jsonb,
   frozen_at timestamptz,
+  unfrozen_at timestamptz,
   created_tables jsonb not null default '[]',
   error text
 );
@@ -68,8 +69,9 @@ export interface RunRow {
   pid: number;
   startedAt: string;
   finishedAt: string | null;
-  /** When the run froze the database (before its backup), if it did. */
+  /** When the run froze the database (before its backup), if it did, and when that was lifted. */
   frozenAt: string | null;
+  unfrozenAt?: string | null;
   error: string | null;
 }
 
@@ -245,7 +247,8 @@ export async function finishEvent(
 }
 
 const RUN_COLUMNS = `id, runbook, runbook_file as "runbookFile", status, backup_id as "backupId", host, pid,
-  started_at as "startedAt", finished_at as "finishedAt", frozen_at as "frozenAt", error`;
+  started_at as "startedAt", finished_at as "finishedAt", frozen_at as "frozenAt",
+  unfrozen_at as "unfrozenAt", error`;
 
 export async function readRuns(client: pg.ClientBase): Promise<RunRow[]> {
   if (!(await journalExists(client))) return [];
@@ -257,6 +260,7 @@ export async function readRuns(client: pg.ClientBase): Promise<RunRow[]> {
     startedAt: iso(r.startedAt),
     finishedAt: r.finishedAt ? iso(r.finishedAt) : null,
     frozenAt: r.frozenAt ? iso(r.frozenAt) : null,
+    unfrozenAt: r.unfrozenAt ? iso(r.unfrozenAt) : null,
   }));
 }
 
