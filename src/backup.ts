@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { statfs, writeFile } from 'node:fs/promises';
+import { mkdtemp, statfs, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import type { Config, Destination } from './config.js';
-import { StorageError, ToolError, errorMessage } from './errors.js';
+import { StorageError, ToolError } from './errors.js';
 import { computeFingerprints } from './fingerprint.js';
 import { readIdentity, readWriteCounters, type TargetIdentity } from './identity.js';
 import {
@@ -15,17 +16,14 @@ import {
 import { pausePoint } from './faults.js';
 import { findTool } from './pgtools.js';
 import type { Progress } from './progress.js';
-import { DUMP_DIR, publish, startStaging, writeManifest, type StoredCopy } from './repository.js';
+import { DUMP_DIR, writeManifest } from './repository.js';
+import { storeCopy } from './store-copy.js';
+import { describeDestination, openRepo } from './storage/open.js';
+import type { CopyWriter } from './storage/repo.js';
+import { storageReason } from './storage/reasons.js';
 import { isNoSpace, runPgTool } from './run-tool.js';
 import { joinSnapshot, withExportedSnapshot } from './snapshot.js';
-import {
-  copyFileHashed,
-  directorySize,
-  fsyncTree,
-  hashFile,
-  listFiles,
-  removeTree,
-} from './storage/files.js';
+import { directorySize, hashFile, listFiles, removeTree } from './storage/files.js';
 import { describeTarget, type Target } from './target.js';
 import { formatBytes, formatDuration } from './units.js';
 import { latestFor, readCatalog } from './catalog.js';
@@ -41,7 +39,7 @@ export interface BackupOptions {
 export interface CopyOutcome {
   destination: string;
   ok: boolean;
-  dir?: string;
+  location?: string;
   error?: string;
 }
 
@@ -69,8 +67,8 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupResult> {
     const id = newBackupId(createdAt, identity.database, randomBytes(3).toString('hex'));
 
     const previous = await previousDump(config, identity);
-    const { primary, staging, failures } = await openPrimary(config.destinations, id);
-    const dumpDir = path.join(staging, DUMP_DIR);
+    const source = await openSource(config.destinations, id);
+    const dumpDir = path.join(source.dir, DUMP_DIR);
     try {
       await pausePoint('backup:snapshot-held');
       // The dump and the fingerprints read the same snapshot at the same time.
@@ -115,7 +113,7 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupResult> {
       );
 
       const files = await progress.task('Checksum the dump', async (update) =>
-        checksumStaging(staging, update),
+        checksumStaging(source.dir, update),
       );
       const manifest: Manifest = {
         format: MANIFEST_FORMAT,
@@ -138,27 +136,42 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupResult> {
         files,
         fingerprints: fingerprinted.fingerprints,
       };
-      await writeManifest(staging, manifest, config.signingKey);
-      await fsyncTree(staging);
-      await pausePoint('backup:before-publish');
-
-      const others = config.destinations.filter((d) => d !== primary);
-      const copies: CopyOutcome[] = [...failures];
-      const primaryCopy = await publishCopy(primary, id);
-      copies.push(primaryCopy);
-      if (!primaryCopy.ok || !primaryCopy.dir) {
-        throw new StorageError(`Backup ${id} could not be published in ${primary.name}.`, {
-          details: [primaryCopy.error ?? ''],
-        });
+      const copies: CopyOutcome[] = [...source.failures];
+      if (source.primary) {
+        await writeManifest(source.primary.writer, manifest, config.signingKey);
+        await pausePoint('backup:before-publish');
+        const published = await publishPrimary(source.primary.dest, source.primary.writer);
+        if (!published.ok)
+          throw new StorageError(
+            `Backup ${id} could not be published in ${published.destination}.`,
+            {
+              details: [published.error ?? ''],
+            },
+          );
+        copies.push(published);
       }
-      for (const dest of others.filter((d) => !failures.some((f) => f.destination === d.name))) {
+      const done = new Set(copies.map((c) => c.destination));
+      const sourceDir = copies.find((c) => c.ok)?.location ?? source.dir;
+      for (const dest of config.destinations.filter((d) => !done.has(d.name))) {
         copies.push(
-          await progress.task(`Copy to ${dest.name} (${dest.path})`, (update) =>
-            storeCopy(primaryCopy.dir!, dest, manifest, config, update),
+          await progress.task(`Copy to ${dest.name} (${describeDestination(dest)})`, (update) =>
+            storeCopy({
+              sourceDir,
+              dest,
+              manifest,
+              key: config.signingKey,
+              update,
+              warn: (m) => progress.warn(m),
+            }),
           ),
         );
       }
       const stored = copies.filter((c) => c.ok).length;
+      if (stored === 0) {
+        throw new StorageError(`Backup ${id} could not be stored in any destination.`, {
+          details: copies.map((c) => `${c.destination}: ${c.error}`),
+        });
+      }
       if (stored < config.copies) {
         throw new StorageError(
           `Backup ${id} is held in ${stored} destination(s) but the policy requires ${config.copies}.`,
@@ -168,37 +181,44 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupResult> {
       for (const c of copies.filter((c) => !c.ok)) progress.warn(`${c.destination}: ${c.error}`);
       return { id, manifest, copies };
     } catch (err) {
-      await removeTree(staging);
+      await source.primary?.writer.abort();
       throw err;
+    } finally {
+      if (!source.primary) await removeTree(source.dir);
     }
   });
 }
 
-/** The first destination that accepts a staging directory receives the dump itself. */
-async function openPrimary(
-  destinations: Destination[],
-  id: string,
-): Promise<{ primary: Destination; staging: string; failures: CopyOutcome[] }> {
+interface DumpSource {
+  /** Where pg_dump writes: the staging directory of `primary`, or a private temporary one. */
+  dir: string;
+  /** The first plain local destination that accepted a staging directory. */
+  primary?: { dest: Destination; writer: CopyWriter };
+  failures: CopyOutcome[];
+}
+
+/**
+ * pg_dump's directory format needs a directory: the first plain (unencrypted)
+ * local destination receives the dump itself and is published by a rename.
+ * Without one, the dump is staged in a private temporary directory and every
+ * destination receives a streamed copy; the staging is removed afterwards.
+ */
+async function openSource(destinations: Destination[], id: string): Promise<DumpSource> {
   const failures: CopyOutcome[] = [];
-  for (const dest of destinations) {
+  for (const dest of destinations.filter((d) => d.kind === 'local' && !d.encrypt)) {
     try {
-      return { primary: dest, staging: await startStaging(dest, id), failures };
+      const writer = await openRepo(dest).begin(id);
+      return { dir: writer.dir!, primary: { dest, writer }, failures };
     } catch (err) {
       failures.push({ destination: dest.name, ok: false, error: storageReason(dest, err) });
     }
   }
-  throw new StorageError('No destination can be written to.', {
-    details: failures.map((f) => `${f.destination}: ${f.error}`),
-  });
-}
-
-function storageReason(dest: Destination, err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'EACCES' || code === 'EPERM')
-    return `${dest.path} is not writable (permission denied)`;
-  if (code === 'EROFS') return `${dest.path} is on a read-only file system`;
-  if (code === 'ENOSPC') return `${dest.path} ran out of space (no space left on device)`;
-  return `${dest.path}: ${errorMessage(err)}`;
+  if (failures.length === destinations.length) {
+    throw new StorageError('No destination can be written to.', {
+      details: failures.map((f) => `${f.destination}: ${f.error}`),
+    });
+  }
+  return { dir: await mkdtemp(path.join(os.tmpdir(), `lifeboat-${id}-`)), failures };
 }
 
 async function dumpAtSnapshot(
@@ -234,7 +254,7 @@ async function dumpAtSnapshot(
     clearInterval(timer);
   }
   if (!result.ok) {
-    const where = path.dirname(path.dirname(dumpDir));
+    const where = path.dirname(dumpDir);
     // A parallel pg_dump may report only "a worker process died"; the file system tells the truth.
     if (isNoSpace(result) || (await freeBytes(where)) < 1 << 20) {
       throw new StorageError(
@@ -297,51 +317,11 @@ async function checksumStaging(
   return files;
 }
 
-async function publishCopy(dest: Destination, id: string): Promise<CopyOutcome> {
+async function publishPrimary(dest: Destination, writer: CopyWriter): Promise<CopyOutcome> {
   try {
-    const copy: StoredCopy = await publish(dest, id);
-    return { destination: dest.name, ok: true, dir: copy.dir };
+    return { destination: dest.name, ok: true, location: await writer.commit() };
   } catch (err) {
-    return { destination: dest.name, ok: false, error: storageReason(dest, err) };
-  }
-}
-
-/**
- * Stream the published primary copy into another destination, then read the
- * copy back and compare every checksum before publishing it there.
- */
-async function storeCopy(
-  sourceDir: string,
-  dest: Destination,
-  manifest: Manifest,
-  config: Config,
-  update: (detail: string) => void,
-): Promise<CopyOutcome> {
-  let staging: string | undefined;
-  try {
-    staging = await startStaging(dest, manifest.id);
-    let copied = 0;
-    for (const file of manifest.files) {
-      const written = await copyFileHashed(
-        path.join(sourceDir, file.path),
-        path.join(staging, file.path),
-        (n) => {
-          copied += n;
-        },
-      );
-      if (written.sha256 !== file.sha256) throw new Error(`${file.path} changed while copying`);
-      update(`${formatBytes(copied)} of ${formatBytes(manifest.dump.bytes)}`);
-    }
-    for (const file of manifest.files) {
-      const back = await hashFile(path.join(staging, file.path));
-      if (back.sha256 !== file.sha256 || back.size !== file.size)
-        throw new Error(`${file.path} read back differently from what was written`);
-    }
-    await writeManifest(staging, manifest, config.signingKey);
-    await fsyncTree(staging);
-    return await publishCopy(dest, manifest.id);
-  } catch (err) {
-    if (staging) await removeTree(staging);
+    await writer.abort();
     return { destination: dest.name, ok: false, error: storageReason(dest, err) };
   }
 }

@@ -53,12 +53,12 @@ export async function readCatalog(
         byId.set(copy.id, entry);
       }
       entry.copies.push(copy);
-      const read = await readManifest(copy.dir, key);
+      const read = await readManifest(copy, key);
       entry.claimed ??= read.manifest;
       if (read.manifest && read.problems.length === 0) entry.manifest ??= read.manifest;
       else entry.manifestProblems.push(...read.problems.map((p) => `${copy.destination}: ${p}`));
-      entry.verifications.push(...(await readVerifications(copy.dir, key)));
-      entry.rehearsals.push(...(await readRecords<RehearsalRecord>(copy.dir, REHEARSALS_DIR, key)));
+      entry.verifications.push(...(await readVerifications(copy, key)));
+      entry.rehearsals.push(...(await readRecords<RehearsalRecord>(copy, REHEARSALS_DIR, key)));
     }
   }
   const entries = [...byId.values()];

@@ -3,6 +3,8 @@ import { lilconfig } from 'lilconfig';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
+import { isRecipient } from './storage/age.js';
+import { parseS3Url, type S3Location } from './storage/s3-repo.js';
 import { parseDuration } from './units.js';
 
 /**
@@ -27,13 +29,43 @@ const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   return millis;
 });
 
-const destinationSchema = z.strictObject({
-  name: z
-    .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, dot, dash, underscore')
-    .optional(),
-  path: z.string().min(1),
-});
+const destinationSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, dot, dash, underscore')
+      .optional(),
+    path: z.string().min(1).optional(),
+    url: z
+      .string()
+      .refine((u) => parseS3Url(u) !== undefined, 'write s3://bucket or s3://bucket/prefix')
+      .optional(),
+    endpoint: z.url().optional(),
+    region: z.string().min(1).optional(),
+    forcePathStyle: z.boolean().optional(),
+    encrypt: z
+      .strictObject({
+        recipients: z
+          .array(z.string().refine(isRecipient, 'not an age recipient (age1...)'))
+          .optional(),
+        recipientsFile: z.string().min(1).optional(),
+      })
+      .refine(
+        (e) => (e.recipients?.length ?? 0) > 0 || e.recipientsFile,
+        'give recipients or recipientsFile',
+      )
+      .optional(),
+    keep: z.number().int().min(1).optional(),
+  })
+  .refine((d) => (d.path === undefined) !== (d.url === undefined), {
+    message: 'give either path (a directory) or url (s3://bucket/prefix), not both',
+  })
+  .refine(
+    (d) => d.url !== undefined || (!d.endpoint && !d.region && d.forcePathStyle === undefined),
+    {
+      message: 'endpoint, region and forcePathStyle belong to an s3:// destination',
+    },
+  );
 
 const configSchema = z.strictObject({
   databaseUrl: z.string().optional(),
@@ -42,6 +74,7 @@ const configSchema = z.strictObject({
     .strictObject({
       maxAge: duration.optional(),
       copies: z.number().int().min(1).optional(),
+      requireOffsite: z.boolean().optional(),
     })
     .optional(),
   jobs: z.number().int().min(1).max(64).optional(),
@@ -50,9 +83,24 @@ const configSchema = z.strictObject({
   retention: z.strictObject({ keep: z.number().int().min(1) }).optional(),
 });
 
-export interface Destination {
+export type Destination = LocalDestination | S3Destination;
+
+interface DestinationBase {
   name: string;
+  /** Encrypt this destination's copies to these age recipients (recipientsFile is read at backup time). */
+  encrypt?: { recipients: string[]; recipientsFile?: string };
+  /** Retention for this destination; default retention.keep. */
+  keep?: number;
+}
+
+export interface LocalDestination extends DestinationBase {
+  kind: 'local';
   path: string;
+}
+
+export interface S3Destination extends DestinationBase {
+  kind: 's3';
+  s3: S3Location;
 }
 
 export interface Config {
@@ -62,6 +110,8 @@ export interface Config {
   destinations: Destination[];
   maxAgeMs: number;
   copies: number;
+  /** The gate and run want an intact copy in a remote (object store) destination. */
+  requireOffsite: boolean;
   jobs: number;
   scratchUrl: string | undefined;
   pgBinDir: string | undefined;
@@ -75,6 +125,7 @@ export interface ConfigOverrides {
   databaseUrl?: string;
   maxAge?: string;
   copies?: number;
+  requireOffsite?: boolean;
   jobs?: number;
   scratchUrl?: string;
 }
@@ -142,10 +193,43 @@ export function buildConfig(
   if (!Number.isInteger(jobs) || jobs < 1) problems.push('--jobs: must be a whole number ≥ 1');
 
   const base = file ? path.dirname(file) : cwd;
-  const destinations = (data.destinations ?? [{ path: DEFAULT_DESTINATION }]).map((d, i) => ({
-    name: d.name ?? (i === 0 ? 'local' : `local${i + 1}`),
-    path: path.resolve(base, d.path),
-  }));
+  const destinations = (data.destinations ?? [{ path: DEFAULT_DESTINATION }]).map(
+    (d, i): Destination => {
+      const common = {
+        ...(d.encrypt
+          ? {
+              encrypt: {
+                recipients: d.encrypt.recipients ?? [],
+                ...(d.encrypt.recipientsFile
+                  ? { recipientsFile: path.resolve(base, d.encrypt.recipientsFile) }
+                  : {}),
+              },
+            }
+          : {}),
+        ...(d.keep ? { keep: d.keep } : {}),
+      };
+      if (d.url) {
+        const where = parseS3Url(d.url)!;
+        return {
+          name: d.name ?? (i === 0 ? 's3' : `s3-${i + 1}`),
+          kind: 's3',
+          s3: {
+            ...where,
+            ...(d.endpoint ? { endpoint: d.endpoint } : {}),
+            ...(d.region ? { region: d.region } : {}),
+            ...(d.forcePathStyle !== undefined ? { forcePathStyle: d.forcePathStyle } : {}),
+          },
+          ...common,
+        };
+      }
+      return {
+        name: d.name ?? (i === 0 ? 'local' : `local${i + 1}`),
+        kind: 'local',
+        path: path.resolve(base, d.path!),
+        ...common,
+      };
+    },
+  );
   const names = new Set<string>();
   for (const d of destinations) {
     if (names.has(d.name))
@@ -157,6 +241,9 @@ export function buildConfig(
       `copies is ${copies} but only ${destinations.length} destination(s) are configured; add destinations or lower copies`,
     );
   }
+  const offsite = overrides.requireOffsite ?? data.policy?.requireOffsite ?? false;
+  if (offsite && !destinations.some((d) => d.kind === 's3'))
+    problems.push('requireOffsite is set but no s3:// destination is configured');
   if (problems.length > 0) {
     throw new ConfigError(
       `The configuration has ${problems.length} problem${problems.length > 1 ? 's' : ''}.`,
@@ -169,6 +256,7 @@ export function buildConfig(
     destinations,
     maxAgeMs,
     copies,
+    requireOffsite: overrides.requireOffsite ?? data.policy?.requireOffsite ?? false,
     jobs,
     scratchUrl: overrides.scratchUrl ?? data.scratchUrl ?? env.LIFEBOAT_SCRATCH_URL,
     pgBinDir: data.pgBinDir ?? env.LIFEBOAT_PG_BINDIR,

@@ -1,8 +1,11 @@
+import { describeDestination, openRepo } from './storage/open.js';
+import type { S3Repo } from './storage/s3-repo.js';
+import { s3Reason } from './storage/reasons.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
-import type { Config } from './config.js';
+import type { Config, S3Destination } from './config.js';
 import { connect } from './db.js';
 import { BadInputError, errorMessage } from './errors.js';
 import { readIdentity, type TargetIdentity } from './identity.js';
@@ -103,7 +106,12 @@ export async function runDoctor(opts: {
   }
 
   for (const dest of config?.destinations ?? []) {
-    add(`destination ${dest.name}`, ...(await checkDestination(dest.path, estimate)));
+    add(
+      `destination ${dest.name}`,
+      ...(dest.kind === 's3'
+        ? await checkRemoteDestination(dest)
+        : await checkDestination(dest.path, estimate)),
+    );
   }
   return { ok: checks.every((c) => c.ok), checks };
 }
@@ -149,6 +157,22 @@ async function checkDestination(dir: string, estimate: number): Promise<[boolean
     ok,
     `${dir}: ${formatBytes(free)} free, backup estimated at up to ${formatBytes(estimate)}${ok ? '' : ' — not enough space'}`,
   ];
+}
+
+/** Write and delete a probe object: the credentials, the bucket and the permissions in one go. */
+async function checkRemoteDestination(dest: S3Destination): Promise<[boolean, string]> {
+  const repo = openRepo(dest) as S3Repo;
+  const probe = `${dest.s3.prefix}.doctor-${randomBytes(4).toString('hex')}`;
+  try {
+    await repo.putObject(probe, 'ok');
+    await repo.deleteKeys([probe]);
+    return [
+      true,
+      `${describeDestination(dest)} is writable${dest.encrypt ? ', copies encrypted with age' : ''}`,
+    ];
+  } catch (err) {
+    return [false, `${describeDestination(dest)}: ${s3Reason(err)}`];
+  }
 }
 
 export function doctorFailure(report: DoctorReport): BadInputError {

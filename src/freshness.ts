@@ -13,11 +13,15 @@ import { formatDuration } from './units.js';
 export interface Policy {
   maxAgeMs: number;
   copies: number;
+  /** At least one intact copy must be in an object store, off this machine. */
+  requireOffsite?: boolean;
 }
 
 export interface CopyState {
   destination: string;
   intact: boolean;
+  /** In an object store (s3://) rather than a local directory. */
+  remote?: boolean;
   problems: string[];
 }
 
@@ -62,12 +66,22 @@ export function assessBackup(facts: CandidateFacts, policy: Policy, now: Date): 
       `backup ${facts.id}: its latest verification (${v.at}) failed: ${v.error ?? `${v.differences.length} difference(s)`}`,
     );
   const intact = facts.copies.filter((c) => c.intact);
-  if (intact.length < policy.copies) {
+  const short = intact.length < policy.copies;
+  if (short) {
     reasons.push(
       `backup ${facts.id} is held intact in ${intact.length} destination(s); ${policy.copies} required`,
-      ...damagedCopies(facts),
     );
   }
+  const offsiteMissing = policy.requireOffsite === true && !intact.some((c) => c.remote);
+  if (offsiteMissing) {
+    const remote = facts.copies.filter((c) => c.remote);
+    reasons.push(
+      remote.length === 0
+        ? `backup ${facts.id} has no copy off-site (in an s3:// destination); an off-site copy is required`
+        : `backup ${facts.id} has no intact copy off-site; its copies in ${remote.map((c) => c.destination).join(', ')} are damaged`,
+    );
+  }
+  if (short || offsiteMissing) reasons.push(...damagedCopies(facts));
   return reasons;
 }
 

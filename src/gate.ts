@@ -12,6 +12,7 @@ import {
   rehearsalReasons,
   undoableReasons,
   type ChangeEstimate,
+  type CopyState,
   type Policy,
 } from './freshness.js';
 import { readIdentity, readWriteCounters, type TargetIdentity } from './identity.js';
@@ -89,16 +90,18 @@ export async function runGate(opts: {
     const facts = {
       id: entry.id,
       createdAt: manifest.createdAt,
-      copies: [] as { destination: string; intact: boolean; problems: string[] }[],
+      copies: [] as CopyState[],
       lastVerification: entry.verifications.at(-1),
     };
     // Older backups are older still: once one is too old, none after it can pass.
     if (!isTooOld(manifest.createdAt, policy, now)) {
-      facts.copies = (await checkCopies(entry.copies, config.signingKey, progress)).checks;
+      // Remote copies are checked against the store's checksums; verify reads every byte.
+      facts.copies = (await checkCopies(entry.copies, config.signingKey, progress, 'quick')).checks;
     } else {
       facts.copies = entry.copies.map((c) => ({
         destination: c.destination,
         intact: true,
+        remote: c.remote,
         problems: [],
       }));
     }

@@ -1,137 +1,104 @@
-import { hostname } from 'node:os';
-import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { Destination } from './config.js';
 import {
-  BACKUP_ID_PATTERN,
   hmacHex,
   hmacMatches,
   sha256Hex,
+  type FileEntry,
   type Manifest,
   type VerificationRecord,
 } from './manifest.js';
-import {
-  exists,
-  fsyncPath,
-  hashFile,
-  listFiles,
-  removeTree,
-  writeFileAtomic,
-} from './storage/files.js';
+import { hashStream } from './storage/files.js';
+import { openRepo } from './storage/open.js';
+import type { CopyWriter, Repo } from './storage/repo.js';
 
 /**
- * The layout of a backup in a local destination:
+ * The layout of a backup copy, the same in a directory and in an object store:
  *
- *   <dest>/<id>/manifest.json      what was dumped, files with SHA-256, fingerprints
- *   <dest>/<id>/manifest.sha256    `sha256sum -c` line for manifest.json
- *   <dest>/<id>/manifest.hmac      HMAC-SHA256 of manifest.json, when a key is configured
- *   <dest>/<id>/SHA256SUMS         every dump file, for `sha256sum -c`
- *   <dest>/<id>/dump/              pg_dump --format=directory
- *   <dest>/<id>/verifications/     one JSON record per verification
- *   <dest>/<id>/rehearsals/        one JSON record per rehearsal of a runbook on this backup
+ *   <id>/manifest.json      what was dumped, files with SHA-256, fingerprints
+ *   <id>/manifest.sha256    `sha256sum -c` line for manifest.json
+ *   <id>/manifest.hmac      HMAC-SHA256 of manifest.json, when a key is configured
+ *   <id>/SHA256SUMS         every dump file, for `sha256sum -c`
+ *   <id>/dump/              pg_dump --format=directory
+ *   <id>/copy.json          how this copy is stored, when not as the manifest says
+ *                           (encrypted: each file as <path>.age; the stored files'
+ *                           sizes, SHA-256 and the store's ETags)
+ *   <id>/copy.sha256sums    `sha256sum -c` lines for the stored files of such a copy
+ *   <id>/copy.hmac          HMAC-SHA256 of copy.json, when a key is configured
+ *   <id>/verifications/     one JSON record per verification
+ *   <id>/rehearsals/        one JSON record per rehearsal of a runbook on this backup
  *
- * A backup is written under `.partial-<id>` and renamed into place only when
- * complete and synced, so a listed backup is never partial.
+ * A copy is listed only once complete: see LocalRepo and S3Repo for how each
+ * store guarantees that.
  */
 export const DUMP_DIR = 'dump';
 export const VERIFICATIONS_DIR = 'verifications';
 export const REHEARSALS_DIR = 'rehearsals';
-const METADATA_FILES = new Set(['manifest.json', 'manifest.sha256', 'manifest.hmac']);
-const PARTIAL_PREFIX = '.partial-';
+const METADATA_FILES = new Set([
+  'manifest.json',
+  'manifest.sha256',
+  'manifest.hmac',
+  'copy.json',
+  'copy.sha256sums',
+  'copy.hmac',
+  '.lifeboat-writing',
+]);
 
 export interface StoredCopy {
   destination: string;
   id: string;
-  dir: string;
+  /** Printable: a directory or an s3:// URL. */
+  location: string;
+  remote: boolean;
+  repo: Repo;
 }
 
-export function publishedDir(dest: Destination, id: string): string {
-  return path.join(dest.path, id);
-}
-
-export function stagingDir(dest: Destination, id: string): string {
-  return path.join(dest.path, `${PARTIAL_PREFIX}${id}`);
-}
-
-/** Create the staging directory, recording who writes it so a crash can be cleaned up later. */
-export async function startStaging(dest: Destination, id: string): Promise<string> {
-  await mkdir(dest.path, { recursive: true });
-  await cleanStalePartials(dest);
-  const dir = stagingDir(dest, id);
-  await mkdir(dir);
-  await writeFile(
-    path.join(dir, '.owner'),
-    JSON.stringify({ host: hostname(), pid: process.pid, at: new Date().toISOString() }),
-  );
-  return dir;
-}
-
-/** Remove `.partial-*` directories left by a backup process that is gone. */
-export async function cleanStalePartials(dest: Destination): Promise<string[]> {
-  const removed: string[] = [];
-  let names: string[];
-  try {
-    names = await readdir(dest.path);
-  } catch {
-    return removed;
-  }
-  for (const name of names.filter((n) => n.startsWith(PARTIAL_PREFIX))) {
-    const dir = path.join(dest.path, name);
-    const owner = await readFile(path.join(dir, '.owner'), 'utf8')
-      .then((t) => JSON.parse(t) as { host: string; pid: number })
-      .catch(() => undefined);
-    const alive = owner && owner.host === hostname() && processAlive(owner.pid);
-    const foreign = owner && owner.host !== hostname();
-    if (!alive && !foreign) {
-      await removeTree(dir);
-      removed.push(name);
-    }
-  }
-  return removed;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Atomically publish a complete staging directory under its final name. */
-export async function publish(dest: Destination, id: string): Promise<StoredCopy> {
-  const from = stagingDir(dest, id);
-  const to = publishedDir(dest, id);
-  await removeTree(path.join(from, '.owner'));
-  await fsyncPath(from);
-  await rename(from, to);
-  await fsyncPath(dest.path);
-  return { destination: dest.name, id, dir: to };
-}
-
-export async function writeManifest(dir: string, manifest: Manifest, key?: string): Promise<void> {
-  const text = `${JSON.stringify(manifest, null, 2)}\n`;
-  await writeFileAtomic(path.join(dir, 'manifest.json'), text);
-  await writeFileAtomic(path.join(dir, 'manifest.sha256'), `${sha256Hex(text)}  manifest.json\n`);
-  if (key) await writeFileAtomic(path.join(dir, 'manifest.hmac'), `${hmacHex(key, text)}\n`);
+/** How a copy holds its files, from copy.json; a copy without one holds them as the manifest says. */
+export interface CopyLayout {
+  format: 'lifeboat-copy/1';
+  encryption?: { format: 'age'; recipients: string[] };
+  /** The stored files: paths as stored, with their stored sizes and SHA-256. */
+  files: (FileEntry & { etag?: string })[];
 }
 
 export async function listCopies(dest: Destination): Promise<StoredCopy[]> {
-  let names: string[];
-  try {
-    names = await readdir(dest.path);
-  } catch {
-    return [];
-  }
-  const copies: StoredCopy[] = [];
-  for (const name of names.sort()) {
-    if (!BACKUP_ID_PATTERN.test(name)) continue;
-    const dir = path.join(dest.path, name);
-    if (await exists(path.join(dir, 'manifest.json')))
-      copies.push({ destination: dest.name, id: name, dir });
-  }
-  return copies;
+  const repo = openRepo(dest);
+  return (await repo.listIds()).map((id) => copyOf(repo, id));
+}
+
+export function copyOf(repo: Repo, id: string): StoredCopy {
+  return {
+    destination: repo.name,
+    id,
+    location: repo.copyLocation(id),
+    remote: repo.remote,
+    repo,
+  };
+}
+
+/** manifest.json goes last: in an object store it is what makes the copy listed. */
+export async function writeManifest(
+  writer: Pick<CopyWriter, 'putText'>,
+  manifest: Manifest,
+  key?: string,
+): Promise<void> {
+  const text = `${JSON.stringify(manifest, null, 2)}\n`;
+  await writer.putText('manifest.sha256', `${sha256Hex(text)}  manifest.json\n`);
+  if (key) await writer.putText('manifest.hmac', `${hmacHex(key, text)}\n`);
+  await writer.putText('manifest.json', text);
+}
+
+export async function writeLayout(
+  writer: Pick<CopyWriter, 'putText'>,
+  layout: CopyLayout,
+  key?: string,
+): Promise<void> {
+  const text = `${JSON.stringify(layout, null, 2)}\n`;
+  await writer.putText(
+    'copy.sha256sums',
+    layout.files.map((f) => `${f.sha256}  ${f.path}\n`).join(''),
+  );
+  if (key) await writer.putText('copy.hmac', `${hmacHex(key, text)}\n`);
+  await writer.putText('copy.json', text);
 }
 
 export interface ManifestRead {
@@ -140,20 +107,16 @@ export interface ManifestRead {
 }
 
 /** Read a copy's manifest and prove it is the one written (hash, and HMAC when keyed). */
-export async function readManifest(dir: string, key?: string): Promise<ManifestRead> {
-  let text: string;
-  try {
-    text = await readFile(path.join(dir, 'manifest.json'), 'utf8');
-  } catch {
-    return { problems: ['manifest.json is missing'] };
-  }
+export async function readManifest(copy: StoredCopy, key?: string): Promise<ManifestRead> {
+  const text = await copy.repo.readText(copy.id, 'manifest.json');
+  if (text === undefined) return { problems: ['manifest.json is missing'] };
   const problems: string[] = [];
-  const recorded = await readFile(path.join(dir, 'manifest.sha256'), 'utf8').catch(() => undefined);
+  const recorded = await copy.repo.readText(copy.id, 'manifest.sha256');
   if (recorded === undefined) problems.push('manifest.sha256 is missing');
   else if (recorded.trim().split(/\s+/)[0] !== sha256Hex(text))
     problems.push('manifest.json does not match manifest.sha256 (the manifest was changed)');
   if (key) {
-    const mac = await readFile(path.join(dir, 'manifest.hmac'), 'utf8').catch(() => undefined);
+    const mac = await copy.repo.readText(copy.id, 'manifest.hmac');
     if (mac === undefined)
       problems.push('manifest.hmac is missing but a signing key is configured');
     else if (!hmacMatches(key, text, mac))
@@ -167,33 +130,69 @@ export async function readManifest(dir: string, key?: string): Promise<ManifestR
   }
 }
 
-/** Compare the files on disk with the manifest: missing, extra, resized and changed files. */
-export async function checkFiles(
-  dir: string,
+/** The copy's layout: its copy.json (checked against copy.hmac when keyed), or the manifest's files. */
+export async function readLayout(
+  copy: StoredCopy,
   manifest: Manifest,
+  key?: string,
+): Promise<{ layout?: CopyLayout; problems: string[] }> {
+  const text = await copy.repo.readText(copy.id, 'copy.json');
+  if (text === undefined)
+    return { layout: { format: 'lifeboat-copy/1', files: manifest.files }, problems: [] };
+  if (key) {
+    const mac = await copy.repo.readText(copy.id, 'copy.hmac');
+    if (mac === undefined || !hmacMatches(key, text, mac))
+      return { problems: ['copy.json is not signed by the configured key (copy.hmac)'] };
+  }
+  try {
+    return { layout: JSON.parse(text) as CopyLayout, problems: [] };
+  } catch {
+    return { problems: ['copy.json is not valid JSON'] };
+  }
+}
+
+/**
+ * Compare the stored files with the layout: missing, extra and resized files,
+ * then either every byte (`full`) or, for an object store, the store's own
+ * checksum (ETag) recorded when the copy was confirmed (`quick`).
+ */
+export async function checkFiles(
+  copy: StoredCopy,
+  layout: CopyLayout,
+  depth: 'full' | 'quick',
   onFile?: (done: number, total: number) => void,
 ): Promise<string[]> {
   const problems: string[] = [];
-  const expected = new Map(manifest.files.map((f) => [f.path, f]));
-  const present = (await listFiles(dir)).filter(
-    (f) =>
-      !METADATA_FILES.has(f) &&
-      !f.startsWith(`${VERIFICATIONS_DIR}/`) &&
-      !f.startsWith(`${REHEARSALS_DIR}/`) &&
-      !f.includes('.tmp-'),
+  const expected = new Map(layout.files.map((f) => [f.path, f]));
+  const stored = new Map(
+    (await copy.repo.list(copy.id))
+      .filter(
+        (f) =>
+          !METADATA_FILES.has(f.path) &&
+          !f.path.startsWith(`${VERIFICATIONS_DIR}/`) &&
+          !f.path.startsWith(`${REHEARSALS_DIR}/`) &&
+          !f.path.includes('.tmp-'),
+      )
+      .map((f) => [f.path, f]),
   );
-  for (const f of present)
+  for (const f of stored.keys())
     if (!expected.has(f)) problems.push(`${f}: extra file not in the manifest`);
   let done = 0;
-  for (const entry of manifest.files) {
-    const file = path.join(dir, entry.path);
-    const info = await stat(file).catch(() => undefined);
+  for (const entry of layout.files) {
+    const info = stored.get(entry.path);
     if (!info) problems.push(`${entry.path}: missing`);
     else if (info.size !== entry.size)
       problems.push(`${entry.path}: size ${info.size} bytes, manifest says ${entry.size}`);
-    else if ((await hashFile(file)).sha256 !== entry.sha256)
+    else if (depth === 'quick' && copy.remote && entry.etag) {
+      if (info.etag !== entry.etag)
+        problems.push(
+          `${entry.path}: the store's checksum (ETag) differs from the one confirmed when it was written`,
+        );
+    } else if (
+      (await hashStream(await copy.repo.read(copy.id, entry.path))).sha256 !== entry.sha256
+    )
       problems.push(`${entry.path}: SHA-256 differs from the manifest (content changed)`);
-    onFile?.(++done, manifest.files.length);
+    onFile?.(++done, layout.files.length);
   }
   return problems;
 }
@@ -202,39 +201,35 @@ export async function checkFiles(
 export type RecordFolder = typeof VERIFICATIONS_DIR | typeof REHEARSALS_DIR;
 
 export async function writeRecord(
-  dir: string,
+  copy: StoredCopy,
   folder: RecordFolder,
   record: { at: string },
   key?: string,
 ): Promise<void> {
-  const where = path.join(dir, folder);
-  await mkdir(where, { recursive: true });
-  const name = `${record.at.replace(/[-:.]/g, '')}-${process.pid}`;
+  const name = `${folder}/${record.at.replace(/[-:.]/g, '')}-${process.pid}`;
   const text = `${JSON.stringify(record, null, 2)}\n`;
-  await writeFileAtomic(path.join(where, `${name}.json`), text);
-  if (key) await writeFileAtomic(path.join(where, `${name}.hmac`), `${hmacHex(key, text)}\n`);
+  if (key) await copy.repo.writeText(copy.id, `${name}.hmac`, `${hmacHex(key, text)}\n`);
+  await copy.repo.writeText(copy.id, `${name}.json`, text);
 }
 
 /** Records of one kind, oldest first; a record whose signature fails is left out. */
 export async function readRecords<T extends { at: string }>(
-  dir: string,
+  copy: StoredCopy,
   folder: RecordFolder,
   key?: string,
 ): Promise<T[]> {
-  const where = path.join(dir, folder);
-  let names: string[];
-  try {
-    names = (await readdir(where)).filter((n) => n.endsWith('.json')).sort();
-  } catch {
-    return [];
-  }
+  const names = (await copy.repo.list(copy.id, `${folder}/`))
+    .map((f) => f.path)
+    .filter((n) => n.endsWith('.json'))
+    .sort();
   const out: T[] = [];
   for (const name of names) {
     try {
-      const text = await readFile(path.join(where, name), 'utf8');
+      const text = await copy.repo.readText(copy.id, name);
+      if (text === undefined) continue;
       if (key) {
-        const mac = await readFile(path.join(where, name.replace(/\.json$/, '.hmac')), 'utf8');
-        if (!hmacMatches(key, text, mac)) continue;
+        const mac = await copy.repo.readText(copy.id, name.replace(/\.json$/, '.hmac'));
+        if (mac === undefined || !hmacMatches(key, text, mac)) continue;
       }
       out.push(JSON.parse(text) as T);
     } catch {
@@ -245,20 +240,17 @@ export async function readRecords<T extends { at: string }>(
 }
 
 export function writeVerification(
-  dir: string,
+  copy: StoredCopy,
   record: VerificationRecord,
   key?: string,
 ): Promise<void> {
-  return writeRecord(dir, VERIFICATIONS_DIR, record, key);
+  return writeRecord(copy, VERIFICATIONS_DIR, record, key);
 }
 
-export function readVerifications(dir: string, key?: string): Promise<VerificationRecord[]> {
-  return readRecords<VerificationRecord>(dir, VERIFICATIONS_DIR, key);
+export function readVerifications(copy: StoredCopy, key?: string): Promise<VerificationRecord[]> {
+  return readRecords<VerificationRecord>(copy, VERIFICATIONS_DIR, key);
 }
 
-export async function removeCopy(copy: StoredCopy): Promise<void> {
-  // Rename first so a crash mid-delete never leaves a listed, half-deleted backup.
-  const doomed = path.join(path.dirname(copy.dir), `${PARTIAL_PREFIX}deleting-${copy.id}`);
-  await rename(copy.dir, doomed);
-  await removeTree(doomed);
+export function removeCopy(copy: StoredCopy): Promise<void> {
+  return copy.repo.remove(copy.id);
 }

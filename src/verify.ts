@@ -7,25 +7,35 @@ import type { Manifest, VerificationRecord } from './manifest.js';
 import { pausePoint } from './faults.js';
 import { findTool } from './pgtools.js';
 import type { Progress } from './progress.js';
-import { checkFiles, readManifest, writeVerification, type StoredCopy } from './repository.js';
+import {
+  checkFiles,
+  readLayout,
+  readManifest,
+  writeVerification,
+  type StoredCopy,
+} from './repository.js';
+import { withDumpDir } from './storage/dump-dir.js';
 import { restoreArchive } from './pg-restore.js';
 import { withScratchDatabase } from './scratch.js';
 import { describeTarget, resolveTarget, type Target } from './target.js';
 import { findCopies } from './catalog.js';
-import { DUMP_DIR } from './repository.js';
-import path from 'node:path';
 import { readIdentity } from './identity.js';
 
 export interface CopyCheck {
   destination: string;
-  dir: string;
+  location: string;
+  remote: boolean;
+  encrypted: boolean;
   intact: boolean;
   problems: string[];
 }
 
 export interface VerifyResult {
   backupId: string;
+  /** The verification recorded; with several copies restored, the first that failed, else the last. */
   record: VerificationRecord;
+  /** One record per copy restored. */
+  records: VerificationRecord[];
   copies: CopyCheck[];
 }
 
@@ -40,13 +50,21 @@ export interface VerifyOptions {
    * after the backup stored them): only their manifests are checked again.
    */
   checksumsJustRead?: boolean;
+  /** Restore the copy in this destination (the others' checksums are still checked). */
+  from?: string;
+  /** Restore every copy, one after the other. */
+  allCopies?: boolean;
 }
 
-/** Read every copy of a backup back and compare it with its manifest. */
+/**
+ * Read every copy of a backup back and compare it with its manifest: every
+ * byte (`full`), or for object stores the store's checksums (`quick`).
+ */
 export async function checkCopies(
   copies: StoredCopy[],
   key: string | undefined,
   progress: Progress,
+  depth: 'full' | 'quick' = 'full',
 ): Promise<{ checks: CopyCheck[]; manifest?: Manifest }> {
   const checks: CopyCheck[] = [];
   let manifest: Manifest | undefined;
@@ -54,29 +72,48 @@ export async function checkCopies(
     const check = await progress.task(
       `Check checksums of the copy in ${copy.destination}`,
       async (update) => {
-        const read = await readManifest(copy.dir, key);
-        const problems = [...read.problems];
-        if (read.manifest && read.problems.length === 0) {
-          problems.push(
-            ...(await checkFiles(copy.dir, read.manifest, (done, total) =>
-              update(`${done}/${total} files`),
-            )),
-          );
-          manifest ??= read.manifest;
-        }
-        return {
-          destination: copy.destination,
-          dir: copy.dir,
-          intact: problems.length === 0,
-          problems,
-        };
+        const { problems, encrypted } = await checkOne(copy, key, depth, update);
+        return copyCheck(copy, problems, encrypted);
       },
     );
+    if (check.intact) manifest ??= (await readManifest(copy, key)).manifest;
     checks.push(check);
     if (!check.intact)
       progress.warn(`the copy in ${copy.destination} is damaged: ${check.problems.join('; ')}`);
   }
   return { checks, manifest };
+}
+
+async function checkOne(
+  copy: StoredCopy,
+  key: string | undefined,
+  depth: 'full' | 'quick' | 'manifest',
+  update: (detail: string) => void,
+): Promise<{ problems: string[]; encrypted: boolean }> {
+  const read = await readManifest(copy, key);
+  if (!read.manifest || read.problems.length > 0)
+    return { problems: read.problems, encrypted: false };
+  const { layout, problems } = await readLayout(copy, read.manifest, key);
+  if (!layout) return { problems, encrypted: false };
+  const encrypted = layout.encryption !== undefined;
+  if (depth === 'manifest') return { problems: [], encrypted };
+  return {
+    problems: await checkFiles(copy, layout, depth, (done, total) =>
+      update(`${done}/${total} files`),
+    ),
+    encrypted,
+  };
+}
+
+function copyCheck(copy: StoredCopy, problems: string[], encrypted: boolean): CopyCheck {
+  return {
+    destination: copy.destination,
+    location: copy.location,
+    remote: copy.remote,
+    encrypted,
+    intact: problems.length === 0,
+    problems,
+  };
 }
 
 async function checkManifests(
@@ -86,22 +123,35 @@ async function checkManifests(
   const checks: CopyCheck[] = [];
   let manifest: Manifest | undefined;
   for (const copy of copies) {
-    const read = await readManifest(copy.dir, key);
-    if (read.manifest && read.problems.length === 0) manifest ??= read.manifest;
-    checks.push({
-      destination: copy.destination,
-      dir: copy.dir,
-      intact: read.problems.length === 0,
-      problems: read.problems,
-    });
+    const { problems, encrypted } = await checkOne(copy, key, 'manifest', () => undefined);
+    if (problems.length === 0) manifest ??= (await readManifest(copy, key)).manifest;
+    checks.push(copyCheck(copy, problems, encrypted));
   }
   return { checks, manifest };
 }
 
+/** Which copies to restore: the one asked for, all, or the cheapest intact one (local and plain first). */
+function copiesToRestore(checks: CopyCheck[], opts: VerifyOptions): CopyCheck[] {
+  if (opts.from) {
+    const chosen = checks.find((c) => c.destination === opts.from);
+    if (!chosen) {
+      throw new BadInputError(
+        `Backup ${opts.backupId} has no copy in destination "${opts.from}"; its copies are in ${checks.map((c) => c.destination).join(', ')}.`,
+      );
+    }
+    return chosen.intact ? [chosen] : [];
+  }
+  const intact = checks.filter((c) => c.intact);
+  if (opts.allCopies) return intact;
+  const cheapest = intact.find((c) => !c.remote && !c.encrypted) ?? intact[0];
+  return cheapest ? [cheapest] : [];
+}
+
 /**
- * Prove a backup: check its copies, restore an intact one into a scratch
- * database, fingerprint the result and compare it with the manifest. The
- * outcome is recorded beside the manifest of every copy whose manifest is sound.
+ * Prove a backup: check its copies, restore an intact one (or the one asked
+ * for, or each) into a scratch database, fingerprint the result and compare
+ * it with the manifest. Every outcome is recorded beside the manifest of
+ * every copy whose manifest is sound.
  */
 export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
   const { config, progress } = opts;
@@ -111,8 +161,12 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
     ? await checkManifests(copies, config.signingKey)
     : await checkCopies(copies, config.signingKey, progress);
   const scratchServer = config.scratchUrl ? resolveTarget(config.scratchUrl) : opts.target;
-  const recordable = checks.filter((c) => !c.problems.some((p) => p.startsWith('manifest')));
-  const intact = checks.find((c) => c.intact);
+  const recordable = copies.filter((c) =>
+    checks.some(
+      (k) => k.destination === c.destination && !k.problems.some((p) => p.startsWith('manifest')),
+    ),
+  );
+  const toRestore = copiesToRestore(checks, opts);
 
   const base = {
     backupId: opts.backupId,
@@ -121,8 +175,9 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
     compared: { tables: 0, sequences: 0, largeObjects: 0, schema: false },
   };
 
-  if (!manifest || !intact) {
+  if (!manifest || toRestore.length === 0) {
     const problems = checks.flatMap((c) => c.problems.map((p) => `${c.destination}: ${p}`));
+    const which = opts.from ? `the copy in ${opts.from} is damaged` : 'no intact copy';
     const record: VerificationRecord = {
       ...base,
       restoredFrom: '',
@@ -130,18 +185,75 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
       durationMs: Date.now() - started,
       restoreMs: 0,
       differences: [],
-      error: `no intact copy: ${problems.join('; ')}`,
+      error: `${which}: ${problems.join('; ')}`,
     };
-    for (const c of recordable) await writeVerification(c.dir, record, config.signingKey);
+    for (const c of recordable) await writeVerification(c, record, config.signingKey);
     throw new VerificationFailedError(
-      `Backup ${opts.backupId} has no intact copy, so it cannot be verified.`,
+      opts.from
+        ? `The copy of backup ${opts.backupId} in ${opts.from} is damaged, so it cannot be verified from there.`
+        : `Backup ${opts.backupId} has no intact copy, so it cannot be verified.`,
       { details: problems },
     );
   }
 
+  const records: VerificationRecord[] = [];
+  for (const check of toRestore) {
+    const copy = copies.find((c) => c.destination === check.destination)!;
+    const outcome = await restoreAndCompare(copy, manifest, scratchServer, opts);
+    const record: VerificationRecord = {
+      ...base,
+      at: new Date().toISOString(),
+      scratch: { ...base.scratch, database: outcome.scratchName },
+      restoredFrom: copy.destination,
+      ok: !outcome.error && outcome.differences.length === 0 && checks.every((c) => c.intact),
+      durationMs: Date.now() - started,
+      restoreMs: outcome.restoreMs,
+      compared: {
+        tables: manifest.fingerprints.tables.length,
+        sequences: manifest.fingerprints.sequences.length,
+        largeObjects: manifest.fingerprints.largeObjects.count,
+        schema: true,
+      },
+      differences: outcome.differences,
+      ...(outcome.error ? { error: outcome.error } : {}),
+    };
+    for (const c of recordable) await writeVerification(c, record, config.signingKey);
+    records.push(record);
+  }
+
+  const failed = records.find((r) => r.error || r.differences.length > 0);
+  if (failed?.error) {
+    throw new VerificationFailedError(
+      `Backup ${manifest.id} does not restore from ${failed.restoredFrom}: ${failed.error}`,
+      { data: failed },
+    );
+  }
+  if (failed) {
+    throw new VerificationFailedError(
+      `Backup ${manifest.id} restored from ${failed.restoredFrom}, but its content differs from the source in ${failed.differences.length} place(s).`,
+      { details: failed.differences.map((d) => describeDifference(d as Difference)), data: failed },
+    );
+  }
+  const damaged = checks.filter((c) => !c.intact);
+  if (damaged.length > 0) {
+    throw new VerificationFailedError(
+      `Backup ${manifest.id} restored from ${records.map((r) => r.restoredFrom).join(', ')}, but ${damaged.length} other copy(ies) are damaged.`,
+      { details: damaged.flatMap((c) => c.problems.map((p) => `${c.destination}: ${p}`)) },
+    );
+  }
+  return { backupId: manifest.id, record: records.at(-1)!, records, copies: checks };
+}
+
+/** Restore one copy into a scratch database and compare its fingerprints with the manifest. */
+async function restoreAndCompare(
+  copy: StoredCopy,
+  manifest: Manifest,
+  scratchServer: Target,
+  opts: VerifyOptions,
+): Promise<{ restoreMs: number; differences: Difference[]; error?: string; scratchName: string }> {
+  const { config, progress } = opts;
   let restoreMs = 0;
   let differences: Difference[] = [];
-  let error: string | undefined;
   let scratchName = '';
   try {
     const scratchMajor = await serverMajor(scratchServer);
@@ -159,13 +271,17 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
       async (scratch) => {
         scratchName = scratch.name;
         const restoreStarted = Date.now();
-        await progress.task(`Restore into scratch database ${scratch.name}`, (update) =>
-          restoreArchive(pgRestore.path, path.join(intact.dir, DUMP_DIR), scratch.target, {
-            jobs: config.jobs,
-            tables: manifest.fingerprints.tables.length,
-            keepOwners: false,
-            onProgress: update,
-          }),
+        await progress.task(
+          `Restore the copy in ${copy.destination} into scratch database ${scratch.name}`,
+          (update) =>
+            withDumpDir(copy, manifest, config.signingKey, update, (dumpDir) =>
+              restoreArchive(pgRestore.path, dumpDir, scratch.target, {
+                jobs: config.jobs,
+                tables: manifest.fingerprints.tables.length,
+                keepOwners: false,
+                onProgress: update,
+              }),
+            ),
         );
         restoreMs = Date.now() - restoreStarted;
         await pausePoint('verify:restored');
@@ -180,49 +296,12 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
       },
       { encoding: manifest.target.encoding },
     );
+    return { restoreMs, differences, scratchName };
   } catch (err) {
-    // Missing tools or an unreachable scratch server are bad input, not a verdict on the backup.
+    // Missing tools, keys or an unreachable scratch server are bad input, not a verdict on the backup.
     if (err instanceof BadInputError) throw err;
-    error = errorMessage(err);
+    return { restoreMs, differences, error: errorMessage(err), scratchName };
   }
-
-  const record: VerificationRecord = {
-    ...base,
-    scratch: { ...base.scratch, database: scratchName },
-    restoredFrom: intact.destination,
-    ok: !error && differences.length === 0 && checks.every((c) => c.intact),
-    durationMs: Date.now() - started,
-    restoreMs,
-    compared: {
-      tables: manifest.fingerprints.tables.length,
-      sequences: manifest.fingerprints.sequences.length,
-      largeObjects: manifest.fingerprints.largeObjects.count,
-      schema: true,
-    },
-    differences,
-    ...(error ? { error } : {}),
-  };
-  for (const c of recordable) await writeVerification(c.dir, record, config.signingKey);
-
-  if (error) {
-    throw new VerificationFailedError(`Backup ${manifest.id} does not restore: ${error}`, {
-      data: record,
-    });
-  }
-  if (differences.length > 0) {
-    throw new VerificationFailedError(
-      `Backup ${manifest.id} restored, but its content differs from the source in ${differences.length} place(s).`,
-      { details: differences.map(describeDifference), data: record },
-    );
-  }
-  const damaged = checks.filter((c) => !c.intact);
-  if (damaged.length > 0) {
-    throw new VerificationFailedError(
-      `Backup ${manifest.id} restored from ${intact.destination}, but ${damaged.length} other copy(ies) are damaged.`,
-      { details: damaged.flatMap((c) => c.problems.map((p) => `${c.destination}: ${p}`)) },
-    );
-  }
-  return { backupId: manifest.id, record, copies: checks };
 }
 
 export function describeDifference(d: Difference): string {

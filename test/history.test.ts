@@ -1,3 +1,4 @@
+import { LocalRepo } from '../src/storage/local-repo.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -211,7 +212,15 @@ describe('buildHistory (pure)', () => {
       manifest,
       claimed: manifest,
       manifestProblems: [],
-      copies: [{ destination: 'local', id, dir: `/b/${id}` }],
+      copies: [
+        {
+          destination: 'local',
+          id,
+          location: `/b/${id}`,
+          remote: false,
+          repo: new LocalRepo('local', '/b'),
+        },
+      ],
       verifications,
       rehearsals: [],
     };

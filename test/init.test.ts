@@ -91,7 +91,7 @@ describe('lifeboat init', () => {
     const config = await loadConfig({}, ws.dir, {});
     expect(config.file).toBe(path.join(ws.dir, 'lifeboat.config.yaml'));
     expect(config.destinations).toEqual([
-      { name: 'local', path: path.join(ws.dir, '.lifeboat/backups') },
+      { name: 'local', kind: 'local', path: path.join(ws.dir, '.lifeboat/backups') },
     ]);
     expect(config.maxAgeMs).toBe(24 * 3600_000);
     // Every key the file sets, or offers commented out, has a comment above it.

@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { loadConfig, type Config } from '../config.js';
+import { loadConfig, type Config, type ConfigOverrides } from '../config.js';
 import type { Progress } from '../progress.js';
 import { resolveTarget, type Target } from '../target.js';
 import { terminalProgress } from './progress.js';
@@ -39,7 +39,7 @@ export interface CommandContext {
 /** Config, target and progress, resolved once at the edge. */
 export async function commandContext(
   argv: GlobalArgs,
-  overrides: { maxAge?: string; copies?: number; jobs?: number; scratchUrl?: string } = {},
+  overrides: ConfigOverrides = {},
 ): Promise<CommandContext> {
   const config = await loadConfig({
     config: argv.config,

@@ -42,7 +42,7 @@ export async function writeReports(
   const json = redact(
     `${JSON.stringify({ command: spec.command, at, ok: outcome.ok, exitCode: outcome.exitCode, ...outcome.doc, ...(outcome.error ? { error: outcome.error } : {}) }, null, 2)}\n`,
   );
-  const dir = path.join(spec.config.destinations[0]!.path, 'reports');
+  const dir = reportsDir(spec.config);
   const base = path.join(dir, `${at.replace(/[-:.]/g, '')}-${spec.command}`);
   try {
     await mkdir(dir, { recursive: true });
@@ -67,4 +67,10 @@ function backupIdOf(doc: Record<string, unknown>): string | undefined {
     pick(doc.run, 'backupId') ??
     pick(doc.rollback, 'backupId');
   return typeof id === 'string' ? id : undefined;
+}
+
+/** Reports live beside the first local destination, else in .lifeboat/reports. */
+export function reportsDir(config: Config): string {
+  const local = config.destinations.find((d) => d.kind === 'local');
+  return local ? path.join(local.path, 'reports') : path.resolve('.lifeboat', 'reports');
 }

@@ -72,7 +72,7 @@ function backupLines(b: BackupResult, v: VerifyResult | undefined): string[] {
     `  dump     ${formatBytes(m.dump.bytes)} in ${formatDuration(m.dump.durationMs)} (pg_dump ${m.tools.pgDump.version}, ${m.dump.jobs} jobs), ${m.fingerprints.tables.length} tables fingerprinted`,
     ...b.copies.map((c) =>
       c.ok
-        ? `  copy     ${c.destination}: ${c.dir}`
+        ? `  copy     ${c.destination}: ${c.location}`
         : `  copy     ${c.destination}: FAILED — ${c.error}`,
     ),
   ];

@@ -86,7 +86,7 @@ function summary(e: CatalogEntry): Record<string, unknown> {
     systemIdentifier: e.manifest?.target.systemIdentifier ?? null,
     createdAt: e.manifest?.createdAt ?? null,
     bytes: e.manifest?.dump.bytes ?? null,
-    copies: e.copies.map((c) => ({ destination: c.destination, dir: c.dir })),
+    copies: e.copies.map((c) => ({ destination: c.destination, location: c.location })),
     verified: last ? { at: last.at, ok: last.ok } : null,
     problems: e.manifestProblems,
   };
@@ -114,7 +114,7 @@ function showLines(e: CatalogEntry): string[] {
     `  taken      ${m.createdAt} at snapshot ${m.snapshot.id}`,
     `  dump       ${formatBytes(m.dump.bytes)}, ${m.files.length} files, pg_dump ${m.tools.pgDump.version}`,
     `  content    ${m.fingerprints.tables.length} tables, ${m.fingerprints.sequences.length} sequences, ${m.fingerprints.largeObjects.count} large objects`,
-    ...e.copies.map((c) => `  copy       ${c.destination}: ${c.dir}`),
+    ...e.copies.map((c) => `  copy       ${c.destination}: ${c.location}`),
     ...e.verifications.map(
       (v) =>
         `  verified   ${v.at} ${v.ok ? 'ok' : `FAILED: ${v.error ?? `${v.differences.length} difference(s)`}`} (from ${v.restoredFrom || '-'})`,

@@ -15,6 +15,7 @@ interface GateArgs extends GlobalArgs {
   junit?: string;
   maxAge?: string;
   copies?: number;
+  requireOffsite?: boolean;
   runbook?: string;
   rehearsed: boolean;
 }
@@ -29,6 +30,10 @@ export const gateCommand: CommandModule<object, GateArgs> = {
         describe: 'Oldest acceptable backup (e.g. 6h, 1d; default: policy, 24h)',
       })
       .option('copies', { type: 'number', describe: 'Intact copies required (default: policy, 1)' })
+      .option('require-offsite', {
+        type: 'boolean',
+        describe: 'Require an intact copy in an s3:// destination (default: policy.requireOffsite)',
+      })
       .option('runbook', {
         type: 'string',
         describe: 'Also require that every pending step of this runbook can be undone',
@@ -51,15 +56,24 @@ export const gateCommand: CommandModule<object, GateArgs> = {
         'fail the pipeline unless a verified backup is at most 6 hours old',
       )
       .example('$0 gate --copies 2 --json', 'require two intact copies; print the verdict as JSON')
+      .example('$0 gate --require-offsite', 'one of the intact copies must be in object storage')
       .epilog(exitCodes(0, 2, 3)),
   handler: (argv) => {
     const spec: ReportSpec = { command: 'gate' };
     return runCommand(
       argv,
       async () => {
-        const ctx = await commandContext(argv, { maxAge: argv.maxAge, copies: argv.copies });
+        const ctx = await commandContext(argv, {
+          maxAge: argv.maxAge,
+          copies: argv.copies,
+          requireOffsite: argv.requireOffsite,
+        });
         Object.assign(spec, { config: ctx.config, target: describeTarget(ctx.target) });
-        const policy = { maxAgeMs: ctx.config.maxAgeMs, copies: ctx.config.copies };
+        const policy = {
+          maxAgeMs: ctx.config.maxAgeMs,
+          copies: ctx.config.copies,
+          requireOffsite: ctx.config.requireOffsite,
+        };
         if (argv.rehearsed && !argv.runbook) {
           throw new BadInputError(
             '--rehearsed needs --runbook FILE: a rehearsal is of one runbook.',
@@ -110,6 +124,7 @@ function passedChecks(v: GateVerdict, argv: GateArgs): { name: string }[] {
     { name: 'its latest verification (restore and compare) passed' },
     { name: `it is intact in ${v.policy.copies} destination(s)` },
   ];
+  if (v.policy.requireOffsite) checks.push({ name: 'one intact copy is off-site (s3://)' });
   if (argv.runbook) checks.push({ name: `every pending step of ${argv.runbook} can be undone` });
   if (argv.rehearsed)
     checks.push({ name: `${argv.runbook} was rehearsed on it, rollback included` });

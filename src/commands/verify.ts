@@ -16,6 +16,8 @@ interface VerifyArgs extends GlobalArgs {
   id: string;
   jobs?: number;
   scratchUrl?: string;
+  from?: string;
+  allCopies: boolean;
 }
 
 export const verifyCommand: CommandModule<object, VerifyArgs> = {
@@ -26,9 +28,21 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
       .positional('id', { type: 'string', default: 'latest', describe: 'Backup id, or latest' })
       .option('jobs', { type: 'number', describe: 'Parallel pg_restore jobs (default 2)' })
       .option('scratch-url', { type: 'string', describe: 'Server for the scratch database' })
+      .option('from', {
+        type: 'string',
+        describe: "Restore the copy in this destination (the others' checksums are still read)",
+      })
+      .option('all-copies', {
+        type: 'boolean',
+        default: false,
+        describe: 'Restore every copy, one after the other',
+      })
+      .conflicts('from', 'all-copies')
       .example('$0 verify', "prove the target's newest backup restores")
       .example('$0 verify 20261121T101500Z-app-1f2e3d', 'prove one backup')
-      .epilog(exitCodes(0, 2, 4)),
+      .example('$0 verify --from offsite', 'prove the off-site copy restores (decrypting it)')
+      .example('$0 verify --all-copies', 'restore every copy of the newest backup')
+      .epilog(exitCodes(0, 2, 4)) as unknown as Argv<VerifyArgs>,
   handler: (argv) => {
     const report: ReportSpec = { command: 'verify', dataKey: 'verification' };
     return runCommand(
@@ -50,11 +64,17 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
           }
           id = latest.id;
         }
-        const result = await verifyBackup({ ...ctx, backupId: id });
-        return emit(argv, { verification: result.record, copies: result.copies }, [
-          `Backup ${id}`,
-          ...verificationLines(result.record),
-        ]);
+        const result = await verifyBackup({
+          ...ctx,
+          backupId: id,
+          from: argv.from,
+          allCopies: argv.allCopies,
+        });
+        return emit(
+          argv,
+          { verification: result.record, verifications: result.records, copies: result.copies },
+          [`Backup ${id}`, ...result.records.flatMap(verificationLines)],
+        );
       },
       report,
     );

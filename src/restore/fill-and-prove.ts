@@ -1,4 +1,3 @@
-import path from 'node:path';
 import type pg from 'pg';
 import { BadInputError, VerificationFailedError, errorMessage } from '../errors.js';
 import { pausePoint } from '../faults.js';
@@ -7,7 +6,8 @@ import { fingerprintDatabase } from '../fingerprint-session.js';
 import type { Manifest } from '../manifest.js';
 import type { MarkedDatabase } from '../marked-database.js';
 import { restoreArchive } from '../pg-restore.js';
-import { DUMP_DIR, type StoredCopy } from '../repository.js';
+import type { StoredCopy } from '../repository.js';
+import { withDumpDir } from '../storage/dump-dir.js';
 import { withDatabase } from '../target.js';
 import { describeDifference } from '../verify.js';
 import { createDatabase } from './create-database.js';
@@ -38,14 +38,16 @@ export async function fillAndProve(p: {
   await p.marked.mark();
   const started = Date.now();
   await opts.progress.task(`Restore backup ${manifest.id} into new database ${name}`, (update) =>
-    restoreArchive(p.pgRestore, path.join(p.copy.dir, DUMP_DIR), into, {
-      jobs: opts.config.jobs,
-      tables: manifest.fingerprints.tables.length,
-      keepOwners: opts.keepOwners,
-      onProgress: update,
-    }).catch((err: unknown) => {
-      throw restoreFailure(manifest.id, err, opts.keepOwners);
-    }),
+    withDumpDir(p.copy, manifest, opts.config.signingKey, update, (dumpDir) =>
+      restoreArchive(p.pgRestore, dumpDir, into, {
+        jobs: opts.config.jobs,
+        tables: manifest.fingerprints.tables.length,
+        keepOwners: opts.keepOwners,
+        onProgress: update,
+      }).catch((err: unknown) => {
+        throw restoreFailure(manifest.id, err, opts.keepOwners);
+      }),
+    ),
   );
   const restoreMs = Date.now() - started;
   await pausePoint('restore:restored');

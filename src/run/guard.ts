@@ -19,6 +19,7 @@ export function policyFor(runbook: Runbook, config: Config): Policy {
   return {
     maxAgeMs: runbook.policy?.maxAgeMs ?? config.maxAgeMs,
     copies: runbook.policy?.copies ?? config.copies,
+    requireOffsite: runbook.policy?.requireOffsite ?? config.requireOffsite,
   };
 }
 

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { findCopies } from '../catalog.js';
 import type { Config } from '../config.js';
 import { connect } from '../db.js';
@@ -9,7 +8,8 @@ import { readIdentity } from '../identity.js';
 import { findTool } from '../pgtools.js';
 import { restoreArchive } from '../pg-restore.js';
 import type { Progress } from '../progress.js';
-import { DUMP_DIR, REHEARSALS_DIR, writeRecord } from '../repository.js';
+import { REHEARSALS_DIR, writeRecord } from '../repository.js';
+import { withDumpDir } from '../storage/dump-dir.js';
 import { runbookChecksum } from '../runbook/checksum.js';
 import type { Runbook } from '../runbook/types.js';
 import { withScratchDatabase } from '../scratch.js';
@@ -62,12 +62,16 @@ export async function rehearseRunbook(opts: {
 }): Promise<RehearsalRecord> {
   const { config, runbook, backupId, progress } = opts;
   const started = Date.now();
-  const { checks, manifest } = await checkCopies(
-    await findCopies(config.destinations, backupId),
-    config.signingKey,
-    progress,
+  const copies = await findCopies(config.destinations, backupId);
+  const { checks, manifest } = await checkCopies(copies, config.signingKey, progress);
+  const intactCopies = copies.filter((c) =>
+    checks.some((k) => k.destination === c.destination && k.intact),
   );
-  const intact = checks.find((c) => c.intact);
+  // The cheapest to restore: a plain local copy is read in place.
+  const intact =
+    intactCopies.find(
+      (c) => !c.remote && !checks.find((k) => k.destination === c.destination)!.encrypted,
+    ) ?? intactCopies[0];
   if (!manifest || !intact) {
     throw new GuardRefusedError(`Backup ${backupId} has no intact copy to rehearse on.`, {
       details: checks.flatMap((c) => c.problems.map((p) => `${c.destination}: ${p}`)),
@@ -103,12 +107,14 @@ export async function rehearseRunbook(opts: {
     await progress.task(
       `Restore backup ${backupId} into ${scratch.name} for the rehearsal`,
       (update) =>
-        restoreArchive(pgRestore.path, path.join(intact.dir, DUMP_DIR), scratch.target, {
-          jobs: config.jobs,
-          tables: manifest.fingerprints.tables.length,
-          keepOwners: false,
-          onProgress: update,
-        }),
+        withDumpDir(intact, manifest, config.signingKey, update, (dumpDir) =>
+          restoreArchive(pgRestore.path, dumpDir, scratch.target, {
+            jobs: config.jobs,
+            tables: manifest.fingerprints.tables.length,
+            keepOwners: false,
+            onProgress: update,
+          }),
+        ),
     );
     const client = await connect(scratch.target, 'lifeboat rehearsal');
     try {
@@ -195,8 +201,7 @@ export async function rehearseRunbook(opts: {
     }
   });
   record.durationMs = Date.now() - started;
-  for (const c of checks.filter((c) => c.intact))
-    await writeRecord(c.dir, REHEARSALS_DIR, record, config.signingKey);
+  for (const c of intactCopies) await writeRecord(c, REHEARSALS_DIR, record, config.signingKey);
   return record;
 }
 

@@ -32,7 +32,11 @@ export function buildParsedRunbook(
     policy:
       spec.policy === undefined
         ? undefined
-        : { maxAgeMs: spec.policy.maxAge, copies: spec.policy.copies },
+        : {
+            maxAgeMs: spec.policy.maxAge,
+            copies: spec.policy.copies,
+            requireOffsite: spec.policy.requireOffsite,
+          },
     defaults: timeouts(spec.defaults),
     steps: spec.steps.map((step, index) => buildParsedStep(step, ['steps', index], locator)),
   };

@@ -85,6 +85,7 @@ export const runbookSpec = z.strictObject({
     .strictObject({
       maxAge: duration().optional(),
       copies: z.number().int('a whole number').min(1, 'at least 1').optional(),
+      requireOffsite: z.boolean().optional(),
     })
     .optional(),
   defaults: z

@@ -37,6 +37,7 @@ export interface TextOrigin extends Location {
 export interface BackupPolicy {
   maxAgeMs?: number;
   copies?: number;
+  requireOffsite?: boolean;
 }
 
 /** PostgreSQL `lock_timeout` and `statement_timeout`; absent means the server's setting. */

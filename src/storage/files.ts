@@ -2,15 +2,19 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 /** Streaming file helpers: nothing here holds a whole file in memory. */
 
-export async function hashFile(file: string): Promise<{ size: number; sha256: string }> {
+export function hashFile(file: string): Promise<{ size: number; sha256: string }> {
+  return hashStream(createReadStream(file, { highWaterMark: 1 << 20 }));
+}
+
+export async function hashStream(stream: Readable): Promise<{ size: number; sha256: string }> {
   const hash = createHash('sha256');
   let size = 0;
-  await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), async (source) => {
+  await pipeline(stream, async (source) => {
     for await (const chunk of source as AsyncIterable<Buffer>) {
       size += chunk.length;
       hash.update(chunk);

@@ -1,0 +1,398 @@
+import { createHash } from 'node:crypto';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { BACKUP_ID_PATTERN } from '../manifest.js';
+import { hashStream } from './files.js';
+import type { CopyWriter, FileStat, Repo, StoredBytes } from './repo.js';
+import { writerIsGone, writerMarker, type WriterMarker } from './writer-marker.js';
+
+/**
+ * A destination in an S3-compatible object store: `s3://bucket/prefix/<id>/...`.
+ * S3 has no rename, so a copy becomes listed by its last object: every file
+ * is uploaded and confirmed first, then `manifest.json`. A marker object names
+ * the writer until then, so a crashed writer's objects (and its unfinished
+ * multipart uploads) are cleaned by the next backup to this destination.
+ */
+export interface S3Location {
+  bucket: string;
+  /** '' or a prefix ending in '/'. */
+  prefix: string;
+  endpoint?: string;
+  region?: string;
+  forcePathStyle?: boolean;
+}
+
+const MARKER = '.lifeboat-writing';
+/** Part size of multipart uploads: memory stays at about queue × part, whatever the file size. */
+export const PART_SIZE = 8 << 20;
+const QUEUE_SIZE = 2;
+
+export function parseS3Url(url: string): { bucket: string; prefix: string } | undefined {
+  const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
+  if (!m || !m[1]) return undefined;
+  const prefix = m[2]!.replace(/^\/+|\/+$/g, '');
+  return { bucket: m[1], prefix: prefix ? `${prefix}/` : '' };
+}
+
+type Sdk = typeof import('@aws-sdk/client-s3');
+
+export class S3Repo implements Repo {
+  readonly remote = true;
+  private sdk?: Promise<{ sdk: Sdk; client: S3Client }>;
+
+  constructor(
+    readonly name: string,
+    private readonly where: S3Location,
+  ) {}
+
+  get location(): string {
+    return `s3://${this.where.bucket}/${this.where.prefix}`;
+  }
+
+  copyLocation(id: string): string {
+    return `${this.location}${id}/`;
+  }
+
+  localDir(): undefined {
+    return undefined;
+  }
+
+  /** The SDK is loaded only when an S3 destination is used: it is large. */
+  private connect(): Promise<{ sdk: Sdk; client: S3Client }> {
+    this.sdk ??= import('@aws-sdk/client-s3').then((sdk) => ({
+      sdk,
+      client: new sdk.S3Client({
+        ...(this.where.endpoint ? { endpoint: this.where.endpoint } : {}),
+        region: this.where.region ?? process.env.AWS_REGION ?? 'us-east-1',
+        forcePathStyle: this.where.forcePathStyle ?? false,
+        // Many S3-compatible stores do not know the newer CRC checksum headers.
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+        maxAttempts: 3,
+      }),
+    }));
+    return this.sdk;
+  }
+
+  key(id: string, rel = ''): string {
+    return `${this.where.prefix}${id}/${rel}`;
+  }
+
+  /** Every key below a prefix, with sizes and ETags. */
+  async listKeys(prefix: string): Promise<{ key: string; size: number; etag?: string }[]> {
+    const { sdk, client } = await this.connect();
+    const out: { key: string; size: number; etag?: string }[] = [];
+    let token: string | undefined;
+    do {
+      const page = await client.send(
+        new sdk.ListObjectsV2Command({
+          Bucket: this.where.bucket,
+          Prefix: prefix,
+          ContinuationToken: token,
+        }),
+      );
+      for (const o of page.Contents ?? [])
+        if (o.Key) out.push({ key: o.Key, size: o.Size ?? 0, etag: unquote(o.ETag) });
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return out.sort((a, b) => a.key.localeCompare(b.key));
+  }
+
+  /** Ids that have at least one object below them, complete or not. */
+  private async allIds(): Promise<string[]> {
+    const { sdk, client } = await this.connect();
+    const ids: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await client.send(
+        new sdk.ListObjectsV2Command({
+          Bucket: this.where.bucket,
+          Prefix: this.where.prefix,
+          Delimiter: '/',
+          ContinuationToken: token,
+        }),
+      );
+      for (const p of page.CommonPrefixes ?? []) {
+        const id = p.Prefix?.slice(this.where.prefix.length).replace(/\/$/, '');
+        if (id && BACKUP_ID_PATTERN.test(id)) ids.push(id);
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return ids.sort();
+  }
+
+  async listIds(): Promise<string[]> {
+    const ids: string[] = [];
+    for (const id of await this.allIds()) if (await this.head(id, 'manifest.json')) ids.push(id);
+    return ids;
+  }
+
+  async begin(id: string): Promise<CopyWriter> {
+    await this.cleanStale();
+    await this.putObject(this.key(id, MARKER), JSON.stringify(writerMarker()));
+    return new S3CopyWriter(this, id);
+  }
+
+  async list(id: string, under = ''): Promise<FileStat[]> {
+    const base = this.key(id);
+    return (await this.listKeys(this.key(id, under))).map((o) => ({
+      path: o.key.slice(base.length),
+      size: o.size,
+      ...(o.etag ? { etag: o.etag } : {}),
+    }));
+  }
+
+  async head(id: string, rel: string): Promise<FileStat | undefined> {
+    const { sdk, client } = await this.connect();
+    try {
+      const h = await client.send(
+        new sdk.HeadObjectCommand({ Bucket: this.where.bucket, Key: this.key(id, rel) }),
+      );
+      return {
+        path: rel,
+        size: h.ContentLength ?? 0,
+        ...(h.ETag ? { etag: unquote(h.ETag) } : {}),
+      };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async read(id: string, rel: string): Promise<Readable> {
+    return this.getObject(this.key(id, rel));
+  }
+
+  async getObject(key: string): Promise<Readable> {
+    const { sdk, client } = await this.connect();
+    const got = await client.send(
+      new sdk.GetObjectCommand({ Bucket: this.where.bucket, Key: key }),
+    );
+    return got.Body as Readable;
+  }
+
+  async readText(id: string, rel: string): Promise<string | undefined> {
+    const { sdk, client } = await this.connect();
+    try {
+      const got = await client.send(
+        new sdk.GetObjectCommand({ Bucket: this.where.bucket, Key: this.key(id, rel) }),
+      );
+      return await got.Body!.transformToString('utf8');
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  writeText(id: string, rel: string, text: string): Promise<void> {
+    return this.putObject(this.key(id, rel), text);
+  }
+
+  async putObject(key: string, text: string): Promise<void> {
+    const { sdk, client } = await this.connect();
+    await client.send(
+      new sdk.PutObjectCommand({
+        Bucket: this.where.bucket,
+        Key: key,
+        Body: text,
+        ContentMD5: createHash('md5').update(text).digest('base64'),
+      }),
+    );
+  }
+
+  /**
+   * Stream one object up in parts, hashing as it goes, then confirm it: the
+   * store's ETag must be the MD5 (or multipart MD5) of what was sent, else the
+   * object is read back and hashed.
+   */
+  async upload(key: string, body: Readable, onBytes?: (n: number) => void): Promise<StoredBytes> {
+    const { client } = await this.connect();
+    const { Upload } = await import('@aws-sdk/lib-storage');
+    const digests = new PartDigests(PART_SIZE, onBytes);
+    const upload = new Upload({
+      client,
+      params: { Bucket: this.where.bucket, Key: key, Body: digests },
+      partSize: PART_SIZE,
+      queueSize: QUEUE_SIZE,
+      leavePartsOnError: false,
+    });
+    // A failing source must fail the upload, not leave it waiting for bytes.
+    const fed = pipeline(body, digests);
+    const [, done] = await Promise.all([
+      fed.catch((err: unknown) => {
+        void upload.abort().catch(() => undefined);
+        throw err;
+      }),
+      upload.done(),
+    ]);
+    const sent = digests.result();
+    const etag = unquote(done.ETag);
+    if (etag && sent.etags.includes(etag)) return { size: sent.size, sha256: sent.sha256, etag };
+    const back = await hashStream(await this.getObject(key));
+    if (back.sha256 !== sent.sha256 || back.size !== sent.size)
+      throw new Error(`${key} read back differently from what was uploaded`);
+    return { size: sent.size, sha256: sent.sha256, ...(etag ? { etag } : {}) };
+  }
+
+  async deleteKeys(keys: string[]): Promise<void> {
+    const { sdk, client } = await this.connect();
+    // One by one: not every S3-compatible store takes multi-object delete.
+    for (const key of keys)
+      await client.send(new sdk.DeleteObjectCommand({ Bucket: this.where.bucket, Key: key }));
+  }
+
+  /** Abort every unfinished multipart upload below a prefix. */
+  async abortUploads(prefix: string): Promise<number> {
+    const { sdk, client } = await this.connect();
+    let aborted = 0;
+    let keyMarker: string | undefined;
+    let idMarker: string | undefined;
+    do {
+      const page = await client.send(
+        new sdk.ListMultipartUploadsCommand({
+          Bucket: this.where.bucket,
+          Prefix: prefix,
+          KeyMarker: keyMarker,
+          UploadIdMarker: idMarker,
+        }),
+      );
+      for (const u of page.Uploads ?? []) {
+        await client.send(
+          new sdk.AbortMultipartUploadCommand({
+            Bucket: this.where.bucket,
+            Key: u.Key,
+            UploadId: u.UploadId,
+          }),
+        );
+        aborted += 1;
+      }
+      keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+      idMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
+    } while (keyMarker);
+    return aborted;
+  }
+
+  async remove(id: string): Promise<void> {
+    // The manifest goes first: from then on the copy is no longer listed.
+    await this.deleteKeys([this.key(id, 'manifest.json')]);
+    await this.removeEverything(id);
+  }
+
+  async removeEverything(id: string): Promise<void> {
+    await this.abortUploads(this.key(id));
+    await this.deleteKeys((await this.listKeys(this.key(id))).map((o) => o.key));
+  }
+
+  /** Copies with no manifest whose writer is gone: objects and multipart uploads both go. */
+  async cleanStale(): Promise<string[]> {
+    const removed: string[] = [];
+    for (const id of await this.allIds()) {
+      if (await this.head(id, 'manifest.json')) continue;
+      const text = await this.readText(id, MARKER);
+      let marker: WriterMarker | undefined;
+      try {
+        marker = text ? (JSON.parse(text) as WriterMarker) : undefined;
+      } catch {
+        marker = undefined;
+      }
+      if (writerIsGone(marker)) {
+        await this.removeEverything(id);
+        removed.push(id);
+      }
+    }
+    return removed;
+  }
+
+  async close(): Promise<void> {
+    if (this.sdk) (await this.sdk).client.destroy();
+  }
+
+  markerKey(id: string): string {
+    return this.key(id, MARKER);
+  }
+}
+
+class S3CopyWriter implements CopyWriter {
+  constructor(
+    private readonly repo: S3Repo,
+    private readonly id: string,
+  ) {}
+
+  put(rel: string, body: Readable, onBytes?: (n: number) => void): Promise<StoredBytes> {
+    return this.repo.upload(this.repo.key(this.id, rel), body, onBytes);
+  }
+
+  putText(rel: string, text: string): Promise<void> {
+    return this.repo.putObject(this.repo.key(this.id, rel), text);
+  }
+
+  async commit(): Promise<string> {
+    // The caller writes manifest.json last; the marker then goes.
+    await this.repo.deleteKeys([this.repo.markerKey(this.id)]);
+    return this.repo.copyLocation(this.id);
+  }
+
+  abort(): Promise<void> {
+    return this.repo.removeEverything(this.id);
+  }
+}
+
+/**
+ * Passes bytes through while computing their SHA-256 and the ETags an S3
+ * store gives them: the MD5 for one part, the MD5 of part MD5s for many.
+ */
+class PartDigests extends Transform {
+  private readonly sha = createHash('sha256');
+  private part = createHash('md5');
+  private partBytes = 0;
+  private readonly parts: Buffer[] = [];
+  private size = 0;
+
+  constructor(
+    private readonly partSize: number,
+    private readonly onBytes?: (n: number) => void,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
+    this.sha.update(chunk);
+    this.size += chunk.length;
+    this.onBytes?.(chunk.length);
+    let rest = chunk;
+    while (rest.length > 0) {
+      const take = Math.min(rest.length, this.partSize - this.partBytes);
+      this.part.update(rest.subarray(0, take));
+      this.partBytes += take;
+      rest = rest.subarray(take);
+      if (this.partBytes === this.partSize) this.closePart();
+    }
+    this.push(chunk);
+    done();
+  }
+
+  private closePart(): void {
+    this.parts.push(this.part.digest());
+    this.part = createHash('md5');
+    this.partBytes = 0;
+  }
+
+  result(): { size: number; sha256: string; etags: string[] } {
+    if (this.partBytes > 0 || this.parts.length === 0) this.closePart();
+    const multipart = (parts: Buffer[]): string =>
+      `${createHash('md5').update(Buffer.concat(parts)).digest('hex')}-${parts.length}`;
+    const etags = [multipart(this.parts)];
+    if (this.parts.length === 1) etags.push(this.parts[0]!.toString('hex'));
+    return { size: this.size, sha256: this.sha.digest('hex'), etags };
+  }
+}
+
+function unquote(etag: string | undefined): string | undefined {
+  return etag?.replace(/^"|"$/g, '');
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
+}

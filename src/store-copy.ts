@@ -1,0 +1,123 @@
+import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { createHash } from 'node:crypto';
+import type { Destination } from './config.js';
+import { pausePoint } from './faults.js';
+import type { Manifest } from './manifest.js';
+import { writeLayout, writeManifest, type CopyLayout } from './repository.js';
+import { AGE_SUFFIX, encryptStream, readRecipientsFile } from './storage/age.js';
+import { openRepo } from './storage/open.js';
+import type { CopyWriter } from './storage/repo.js';
+import { PART_SIZE } from './storage/s3-repo.js';
+import { s3Reason, storageReason } from './storage/reasons.js';
+import { formatBytes } from './units.js';
+import type { CopyOutcome } from './backup.js';
+
+/**
+ * Stream a complete dump into one destination, encrypting each file when the
+ * destination says so, and publish it there only when every file is stored
+ * and confirmed (read back, or the store's checksum matches what was sent).
+ */
+export async function storeCopy(p: {
+  sourceDir: string;
+  dest: Destination;
+  manifest: Manifest;
+  key: string | undefined;
+  update: (detail: string) => void;
+  warn: (message: string) => void;
+}): Promise<CopyOutcome> {
+  const { dest, manifest } = p;
+  const repo = openRepo(dest);
+  let writer: CopyWriter | undefined;
+  try {
+    const recipients = await recipientsOf(dest);
+    writer = await repo.begin(manifest.id);
+    const stored: CopyLayout['files'] = [];
+    let copied = 0;
+    let paused = false;
+    for (const file of manifest.files) {
+      const read = new PlainTap(async (total) => {
+        // A named point in the middle of a multipart upload, for the fault tests.
+        if (!paused && repo.remote && total > PART_SIZE * 1.5) {
+          paused = true;
+          await pausePoint('backup:uploading');
+        }
+      });
+      const source = createReadStream(path.join(p.sourceDir, file.path), {
+        highWaterMark: 1 << 20,
+      });
+      source.on('error', (err) => read.destroy(err));
+      const plain = source.pipe(read);
+      const body: Readable = recipients.length > 0 ? await encryptStream(recipients, plain) : plain;
+      const name = recipients.length > 0 ? `${file.path}${AGE_SUFFIX}` : file.path;
+      const put = await writer.put(name, body, (n) => {
+        copied += n;
+      });
+      if (read.sha256() !== file.sha256) throw new Error(`${file.path} changed while copying`);
+      if (recipients.length === 0 && put.sha256 !== file.sha256)
+        throw new Error(`${file.path} was stored differently from what was sent`);
+      stored.push({
+        path: name,
+        size: put.size,
+        sha256: put.sha256,
+        ...(put.etag ? { etag: put.etag } : {}),
+      });
+      p.update(`${formatBytes(copied)} of ${formatBytes(manifest.dump.bytes)}`);
+    }
+    if (recipients.length > 0 || repo.remote) {
+      await writeLayout(
+        writer,
+        {
+          format: 'lifeboat-copy/1',
+          ...(recipients.length > 0 ? { encryption: { format: 'age', recipients } } : {}),
+          files: stored,
+        },
+        p.key,
+      );
+    }
+    await writeManifest(writer, manifest, p.key);
+    return { destination: dest.name, ok: true, location: await writer.commit() };
+  } catch (err) {
+    const reason = storageReason(dest, err);
+    if (writer) {
+      await writer.abort().catch((cleanup: unknown) => {
+        p.warn(
+          `${dest.name}: the unfinished copy could not be removed now (${s3Reason(cleanup)}); the next backup to ${dest.name} removes it`,
+        );
+      });
+    }
+    return { destination: dest.name, ok: false, error: reason };
+  }
+}
+
+async function recipientsOf(dest: Destination): Promise<string[]> {
+  if (!dest.encrypt) return [];
+  const fromFile = dest.encrypt.recipientsFile
+    ? await readRecipientsFile(dest.encrypt.recipientsFile)
+    : [];
+  return [...dest.encrypt.recipients, ...fromFile];
+}
+
+/** Hashes the plaintext on its way to the store, and may hold it back at a pause point. */
+class PlainTap extends Transform {
+  private readonly hash = createHash('sha256');
+  private total = 0;
+
+  constructor(private readonly onTotal: (total: number) => Promise<void>) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.hash.update(chunk);
+    this.total += chunk.length;
+    this.onTotal(this.total).then(
+      () => done(null, chunk),
+      (err: unknown) => done(err as Error),
+    );
+  }
+
+  sha256(): string {
+    return this.hash.digest('hex');
+  }
+}
