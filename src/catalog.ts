@@ -1,5 +1,6 @@
 import type { Destination } from './config.js';
 import { BadInputError } from './errors.js';
+import { storageReason } from './storage/reasons.js';
 import type { TargetIdentity } from './identity.js';
 import { sameTarget } from './identity.js';
 import type { Manifest, VerificationRecord } from './manifest.js';
@@ -38,7 +39,7 @@ export async function readCatalog(
 ): Promise<CatalogEntry[]> {
   const byId = new Map<string, CatalogEntry>();
   for (const dest of destinations) {
-    for (const copy of await listCopies(dest)) {
+    for (const copy of await reachableCopies(dest)) {
       let entry = byId.get(copy.id);
       if (!entry) {
         entry = {
@@ -53,12 +54,18 @@ export async function readCatalog(
         byId.set(copy.id, entry);
       }
       entry.copies.push(copy);
-      const read = await readManifest(copy, key);
-      entry.claimed ??= read.manifest;
-      if (read.manifest && read.problems.length === 0) entry.manifest ??= read.manifest;
-      else entry.manifestProblems.push(...read.problems.map((p) => `${copy.destination}: ${p}`));
-      entry.verifications.push(...(await readVerifications(copy, key)));
-      entry.rehearsals.push(...(await readRecords<RehearsalRecord>(copy, REHEARSALS_DIR, key)));
+      try {
+        const read = await readManifest(copy, key);
+        entry.claimed ??= read.manifest;
+        if (read.manifest && read.problems.length === 0) entry.manifest ??= read.manifest;
+        else entry.manifestProblems.push(...read.problems.map((p) => `${copy.destination}: ${p}`));
+        entry.verifications.push(...(await readVerifications(copy, key)));
+        entry.rehearsals.push(...(await readRecords<RehearsalRecord>(copy, REHEARSALS_DIR, key)));
+      } catch (err) {
+        entry.manifestProblems.push(
+          `${copy.destination}: cannot be read: ${storageReason(dest, err)}`,
+        );
+      }
     }
   }
   const entries = [...byId.values()];
@@ -72,7 +79,7 @@ export async function readCatalog(
 export async function findCopies(destinations: Destination[], id: string): Promise<StoredCopy[]> {
   const copies: StoredCopy[] = [];
   for (const dest of destinations) {
-    copies.push(...(await listCopies(dest)).filter((c) => c.id === id));
+    copies.push(...(await reachableCopies(dest)).filter((c) => c.id === id));
   }
   if (copies.length === 0) {
     throw new BadInputError(`No backup ${id} in any destination; see \`lifeboat backups list\`.`);
@@ -94,4 +101,24 @@ export function latestFor(
     .filter((e) => said(e) && sameTarget(said(e)!.target, identity))
     .sort((a, b) => said(a)!.createdAt.localeCompare(said(b)!.createdAt))
     .at(-1);
+}
+
+const warned = new Set<string>();
+
+/**
+ * The copies in one destination; a destination that cannot be read (a store
+ * that is down, refused credentials) holds none that count, and says so once.
+ */
+async function reachableCopies(dest: Destination): Promise<StoredCopy[]> {
+  try {
+    return await listCopies(dest);
+  } catch (err) {
+    if (!warned.has(dest.name)) {
+      warned.add(dest.name);
+      process.stderr.write(
+        `warning: destination ${dest.name} cannot be read (${storageReason(dest, err)}); its copies are not counted\n`,
+      );
+    }
+    return [];
+  }
 }

@@ -37,7 +37,6 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
         default: false,
         describe: 'Restore every copy, one after the other',
       })
-      .conflicts('from', 'all-copies')
       .example('$0 verify', "prove the target's newest backup restores")
       .example('$0 verify 20261121T101500Z-app-1f2e3d', 'prove one backup')
       .example('$0 verify --from offsite', 'prove the off-site copy restores (decrypting it)')
@@ -48,6 +47,8 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
     return runCommand(
       argv,
       async () => {
+        if (argv.from && argv.allCopies)
+          throw new BadInputError('Give --from DEST or --all-copies, not both.');
         const ctx = await commandContext(argv, { jobs: argv.jobs, scratchUrl: argv.scratchUrl });
         Object.assign(report, { config: ctx.config, target: describeTarget(ctx.target) });
         let id = argv.id;

@@ -60,6 +60,9 @@ export class S3Repo implements Repo {
 
   /** The SDK is loaded only when an S3 destination is used: it is large. */
   private connect(): Promise<{ sdk: Sdk; client: S3Client }> {
+    // The SDK warns on every start about Node versions its future releases need;
+    // the version lifeboat ships with is pinned and supports this one.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     this.sdk ??= import('@aws-sdk/client-s3').then((sdk) => ({
       sdk,
       client: new sdk.S3Client({
@@ -217,15 +220,17 @@ export class S3Repo implements Repo {
       queueSize: QUEUE_SIZE,
       leavePartsOnError: false,
     });
-    // A failing source must fail the upload, not leave it waiting for bytes.
-    const fed = pipeline(body, digests);
-    const [, done] = await Promise.all([
-      fed.catch((err: unknown) => {
-        void upload.abort().catch(() => undefined);
-        throw err;
-      }),
-      upload.done(),
-    ]);
+    // pipeline() destroys the Body when the source fails, which fails the
+    // upload too (and lib-storage then aborts the multipart upload).
+    const [source, uploaded] = await Promise.allSettled([pipeline(body, digests), upload.done()]);
+    if (uploaded.status === 'rejected') {
+      // A broken stream is only the symptom when the source failed first.
+      throw source.status === 'rejected' && isStreamAbort(uploaded.reason)
+        ? source.reason
+        : uploaded.reason;
+    }
+    if (source.status === 'rejected') throw source.reason;
+    const done = uploaded.value;
     const sent = digests.result();
     const etag = unquote(done.ETag);
     if (etag && sent.etags.includes(etag)) return { size: sent.size, sha256: sent.sha256, etag };
@@ -343,11 +348,12 @@ class S3CopyWriter implements CopyWriter {
  * store gives them: the MD5 for one part, the MD5 of part MD5s for many.
  */
 class PartDigests extends Transform {
+  // Not `size` or `length`: lib-storage reads those from a Body to guess its byte count.
   private readonly sha = createHash('sha256');
   private part = createHash('md5');
   private partBytes = 0;
-  private readonly parts: Buffer[] = [];
-  private size = 0;
+  private readonly partDigests: Buffer[] = [];
+  private bytesSeen = 0;
 
   constructor(
     private readonly partSize: number,
@@ -358,7 +364,7 @@ class PartDigests extends Transform {
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
     this.sha.update(chunk);
-    this.size += chunk.length;
+    this.bytesSeen += chunk.length;
     this.onBytes?.(chunk.length);
     let rest = chunk;
     while (rest.length > 0) {
@@ -373,19 +379,24 @@ class PartDigests extends Transform {
   }
 
   private closePart(): void {
-    this.parts.push(this.part.digest());
+    this.partDigests.push(this.part.digest());
     this.part = createHash('md5');
     this.partBytes = 0;
   }
 
   result(): { size: number; sha256: string; etags: string[] } {
-    if (this.partBytes > 0 || this.parts.length === 0) this.closePart();
+    if (this.partBytes > 0 || this.partDigests.length === 0) this.closePart();
     const multipart = (parts: Buffer[]): string =>
       `${createHash('md5').update(Buffer.concat(parts)).digest('hex')}-${parts.length}`;
-    const etags = [multipart(this.parts)];
-    if (this.parts.length === 1) etags.push(this.parts[0]!.toString('hex'));
-    return { size: this.size, sha256: this.sha.digest('hex'), etags };
+    const etags = [multipart(this.partDigests)];
+    if (this.partDigests.length === 1) etags.push(this.partDigests[0]!.toString('hex'));
+    return { size: this.bytesSeen, sha256: this.sha.digest('hex'), etags };
   }
+}
+
+function isStreamAbort(err: unknown): boolean {
+  const e = err as { name?: string; code?: string };
+  return e.name === 'AbortError' || e.code === 'ERR_STREAM_PREMATURE_CLOSE';
 }
 
 function unquote(etag: string | undefined): string | undefined {
