@@ -16,7 +16,7 @@ import { sha256Hex } from '../src/manifest.js';
 import { richDatabase, smallDatabase } from './support/backups.js';
 import { runCli, runJson, startPaused, workspace } from './support/cli.js';
 import type { TestDatabase } from './support/db.js';
-import { startS3Server, type S3Server } from './support/s3-server.js';
+import { startS3Server, type S3Server } from '../src/s3-server.js';
 
 /**
  * Off-site copies against a real S3-compatible store: OpenStack Swift with
