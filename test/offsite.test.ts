@@ -435,4 +435,51 @@ describe('faults of the object store', () => {
       await ws.cleanup();
     }
   });
+
+  it('backups prune applies per destination, and a pruned remote copy leaves nothing behind', async () => {
+    const ws = await workspace({
+      destinations: [
+        { name: 'local', path: 'backups', keep: 1 },
+        {
+          name: 'offsite',
+          url: `s3://${BUCKET}/prune`,
+          endpoint: s3.endpoint,
+          region: s3.region,
+          forcePathStyle: true,
+          keep: 2,
+        },
+      ],
+      policy: { copies: 2 },
+    });
+    try {
+      const env = awsEnv();
+      const ids = [await backupId(ws, env), await backupId(ws, env), await backupId(ws, env)];
+      const r = await runJson(['backups', 'prune', '--database-url', dbUrl()], {
+        cwd: ws.dir,
+        env,
+      });
+      expect(r.code, r.stderr).toBe(0);
+      const removed = (
+        r.doc.prune as { decisions: { id: string; destination: string; action: string }[] }
+      ).decisions
+        .filter((d) => d.action === 'remove')
+        .map((d) => `${d.id}@${d.destination}`);
+      expect(removed.sort()).toEqual(
+        [`${ids[0]}@local`, `${ids[1]}@local`, `${ids[0]}@offsite`].sort(),
+      );
+      const stored = await keysUnder('prune/');
+      expect(stored.filter((k) => k.startsWith(`prune/${ids[0]}/`))).toEqual([]);
+      expect(stored).toContain(`prune/${ids[1]}/manifest.json`);
+      const list = await runJson(['backups', 'list'], { cwd: ws.dir, env });
+      const copies = Object.fromEntries(
+        (list.doc.backups as { id: string; copies: { destination: string }[] }[]).map((b) => [
+          b.id,
+          b.copies.map((c) => c.destination),
+        ]),
+      );
+      expect(copies).toEqual({ [ids[1]!]: ['offsite'], [ids[2]!]: ['local', 'offsite'] });
+    } finally {
+      await ws.cleanup();
+    }
+  });
 });

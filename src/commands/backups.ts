@@ -1,11 +1,15 @@
 import type { Argv, CommandModule } from 'yargs';
 import { readCatalog, type CatalogEntry } from '../catalog.js';
-import { globalOptions, type GlobalArgs } from '../cli/context.js';
+import { globalOptions, targetFor, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
-import { loadConfig } from '../config.js';
-import { BadInputError } from '../errors.js';
-import { planPrune } from '../prune.js';
+import { loadConfig, type Config } from '../config.js';
+import { BadInputError, errorMessage } from '../errors.js';
+import { withClient } from '../db.js';
+import { readIdentity, type TargetIdentity } from '../identity.js';
+import { readRuns } from '../run/journal.js';
+import { describeTarget } from '../target.js';
+import { planPrune, type UnfinishedRun } from '../prune.js';
 import { removeCopy } from '../repository.js';
 import { formatBytes } from '../units.js';
 
@@ -25,7 +29,8 @@ export const backupsCommand: CommandModule<object, BackupsArgs> = {
       .positional('id', { type: 'string', describe: 'Backup id (for show)' })
       .option('keep', {
         type: 'number',
-        describe: 'prune: verified backups to keep per database (default: retention.keep, 7)',
+        describe:
+          "prune: verified backups to keep in each destination (default: the destination's keep, else retention.keep, 7)",
       })
       .option('dry-run', {
         type: 'boolean',
@@ -34,6 +39,10 @@ export const backupsCommand: CommandModule<object, BackupsArgs> = {
       })
       .example('$0 backups list', 'every backup with its copies and last verification')
       .example('$0 backups prune --keep 3 --dry-run', 'what pruning would remove')
+      .example(
+        '$0 backups prune --database-url "$DATABASE_URL"',
+        "prune this database's backups, in every destination",
+      )
       .epilog(exitCodes(0, 2)) as unknown as Argv<BackupsArgs>,
   handler: (argv) =>
     runCommand(argv, async () => {
@@ -60,19 +69,27 @@ export const backupsCommand: CommandModule<object, BackupsArgs> = {
           showLines(entry),
         );
       } else {
-        const decisions = planPrune(entries, argv.keep ?? config.keep);
-        const removed: string[] = [];
-        for (const d of decisions.filter((d) => d.action === 'remove')) {
-          if (!argv.dryRun)
-            for (const copy of entries.find((e) => e.id === d.id)!.copies) await removeCopy(copy);
-          removed.push(d.id);
-        }
+        const decisions = planPrune(entries, {
+          ...(await journalFacts(argv, config)),
+          destinations: config.destinations.map((d) => ({
+            name: d.name,
+            keep: argv.keep ?? d.keep ?? config.keep,
+          })),
+        });
+        const removed = decisions.filter((d) => d.action === 'remove');
+        if (!argv.dryRun)
+          for (const d of removed) {
+            const copy = entries
+              .find((e) => e.id === d.id)!
+              .copies.find((c) => c.destination === d.destination)!;
+            await removeCopy(copy);
+          }
         emit(argv, { prune: { dryRun: argv.dryRun, decisions } }, [
           ...decisions.map(
             (d) =>
-              `${d.action === 'keep' ? 'keep  ' : argv.dryRun ? 'would remove' : 'remove'}  ${d.id}  (${d.reason})`,
+              `${d.action === 'keep' ? 'keep  ' : argv.dryRun ? 'would remove' : 'remove'}  ${d.id}  ${d.destination}  (${d.reason})`,
           ),
-          `${removed.length} backup(s) ${argv.dryRun ? 'would be' : ''} removed`.replace('  ', ' '),
+          `${removed.length} cop${removed.length === 1 ? 'y' : 'ies'} ${argv.dryRun ? 'would be ' : ''}removed`,
         ]);
       }
     }),
@@ -120,4 +137,24 @@ function showLines(e: CatalogEntry): string[] {
         `  verified   ${v.at} ${v.ok ? 'ok' : `FAILED: ${v.error ?? `${v.differences.length} difference(s)`}`} (from ${v.restoredFrom || '-'})`,
     ),
   ];
+}
+
+/** The target and its unfinished runs: prune never removes a backup one of them depends on. */
+async function journalFacts(
+  argv: BackupsArgs,
+  config: Config,
+): Promise<{ target: TargetIdentity; unfinishedRuns: UnfinishedRun[] }> {
+  const target = targetFor(argv, config);
+  try {
+    return await withClient(target, async (client) => ({
+      target: await readIdentity(client),
+      unfinishedRuns: (await readRuns(client))
+        .filter((r) => r.status !== 'succeeded' && r.status !== 'rolled-back')
+        .map((r) => ({ id: r.id, status: r.status, startedAt: r.startedAt, backupId: r.backupId })),
+    }));
+  } catch (err) {
+    throw new BadInputError(
+      `backups prune first reads the run journal of ${describeTarget(target)}, so that it never removes a backup an unfinished run depends on, and it cannot: ${errorMessage(err)}`,
+    );
+  }
 }

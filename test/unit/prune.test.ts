@@ -1,18 +1,23 @@
 import { describe, expect, it } from 'vitest';
 import type { CatalogEntry } from '../../src/catalog.js';
+import type { TargetIdentity } from '../../src/identity.js';
 import type { Manifest, VerificationRecord } from '../../src/manifest.js';
-import { planPrune } from '../../src/prune.js';
+import { planPrune, type PrunePolicy, type UnfinishedRun } from '../../src/prune.js';
+import type { StoredCopy } from '../../src/repository.js';
+
+const target = { systemIdentifier: '42', database: 'app' } as TargetIdentity;
 
 function entry(
   id: string,
   createdAt: string,
   verified: boolean | undefined,
-  database = 'app',
+  opts: { database?: string; in?: string[] } = {},
 ): CatalogEntry {
+  const database = opts.database ?? 'app';
   const manifest = {
     id,
     createdAt,
-    target: { systemIdentifier: '42', database },
+    target: { systemIdentifier: '42', database, described: `db/${database}` },
   } as unknown as Manifest;
   const verifications =
     verified === undefined
@@ -23,14 +28,18 @@ function entry(
     manifest,
     claimed: manifest,
     manifestProblems: [],
-    copies: [],
+    copies: (opts.in ?? ['local']).map((destination) => ({ destination, id }) as StoredCopy),
     verifications,
     rehearsals: [],
   };
 }
 
+function policy(keep: number, more: Partial<PrunePolicy> = {}): PrunePolicy {
+  return { target, destinations: [{ name: 'local', keep }], unfinishedRuns: [], ...more };
+}
+
 const actions = (decisions: ReturnType<typeof planPrune>): Record<string, string> =>
-  Object.fromEntries(decisions.map((d) => [d.id, d.action]));
+  Object.fromEntries(decisions.map((d) => [`${d.id}@${d.destination}`, d.action]));
 
 describe('planPrune', () => {
   it('keeps the newest N verified backups and removes older ones', () => {
@@ -39,7 +48,11 @@ describe('planPrune', () => {
       entry('b2', '2026-11-02T00:00:00Z', true),
       entry('b3', '2026-11-03T00:00:00Z', true),
     ];
-    expect(actions(planPrune(entries, 2))).toEqual({ b1: 'remove', b2: 'keep', b3: 'keep' });
+    expect(actions(planPrune(entries, policy(2)))).toEqual({
+      'b1@local': 'remove',
+      'b2@local': 'keep',
+      'b3@local': 'keep',
+    });
   });
 
   it('never removes the newest verified backup, even with keep 0', () => {
@@ -47,8 +60,8 @@ describe('planPrune', () => {
       entry('b1', '2026-11-01T00:00:00Z', true),
       entry('b2', '2026-11-02T00:00:00Z', false),
     ];
-    const decisions = planPrune(entries, 0);
-    expect(actions(decisions)).toEqual({ b1: 'keep', b2: 'keep' });
+    const decisions = planPrune(entries, policy(0));
+    expect(actions(decisions)).toEqual({ 'b1@local': 'keep', 'b2@local': 'keep' });
     expect(decisions.find((d) => d.id === 'b1')?.reason).toBe('newest verified');
   });
 
@@ -59,11 +72,11 @@ describe('planPrune', () => {
       entry('b3', '2026-11-03T00:00:00Z', true),
       entry('b4', '2026-11-04T00:00:00Z', undefined),
     ];
-    expect(actions(planPrune(entries, 5))).toEqual({
-      b1: 'remove',
-      b2: 'remove',
-      b3: 'keep',
-      b4: 'keep',
+    expect(actions(planPrune(entries, policy(5)))).toEqual({
+      'b1@local': 'remove',
+      'b2@local': 'remove',
+      'b3@local': 'keep',
+      'b4@local': 'keep',
     });
   });
 
@@ -72,30 +85,92 @@ describe('planPrune', () => {
       entry('b1', '2026-11-01T00:00:00Z', false),
       entry('b2', '2026-11-02T00:00:00Z', undefined),
     ];
-    expect(actions(planPrune(entries, 1))).toEqual({ b1: 'keep', b2: 'keep' });
+    expect(actions(planPrune(entries, policy(1)))).toEqual({
+      'b1@local': 'keep',
+      'b2@local': 'keep',
+    });
   });
 
-  it('decides per database, and never touches a backup whose manifest is unreadable', () => {
+  it("never touches another database's backups, nor one whose manifest is unreadable", () => {
     const broken: CatalogEntry = {
       id: 'b0',
       manifest: undefined,
       claimed: undefined,
       manifestProblems: ['x'],
-      copies: [],
+      copies: [{ destination: 'local', id: 'b0' } as StoredCopy],
       verifications: [],
       rehearsals: [],
     };
     const entries = [
       broken,
-      entry('a1', '2026-11-01T00:00:00Z', true, 'app'),
-      entry('a2', '2026-11-02T00:00:00Z', true, 'app'),
-      entry('o1', '2026-11-01T00:00:00Z', true, 'other'),
+      entry('a1', '2026-11-01T00:00:00Z', true),
+      entry('a2', '2026-11-02T00:00:00Z', true),
+      entry('o1', '2026-10-01T00:00:00Z', true, { database: 'other' }),
+      entry('o2', '2026-11-01T00:00:00Z', true, { database: 'other' }),
     ];
-    expect(actions(planPrune(entries, 1))).toEqual({
-      b0: 'keep',
-      a1: 'remove',
-      a2: 'keep',
-      o1: 'keep',
+    const decisions = planPrune(entries, policy(1));
+    expect(actions(decisions)).toEqual({
+      'b0@local': 'keep',
+      'a1@local': 'remove',
+      'a2@local': 'keep',
+      'o1@local': 'keep',
+      'o2@local': 'keep',
     });
+    expect(decisions.find((d) => d.id === 'o1')?.reason).toMatch(/a backup of db\/other/);
+  });
+
+  it('applies each destination its own retention', () => {
+    const both = { in: ['local', 'offsite'] };
+    const entries = [
+      entry('b1', '2026-11-01T00:00:00Z', true, both),
+      entry('b2', '2026-11-02T00:00:00Z', true, both),
+      entry('b3', '2026-11-03T00:00:00Z', true, both),
+      entry('b4', '2026-11-04T00:00:00Z', true, { in: ['local'] }),
+    ];
+    const decisions = planPrune(
+      entries,
+      policy(1, {
+        destinations: [
+          { name: 'local', keep: 1 },
+          { name: 'offsite', keep: 2 },
+        ],
+      }),
+    );
+    expect(actions(decisions)).toEqual({
+      'b1@local': 'remove',
+      'b1@offsite': 'remove',
+      'b2@local': 'remove',
+      'b2@offsite': 'keep',
+      'b3@local': 'remove',
+      'b3@offsite': 'keep',
+      'b4@local': 'keep',
+    });
+  });
+
+  it('keeps what an unfinished run depends on: its own backup and the last verified one before it', () => {
+    const entries = [
+      entry('b1', '2026-11-01T00:00:00Z', true),
+      entry('b2', '2026-11-02T00:00:00Z', true),
+      entry('b3', '2026-11-03T00:00:00Z', true),
+      entry('b4', '2026-11-04T00:00:00Z', true),
+      entry('b5', '2026-11-05T00:00:00Z', true),
+    ];
+    const run: UnfinishedRun = {
+      id: 'r1',
+      status: 'needs-operator',
+      startedAt: '2026-11-03T12:00:00Z',
+      backupId: 'b1',
+    };
+    const decisions = planPrune(entries, policy(1, { unfinishedRuns: [run] }));
+    expect(actions(decisions)).toEqual({
+      'b1@local': 'keep',
+      'b2@local': 'remove',
+      'b3@local': 'keep',
+      'b4@local': 'remove',
+      'b5@local': 'keep',
+    });
+    const reason = (id: string): string | undefined => decisions.find((d) => d.id === id)?.reason;
+    expect(reason('b1')).toBe('the backup of unfinished run r1 (needs-operator)');
+    expect(reason('b3')).toBe('the last verified backup before unfinished run r1 (needs-operator)');
   });
 });
