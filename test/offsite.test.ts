@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -231,6 +231,27 @@ describe('a backup in two places, one of them remote and encrypted', () => {
     expect(sha256Hex(stdout)).toBe(sha256Hex(local));
   });
 
+  it('restore --as works from the off-site copy alone when the local one is gone', async () => {
+    await rm(path.join(ws.dir, 'backups', id), { recursive: true });
+    const name = `${db.name}_from_offsite`;
+    const r = await runJson(['restore', id, '--as', name, '--database-url', db.url], {
+      cwd: ws.dir,
+      env: { ...awsEnv(), LIFEBOAT_AGE_IDENTITY_FILE: key.first },
+    });
+    try {
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.doc.restore).toMatchObject({ restoredFrom: 'offsite' });
+      const count = async (url: string): Promise<unknown> =>
+        (await exec('psql', [url, '-XAtc', 'select count(*) from "Weird Schema"."Order Items"']))
+          .stdout;
+      const restoredUrl = new URL(db.url);
+      restoredUrl.pathname = `/${name}`;
+      expect(await count(restoredUrl.toString())).toBe(await count(db.url));
+    } finally {
+      await db.query(`drop database if exists "${name}"`).catch(() => undefined);
+    }
+  });
+
   it('a wrong or missing key is one clear sentence and exit 2', async () => {
     const wrong = await runCli(['verify', id, '--database-url', db.url, '--from', 'offsite'], {
       cwd: ws.dir,
@@ -278,6 +299,29 @@ describe('faults of the object store', () => {
       );
       expect(`${r.stdout}${r.stderr}`).not.toContain(secret);
       expect(await keysUnder('creds/')).toEqual([]);
+    } finally {
+      await ws.cleanup();
+    }
+  });
+
+  it('doctor checks an s3:// destination by writing and deleting a probe object', async () => {
+    const ws = await offsiteWorkspace('doctor');
+    try {
+      const ok = await runCli(['doctor', '--database-url', dbUrl()], {
+        cwd: ws.dir,
+        env: awsEnv(),
+      });
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(ok.stdout).toMatch(
+        /destination offsite: s3:\/\/lifeboat-offsite\/doctor\/ is writable, copies encrypted with age/,
+      );
+      const bad = await runCli(['doctor', '--database-url', dbUrl()], {
+        cwd: ws.dir,
+        env: awsEnv('not-the-secret'),
+      });
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/destination offsite: .*the store refused the credentials/);
+      expect(await keysUnder('doctor/')).toEqual([]);
     } finally {
       await ws.cleanup();
     }
