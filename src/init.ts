@@ -357,6 +357,13 @@ destinations:
     path: .lifeboat/backups
   # - name: nas
   #   path: /mnt/nas/lifeboat
+  # Off-site, in any S3-compatible store (credentials from the AWS environment
+  # or profile), encrypted with age to one or more keys (age-keygen -y key.txt):
+  # - name: offsite
+  #   url: s3://my-bucket/lifeboat
+  #   region: eu-central-1
+  #   encrypt:
+  #     recipients: [age1...]
 
 # What \`run\` and \`gate\` demand before anything changes: a backup of this
 # database, verified by restoring it, at most maxAge old and held intact in
@@ -365,6 +372,7 @@ destinations:
 policy:
   maxAge: 24h
   copies: 1
+  # requireOffsite: true  # one intact copy must be in an s3:// destination
 
 # Parallel pg_dump / pg_restore jobs.
 jobs: 2
@@ -378,8 +386,9 @@ jobs: 2
 # LIFEBOAT_PG_BINDIR). They must not be older than the server.
 # pgBinDir: /usr/lib/postgresql/17/bin
 
-# \`lifeboat backups prune\` keeps this many verified backups per database (and
-# never the newest verified one).
+# \`lifeboat backups prune\` keeps this many verified backups in each destination
+# (a destination's own \`keep\` overrides it), never the newest verified one, nor
+# what an unfinished run depends on.
 retention:
   keep: 7
 `;
