@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { createHash } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
 import type { Destination } from './config.js';
 import { pausePoint } from './faults.js';
 import type { Manifest } from './manifest.js';
@@ -47,9 +48,9 @@ export async function storeCopy(p: {
       const source = createReadStream(path.join(p.sourceDir, file.path), {
         highWaterMark: 1 << 20,
       });
-      source.on('error', (err) => read.destroy(err));
-      const plain = source.pipe(read);
-      const body: Readable = recipients.length > 0 ? await encryptStream(recipients, plain) : plain;
+      // A failure on either side destroys both; the store's upload then fails with it.
+      pipeline(source, read).catch(() => undefined);
+      const body: Readable = recipients.length > 0 ? await encryptStream(recipients, read) : read;
       const name = recipients.length > 0 ? `${file.path}${AGE_SUFFIX}` : file.path;
       const put = await writer.put(name, body, (n) => {
         copied += n;

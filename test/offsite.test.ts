@@ -342,7 +342,8 @@ describe('faults of the object store', () => {
         env,
       });
       await run.reached();
-      expect(await openUploads('away/')).toBe(1);
+      // The first part has gone through; its multipart upload is being opened.
+      await expect.poll(() => openUploads('away/'), { timeout: 10_000 }).toBe(1);
       await s3.stopProxy();
       await run.resume();
       const r = await run.done;
