@@ -2,21 +2,29 @@
 // lifeboat's benchmarks: each figure is a ratio against the raw tools measured
 // in the same run, on the same machine. Never part of the test suite.
 //
-//   npm run bench                      scale 50 (~750 MB) and 300 steps
+//   npm run bench                      scale 50 (~937 MB) and 300 steps
 //   BENCH_SCALE=5 npm run bench        a quicker pass
-//   BENCH_ONLY=backup|steps npm run bench
+//   BENCH_ONLY=backup|offsite|steps npm run bench
+//
+// A failing section prints why and the bench exits 1; the other sections still run.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
 import { startThrowawayCluster } from '../dist/cluster.js';
 import { findTool } from '../dist/pgtools.js';
+import { startS3Server } from '../dist/s3-server.js';
 
 $.verbose = false;
 const scale = Number(process.env.BENCH_SCALE ?? 50);
 const stepCount = Number(process.env.BENCH_STEPS ?? 300);
 const only = process.env.BENCH_ONLY;
+if (!['backup', 'offsite', 'steps', undefined].includes(only)) {
+  console.error(`BENCH_ONLY must be backup, offsite or steps (not "${only}")`);
+  process.exit(2);
+}
 const cli = new URL('../dist/cli.js', import.meta.url).pathname;
 const root = new URL('..', import.meta.url).pathname;
 
@@ -42,20 +50,25 @@ const pgEnv = (name) => {
 };
 const psql = (db, sql) => $({ env: pgEnv(db) })`psql -v ON_ERROR_STOP=1 -qAt -c ${sql}`;
 const seconds = (ms) => `${(ms / 1000).toFixed(1)}s`;
+const megabytes = (bytes) => `${(bytes / 2 ** 20).toFixed(0)} MB`;
 const timed = async (fn) => {
   const t = Date.now();
   await fn();
   return Date.now() - t;
 };
+const loadNote = () => {
+  const [one, five] = os.loadavg();
+  return `load average ${one.toFixed(2)} (1 min), ${five.toFixed(2)} (5 min) on ${os.cpus().length} cores`;
+};
 
 /** Run the CLI, sampling its peak resident memory (VmHWM) while it runs. */
-function runCli(args, cwd) {
+function runCli(args, cwd, env = {}) {
   return new Promise((resolve, reject) => {
     const started = Date.now();
     const child = spawn(process.execPath, [cli, ...args], {
       cwd,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, CI: 'true' },
+      env: { ...process.env, CI: 'true', ...env },
     });
     let peakKb = 0;
     let out = '';
@@ -77,14 +90,10 @@ function runCli(args, cwd) {
   });
 }
 
-try {
-  const server = await psql('postgres', 'show server_version');
-  console.log(
-    `PostgreSQL ${server.stdout.trim()}, ${os.cpus().length} cores, node ${process.version}`,
-  );
-
-  if (!only || only === 'backup') {
-    console.log(`\n== verified backup vs pg_dump + pg_restore (pgbench scale ${scale}) ==`);
+/** The pgbench database (plus a table of mixed types), built once for every section that needs it. */
+let benchDb;
+function benchDatabase() {
+  benchDb ??= (async () => {
     await psql('postgres', 'create database bench');
     const load = await timed(async () => {
       await $({ env: pgEnv('bench') })`pgbench -i -q -s ${scale} bench`;
@@ -99,10 +108,67 @@ try {
     const size = (
       await psql('bench', `select pg_size_pretty(pg_database_size('bench'))`)
     ).stdout.trim();
-    console.log(`database: ${size} (loaded in ${seconds(load)})`);
     const major = (Number((await psql('postgres', 'show server_version_num')).stdout) / 10000) | 0;
-    const pgDump = (await findTool('pg_dump', major)).path;
-    const pgRestore = (await findTool('pg_restore', major)).path;
+    return {
+      described: `${size} (loaded in ${seconds(load)})`,
+      pgDump: (await findTool('pg_dump', major)).path,
+      pgRestore: (await findTool('pg_restore', major)).path,
+    };
+  })();
+  return benchDb;
+}
+
+/** One section: a failure is printed plainly and fails the bench, not the sections after it. */
+let failed = false;
+async function section(name, fn) {
+  if (only && only !== name) return;
+  try {
+    await fn();
+  } catch (err) {
+    failed = true;
+    console.error(`\nbench ${name} FAILED: ${err?.stack ?? err}`);
+  }
+}
+
+/** Every file below dir, relative to it, sorted. */
+async function filesUnder(dir) {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(dir, path.join(e.parentPath ?? e.path, e.name)))
+    .sort();
+}
+
+async function bytesUnder(dir) {
+  let total = 0;
+  for (const f of await filesUnder(dir)) total += (await stat(path.join(dir, f))).size;
+  return total;
+}
+
+/** age -r recipient of one file, as a stream; `done` settles when age has exited. */
+function ageEncrypted(file, recipient) {
+  const child = spawn('age', ['-r', recipient, file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  const done = new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`age -r … ${file} exited ${code}: ${err}`)),
+    );
+  });
+  return { body: child.stdout, done, kill: () => child.kill() };
+}
+
+try {
+  const server = await psql('postgres', 'show server_version');
+  console.log(
+    `PostgreSQL ${server.stdout.trim()}, ${os.cpus().length} cores, node ${process.version}`,
+  );
+
+  await section('backup', async () => {
+    console.log(`\n== verified backup vs pg_dump + pg_restore (pgbench scale ${scale}) ==`);
+    const { described, pgDump, pgRestore } = await benchDatabase();
+    console.log(`database: ${described}`);
 
     const plainDir = path.join(work, 'plain');
     const dumpMs = await timed(
@@ -138,9 +204,139 @@ try {
       `ratio lifeboat / (pg_dump + pg_restore): ${(lb.ms / plain).toFixed(2)}x   (target ≤ 1.15x)`,
     );
     console.log(`lifeboat peak RSS: ${lb.peakMb.toFixed(0)} MB   (target < 150 MB, flat in size)`);
-  }
+  });
 
-  if (!only || only === 'steps') {
+  await section('offsite', async () => {
+    console.log(
+      `\n== offsite copy: lifeboat backup --no-verify vs pg_dump + S3 upload (pgbench scale ${scale}) ==`,
+    );
+    const { described, pgDump } = await benchDatabase();
+    console.log(`database: ${described}`);
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+    const { S3Client, CreateBucketCommand } = await import('@aws-sdk/client-s3');
+    const { Upload } = await import('@aws-sdk/lib-storage');
+    const s3 = await startS3Server();
+    const client = new S3Client({
+      endpoint: s3.endpoint,
+      region: s3.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+      // As lifeboat does: S3-compatible stores do not all know the newer CRC checksum headers.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+    });
+    try {
+      const bucket = 'lifeboat-bench';
+      await client.send(new CreateBucketCommand({ Bucket: bucket }));
+      console.log(
+        `S3 store: OpenStack Swift + s3api on loopback (${s3.endpoint}); no network latency, so the ratios measure lifeboat's overhead, not bandwidth`,
+      );
+      const keyFile = path.join(work, 'age-key.txt');
+      await $`age-keygen -o ${keyFile}`.quiet();
+      const recipient = (await $`age-keygen -y ${keyFile}`).stdout.trim();
+      const awsEnv = {
+        AWS_ACCESS_KEY_ID: s3.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+      };
+
+      /** pg_dump -Fd into a fresh directory, then every file up, one after the other. */
+      const raw = async (name, encrypt) => {
+        const dir = path.join(work, name);
+        let dumpMs = 0;
+        const ms = await timed(async () => {
+          dumpMs = await timed(
+            () =>
+              $({
+                env: pgEnv('bench'),
+              })`${pgDump} --format=directory --jobs=2 --file=${dir} bench`,
+          );
+          for (const rel of await filesUnder(dir)) {
+            const file = path.join(dir, rel);
+            const age = encrypt ? ageEncrypted(file, recipient) : undefined;
+            const upload = new Upload({
+              client,
+              params: {
+                Bucket: bucket,
+                Key: `${name}/${rel}${encrypt ? '.age' : ''}`,
+                Body: age ? age.body : createReadStream(file),
+              },
+            });
+            await Promise.all([upload.done(), age?.done]).catch((err) => {
+              age?.kill();
+              throw err;
+            });
+          }
+        });
+        const bytes = await bytesUnder(dir);
+        await rm(dir, { recursive: true, force: true });
+        return { ms, dumpMs, bytes };
+      };
+
+      /** lifeboat backup --no-verify to a local directory and to the store. */
+      const lifeboat = async (name, encrypt) => {
+        const ws = path.join(work, name);
+        await mkdir(ws);
+        await writeFile(
+          path.join(ws, 'lifeboat.config.json'),
+          JSON.stringify({
+            destinations: [
+              { name: 'local', path: 'backups' },
+              {
+                name: 'offsite',
+                url: `s3://${bucket}/${name}`,
+                endpoint: s3.endpoint,
+                region: s3.region,
+                forcePathStyle: true,
+                ...(encrypt ? { encrypt: { recipients: [recipient] } } : {}),
+              },
+            ],
+            policy: { copies: 2 },
+          }),
+        );
+        const lb = await runCli(
+          ['backup', '--no-verify', '--database-url', dbUrl('bench'), '--jobs', '2', '--json'],
+          ws,
+          awsEnv,
+        );
+        const doc = JSON.parse(lb.out).backup;
+        const failedCopies = doc.copies.filter((c) => !c.ok);
+        if (failedCopies.length > 0)
+          throw new Error(`lifeboat copies failed: ${JSON.stringify(failedCopies)}`);
+        await rm(path.join(ws, 'backups'), { recursive: true, force: true });
+        return { ...lb, bytes: doc.bytes };
+      };
+
+      const report = (what, rawRun, lb, rawWhat) => {
+        console.log(
+          `${rawWhat}: ${seconds(rawRun.ms)}  (dump ${seconds(rawRun.dumpMs)}, then uploads ${seconds(rawRun.ms - rawRun.dumpMs)})`,
+        );
+        console.log(`lifeboat backup --no-verify, ${what}: ${seconds(lb.ms)}`);
+        console.log(
+          `ratio lifeboat / (${rawWhat.trim()}): ${(lb.ms / rawRun.ms).toFixed(2)}x; lifeboat peak RSS ${lb.peakMb.toFixed(0)} MB; dump ${megabytes(lb.bytes)} (raw ${megabytes(rawRun.bytes)})`,
+        );
+      };
+      console.log(
+        'lifeboat: dump + fingerprints + checksums + local copy + S3 copy (--no-verify: no restore proof); raw: the dump and the uploads only',
+      );
+      console.log(`before: ${loadNote()}`);
+      const rawPlain = await raw('raw', false);
+      const lbPlain = await lifeboat('lifeboat', false);
+      report('plain copy', rawPlain, lbPlain, 'pg_dump -Fd -j2 + S3 Upload per file');
+      const rawAge = await raw('raw-age', true);
+      const lbAge = await lifeboat('lifeboat-age', true);
+      report(
+        'copy encrypted to one age recipient',
+        rawAge,
+        lbAge,
+        'pg_dump -Fd -j2 + age -r | S3 Upload per file',
+      );
+      console.log(`after: ${loadNote()}`);
+    } finally {
+      client.destroy();
+      await s3.stop();
+    }
+  });
+
+  await section('steps', async () => {
     console.log(`\n== ${stepCount} trivial steps: lifeboat run vs knex migrate:latest ==`);
     for (const db of ['steps_lb', 'steps_knex']) {
       await psql('postgres', `create database ${db}`);
@@ -190,8 +386,12 @@ try {
     console.log(
       `ratio lifeboat / knex: ${(lb.ms / knexMs).toFixed(2)}x   (target ≤ 1.5x); lifeboat peak RSS ${lb.peakMb.toFixed(0)} MB`,
     );
-  }
+  });
+} catch (err) {
+  failed = true;
+  console.error(`\nbench FAILED: ${err?.stack ?? err}`);
 } finally {
   await rm(work, { recursive: true, force: true });
   await cluster.stop();
 }
+if (failed) process.exitCode = 1;

@@ -341,13 +341,18 @@ describe('faults of the object store', () => {
         cwd: ws.dir,
         env,
       });
-      await run.reached();
-      // The first part has gone through; its multipart upload is being opened.
-      await expect.poll(() => openUploads('away/'), { timeout: 10_000 }).toBe(1);
-      await s3.stopProxy();
-      await run.resume();
-      const r = await run.done;
-      await s3.startProxy();
+      let r;
+      try {
+        await run.reached();
+        // The first part has gone through; its multipart upload is being opened.
+        await expect.poll(() => openUploads('away/'), { timeout: 10_000 }).toBe(1);
+        await s3.stopProxy();
+        await run.resume();
+        r = await run.done;
+      } finally {
+        run.child.kill('SIGKILL'); // a paused child must not outlive a failed assertion
+        await s3.startProxy();
+      }
       // The local copy satisfies copies: 1; the off-site one is reported, not listed.
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toMatch(

@@ -7,10 +7,17 @@ import { promisify } from 'node:util';
 import { execFile } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { findTool } from '../src/pgtools.js';
+import { startS3Server, type S3Server } from '../src/s3-server.js';
 import { backupDirs, largestDataFile, richDatabase, smallDatabase } from './support/backups.js';
-import { CLI, runCli, startPaused, workspace } from './support/cli.js';
+import { CLI, runCli, runJson, startPaused, workspace } from './support/cli.js';
 import { adminUrl, type TestDatabase } from './support/db.js';
 
 /**
@@ -107,6 +114,9 @@ const CARRIED = [
   'HOLDER_PID',
   'ENCODING',
   'SCRATCH_URL',
+  'S3_COPY',
+  'AWS_ENDPOINT_URL',
+  'AGE_KEY_FILE',
 ];
 
 let pgPath: string | undefined;
@@ -309,6 +319,7 @@ describe('restore-by-hand.md: sha256sum, createdb, pg_restore and psql, no lifeb
     expect(check.stdout).toMatch(/^dump\/toc\.dat: OK$/m);
     expect(check.stdout).not.toMatch(/FAILED/);
     expect(sh.get('BACKUP_DIR')).toBe(backupDir);
+    expect(check.stdout).toMatch(/^SHA256SUMS: OK, as the manifest records it$/m);
 
     const withOpenssl = pick(blocks, 'Check the files', 'openssl');
     if (tools.openssl)
@@ -391,6 +402,24 @@ describe('restore-by-hand.md: sha256sum, createdb, pg_restore and psql, no lifeb
     const m = await new OperatorShell(ws.dir, { BACKUP_DIR: damaged }).expect(check, 1);
     expect(m.stdout).toContain('manifest.json: FAILED');
 
+    // A file changed together with its line in SHA256SUMS: only the manifest's record of SHA256SUMS tells.
+    const forged = path.join(ws.dir, 'forged-copy');
+    await cp(backupDir, forged, { recursive: true });
+    const victim = await largestDataFile(forged);
+    await writeFile(victim, Buffer.concat([await readFile(victim), Buffer.from([0])]));
+    const sum = (await exec('sha256sum', [victim])).stdout.split(' ')[0]!;
+    const sums = path.join(forged, 'SHA256SUMS');
+    await writeFile(
+      sums,
+      (await readFile(sums, 'utf8')).replace(
+        new RegExp(`^[0-9a-f]{64}(  dump/${path.basename(victim).replace('.', '\\.')})$`, 'm'),
+        `${sum}$1`,
+      ),
+    );
+    const f = await new OperatorShell(ws.dir, { BACKUP_DIR: forged }).expect(check, 1);
+    expect(f.stdout).toContain(`dump/${path.basename(victim)}: OK`);
+    expect(f.stdout).not.toContain('SHA256SUMS: OK, as the manifest records it');
+
     const wrongKey = new OperatorShell(ws.dir, {
       BACKUP_DIR: backupDir,
       LIFEBOAT_SIGNING_KEY: 'not-the-key',
@@ -401,6 +430,218 @@ describe('restore-by-hand.md: sha256sum, createdb, pg_restore and psql, no lifeb
     if (await hasCommand('openssl'))
       await wrongKey.expect(pick(blocks, 'Check the files', 'openssl'), 1);
   });
+});
+
+/** Every file under `dir`, as paths relative to it, sorted. */
+async function filesUnder(dir: string, sub = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(path.join(dir, sub), { withFileTypes: true })) {
+    const rel = sub ? `${sub}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...(await filesUnder(dir, rel)));
+    else out.push(rel);
+  }
+  return out.sort();
+}
+
+describe('restore-offsite-by-hand.md: an encrypted copy in S3, fetched, checked and decrypted without lifeboat', () => {
+  const KEY = 'operator-runbook-offsite-signing-key';
+  const BUCKET = 'lifeboat-operator';
+  const PREFIX = 'offsite';
+  let s3: S3Server | undefined;
+  let client: S3Client | undefined;
+  let db: TestDatabase | undefined;
+  let ws: Awaited<ReturnType<typeof workspace>> | undefined;
+  let id: string;
+  let blocks: ShBlock[];
+  let byHand: ShBlock[];
+  let newDb: string;
+  /** The age key the copy is encrypted to, its recipient, and a key it is not encrypted to. */
+  const age = { key: '', recipient: '', wrongKey: '' };
+  const tools = { aws: false, age: false, python3: false, openssl: false };
+  let vars: Record<string, string>;
+
+  beforeAll(async () => {
+    s3 = await startS3Server();
+    client = new S3Client({
+      endpoint: s3.endpoint,
+      region: s3.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    });
+    await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
+    db = await richDatabase('op_offsite');
+    ws = await workspace();
+    age.key = path.join(ws.dir, 'operator.key');
+    age.wrongKey = path.join(ws.dir, 'other.key');
+    await exec('age-keygen', ['-o', age.key]);
+    await exec('age-keygen', ['-o', age.wrongKey]);
+    age.recipient = (await exec('age-keygen', ['-y', age.key])).stdout.trim();
+    await writeFile(
+      path.join(ws.dir, 'lifeboat.config.json'),
+      JSON.stringify({
+        destinations: [
+          { name: 'local', path: 'backups' },
+          {
+            name: 'offsite',
+            url: `s3://${BUCKET}/${PREFIX}`,
+            endpoint: s3.endpoint,
+            region: s3.region,
+            forcePathStyle: true,
+            encrypt: { recipients: [age.recipient] },
+          },
+        ],
+        policy: { copies: 2 },
+      }),
+    );
+    const credentials = {
+      AWS_ACCESS_KEY_ID: s3.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    };
+    const r = await runJson(['backup', '--database-url', db.url], {
+      cwd: ws.dir,
+      env: { ...credentials, LIFEBOAT_SIGNING_KEY: KEY },
+    });
+    expect(r.code, r.stderr).toBe(0);
+    id = (r.doc.backup as { id: string }).id;
+    blocks = await operatorRunbook('restore-offsite-by-hand.md');
+    byHand = await operatorRunbook('restore-by-hand.md');
+    newDb = `${db.name}_offsite`;
+    for (const tool of Object.keys(tools) as (keyof typeof tools)[])
+      tools[tool] = await hasCommand(tool);
+    vars = {
+      S3_COPY: `s3://${BUCKET}/${PREFIX}/${id}/`,
+      AWS_ENDPOINT_URL: s3.endpoint,
+      AWS_DEFAULT_REGION: s3.region,
+      ...credentials,
+      BACKUP_DIR: path.join(ws.dir, 'fetched'),
+      AGE_KEY_FILE: age.key,
+      LIFEBOAT_SIGNING_KEY: KEY,
+      DATABASE_URL: db.url,
+      NEW_DB: newDb,
+      SCHEMA: 'Weird Schema',
+      TABLE: 'Order Items',
+    };
+  });
+  afterAll(async () => {
+    if (newDb) await dropDatabases(newDb);
+    await db?.drop();
+    client?.destroy();
+    await s3?.stop();
+    await ws?.cleanup();
+  });
+
+  /** Step 1's block, or, on a machine without the AWS CLI, what it does, with the SDK. */
+  async function fetch(sh: OperatorShell): Promise<void> {
+    const block = pick(blocks, 'Fetch the copy', 'aws s3 cp');
+    const dir = sh.get('BACKUP_DIR')!;
+    if (tools.aws) {
+      const r = await sh.expect(block, 0);
+      expect(r.stdout).toContain(`download: ${vars.S3_COPY}manifest.json to `);
+    } else {
+      unavailable.set(keyOf(block), 'aws');
+      const prefix = `${PREFIX}/${id}/`;
+      let token: string | undefined;
+      do {
+        const page = await client!.send(
+          new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix, ContinuationToken: token }),
+        );
+        for (const o of page.Contents ?? []) {
+          const file = path.join(dir, o.Key!.slice(prefix.length));
+          await mkdir(path.dirname(file), { recursive: true });
+          const got = await client!.send(new GetObjectCommand({ Bucket: BUCKET, Key: o.Key! }));
+          await writeFile(file, await got.Body!.transformToByteArray());
+        }
+        token = page.NextContinuationToken;
+      } while (token);
+    }
+    expect(await filesUnder(dir)).toContain('dump/toc.dat.age');
+  }
+
+  it('uses no lifeboat command at all', () => {
+    expect(blocks.length).toBeGreaterThan(5);
+    expect(blocks.filter((b) => /(^|[\s;(|&])(npx\s+)?lifeboat\s/m.test(b.code))).toEqual([]);
+  });
+
+  it('fetches the copy with the AWS CLI, checks and decrypts it, and restore-by-hand.md restores it', async () => {
+    expect(tools.age, 'age decrypts the copy (installed with Swift for the tests)').toBe(true);
+    expect(tools.python3, 'python3 is the fallback the runbook offers').toBe(true);
+    const sh = new OperatorShell(ws!.dir, vars);
+    await fetch(sh);
+
+    const check = await sh.expect(pick(blocks, 'Check what was fetched', 'sha256sum'), 0);
+    expect(check.stdout).toMatch(/^manifest\.json: OK$/m);
+    expect(check.stdout).toMatch(/^dump\/toc\.dat\.age: OK$/m);
+    expect(check.stdout).toMatch(/^SHA256SUMS\.age: OK$/m);
+    expect(check.stdout).not.toMatch(/FAILED/);
+
+    const withOpenssl = pick(blocks, 'Check what was fetched', 'openssl');
+    if (tools.openssl) {
+      const r = await sh.expect(withOpenssl, 0);
+      expect(r.stdout).toBe('manifest.json signature OK\ncopy.json signature OK\n');
+    } else unavailable.set(keyOf(withOpenssl), 'openssl');
+    const withPython = await sh.expect(pick(blocks, 'Check what was fetched', 'python3'), 0);
+    expect(withPython.stdout).toBe('manifest.json signature OK\ncopy.json signature OK\n');
+
+    const recipient = await sh.expect(pick(blocks, 'Decrypt', 'age-keygen -y'), 0);
+    expect(recipient.stdout).toContain(age.recipient);
+    await sh.expect(pick(blocks, 'Decrypt', 'age -d'), 0);
+    const fetched = vars.BACKUP_DIR!;
+    const files = await filesUnder(fetched);
+    expect(files).toContain('dump/toc.dat');
+    expect(files.filter((f) => f.endsWith('.age') || f.startsWith('copy.'))).toEqual([]);
+    const local = path.join(ws!.dir, 'backups', id);
+    const records = (f: string): boolean => !f.startsWith('verifications/');
+    expect(files.filter(records)).toEqual((await filesUnder(local)).filter(records));
+    const sums = await sh.expect(pick(blocks, 'Decrypt', 'SHA256SUMS'), 0);
+    expect(sums.stdout).toMatch(/^dump\/toc\.dat: OK$/m);
+    expect(sums.stdout).not.toMatch(/FAILED/);
+    expect(sums.stdout).toMatch(/^SHA256SUMS: OK, as the manifest records it$/m);
+
+    // Step 4: restore-by-hand.md from its step 2, in the same shell.
+    await sh.expect(pick(byHand, 'Create an empty database'), 0);
+    await sh.expect(pick(byHand, '3. Restore'), 0);
+    expect(sh.get('NEW_DB_URL')).toContain(`/${newDb}`);
+    const expected = String(
+      await value(db!, `select count(*) from only "Weird Schema"."Order Items"`),
+    );
+    expect(Number(expected)).toBeGreaterThan(0);
+    const counted = await sh.expect(pick(byHand, 'Compare with the manifest', '"$TABLE" <<<'), 0);
+    expect(counted.stdout.trim()).toBe(expected);
+  }, 120_000);
+
+  it('the checks fail (exit 1) with the wrong keys, and on a file damaged in the store', async () => {
+    const dir = path.join(ws!.dir, 'fetched-again');
+    const sh = new OperatorShell(ws!.dir, {
+      ...vars,
+      BACKUP_DIR: dir,
+      LIFEBOAT_SIGNING_KEY: 'not-the-key',
+      AGE_KEY_FILE: age.wrongKey,
+    });
+    await fetch(sh);
+    const check = pick(blocks, 'Check what was fetched', 'sha256sum');
+    await sh.expect(check, 0);
+    const differs = 'manifest.json signature DIFFERS\ncopy.json signature DIFFERS\n';
+    if (tools.openssl)
+      expect((await sh.expect(pick(blocks, 'Check what was fetched', 'openssl'), 1)).stdout).toBe(
+        differs,
+      );
+    const py = await sh.expect(pick(blocks, 'Check what was fetched', 'python3'), 1);
+    expect(py.stdout).toBe(differs);
+
+    const recipient = await sh.expect(pick(blocks, 'Decrypt', 'age-keygen -y'), 1);
+    expect(recipient.stdout).toBe('');
+    const before = await filesUnder(dir);
+    const decrypt = await sh.expect(pick(blocks, 'Decrypt', 'age -d'), 1);
+    expect(decrypt.stderr).toContain('not decrypted: ./dump/toc.dat.age');
+    expect(await filesUnder(dir)).toEqual(before); // nothing removed, nothing half-written
+
+    const stored = before.find((f) => f.endsWith('.dat.gz.age'))!;
+    const bytes = await readFile(path.join(dir, stored));
+    bytes[40] = bytes[40]! ^ 0xff;
+    await writeFile(path.join(dir, stored), bytes);
+    const damaged = await sh.expect(check, 1);
+    expect(damaged.stdout).toContain(`${stored}: FAILED`);
+  }, 120_000);
 });
 
 describe('verify-failed.md: a backup whose only copy is damaged', () => {
@@ -846,6 +1087,7 @@ describe('runbooks/operator', () => {
       'disk-full.md',
       'lock-held-by-dead-host.md',
       'restore-by-hand.md',
+      'restore-offsite-by-hand.md',
       'run-exit-6.md',
       'step-in-doubt.md',
       'verify-failed.md',
