@@ -14,8 +14,7 @@ import {
   writeVerification,
   type StoredCopy,
 } from './repository.js';
-import { withDumpDir } from './storage/dump-dir.js';
-import { restoreArchive } from './pg-restore.js';
+import { restoreCopy } from './restore-copy.js';
 import { withScratchDatabase } from './scratch.js';
 import { describeTarget, resolveTarget, type Target } from './target.js';
 import { findCopies } from './catalog.js';
@@ -274,14 +273,15 @@ async function restoreAndCompare(
         await progress.task(
           `Restore the copy in ${copy.destination} into scratch database ${scratch.name}`,
           (update) =>
-            withDumpDir(copy, manifest, config.signingKey, update, (dumpDir) =>
-              restoreArchive(pgRestore.path, dumpDir, scratch.target, {
-                jobs: config.jobs,
-                tables: manifest.fingerprints.tables.length,
-                keepOwners: false,
-                onProgress: update,
-              }),
-            ),
+            restoreCopy({
+              copy,
+              manifest,
+              config,
+              pgRestore: pgRestore.path,
+              into: scratch.target,
+              keepOwners: false,
+              update,
+            }),
         );
         restoreMs = Date.now() - restoreStarted;
         await pausePoint('verify:restored');

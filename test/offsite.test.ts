@@ -3,7 +3,6 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import {
-  CreateBucketCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   ListMultipartUploadsCommand,
@@ -16,7 +15,8 @@ import { sha256Hex } from '../src/manifest.js';
 import { richDatabase, smallDatabase } from './support/backups.js';
 import { runCli, runJson, startPaused, workspace } from './support/cli.js';
 import type { TestDatabase } from './support/db.js';
-import { startS3Server, type S3Server } from '../src/s3-server.js';
+import type { S3Server } from '../src/s3-server.js';
+import { storeWithBucket } from './support/s3.js';
 
 /**
  * Off-site copies against a real S3-compatible store: OpenStack Swift with
@@ -35,14 +35,7 @@ const key = { first: '', second: '', wrong: '' };
 const recipient = { first: '', second: '' };
 
 beforeAll(async () => {
-  s3 = await startS3Server();
-  client = new S3Client({
-    endpoint: s3.endpoint,
-    region: s3.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-  });
-  await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  ({ s3, client } = await storeWithBucket(BUCKET));
   keys = await workspace();
   for (const name of ['first', 'second', 'wrong'] as const) {
     const file = path.join(keys.dir, `${name}.key`);

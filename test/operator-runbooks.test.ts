@@ -7,15 +7,11 @@ import { promisify } from 'node:util';
 import { execFile } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import {
-  CreateBucketCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  S3Client,
-} from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { findTool } from '../src/pgtools.js';
-import { startS3Server, type S3Server } from '../src/s3-server.js';
+import type { S3Server } from '../src/s3-server.js';
+import { storeWithBucket } from './support/s3.js';
 import { backupDirs, largestDataFile, richDatabase, smallDatabase } from './support/backups.js';
 import { CLI, runCli, runJson, startPaused, workspace } from './support/cli.js';
 import { adminUrl, type TestDatabase } from './support/db.js';
@@ -461,14 +457,7 @@ describe('restore-offsite-by-hand.md: an encrypted copy in S3, fetched, checked 
   let vars: Record<string, string>;
 
   beforeAll(async () => {
-    s3 = await startS3Server();
-    client = new S3Client({
-      endpoint: s3.endpoint,
-      region: s3.region,
-      forcePathStyle: true,
-      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    });
-    await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
+    ({ s3, client } = await storeWithBucket(BUCKET));
     db = await richDatabase('op_offsite');
     ws = await workspace();
     age.key = path.join(ws.dir, 'operator.key');

@@ -5,9 +5,8 @@ import { compareFingerprints } from '../fingerprint.js';
 import { fingerprintDatabase } from '../fingerprint-session.js';
 import type { Manifest } from '../manifest.js';
 import type { MarkedDatabase } from '../marked-database.js';
-import { restoreArchive } from '../pg-restore.js';
 import type { StoredCopy } from '../repository.js';
-import { withDumpDir } from '../storage/dump-dir.js';
+import { restoreCopy } from '../restore-copy.js';
 import { withDatabase } from '../target.js';
 import { describeDifference } from '../verify.js';
 import { createDatabase } from './create-database.js';
@@ -38,16 +37,17 @@ export async function fillAndProve(p: {
   await p.marked.mark();
   const started = Date.now();
   await opts.progress.task(`Restore backup ${manifest.id} into new database ${name}`, (update) =>
-    withDumpDir(p.copy, manifest, opts.config.signingKey, update, (dumpDir) =>
-      restoreArchive(p.pgRestore, dumpDir, into, {
-        jobs: opts.config.jobs,
-        tables: manifest.fingerprints.tables.length,
-        keepOwners: opts.keepOwners,
-        onProgress: update,
-      }).catch((err: unknown) => {
-        throw restoreFailure(manifest.id, err, opts.keepOwners);
-      }),
-    ),
+    restoreCopy({
+      copy: p.copy,
+      manifest,
+      config: opts.config,
+      pgRestore: p.pgRestore,
+      into,
+      keepOwners: opts.keepOwners,
+      update,
+    }).catch((err: unknown) => {
+      throw restoreFailure(manifest.id, err, opts.keepOwners);
+    }),
   );
   const restoreMs = Date.now() - started;
   await pausePoint('restore:restored');

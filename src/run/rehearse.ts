@@ -6,10 +6,9 @@ import type { Difference } from '../fingerprint.js';
 import { fingerprintDatabase } from '../fingerprint-session.js';
 import { readIdentity } from '../identity.js';
 import { findTool } from '../pgtools.js';
-import { restoreArchive } from '../pg-restore.js';
 import type { Progress } from '../progress.js';
 import { REHEARSALS_DIR, writeRecord } from '../repository.js';
-import { withDumpDir } from '../storage/dump-dir.js';
+import { restoreCopy } from '../restore-copy.js';
 import { runbookChecksum } from '../runbook/checksum.js';
 import type { Runbook } from '../runbook/types.js';
 import { withScratchDatabase } from '../scratch.js';
@@ -107,14 +106,15 @@ export async function rehearseRunbook(opts: {
     await progress.task(
       `Restore backup ${backupId} into ${scratch.name} for the rehearsal`,
       (update) =>
-        withDumpDir(intact, manifest, config.signingKey, update, (dumpDir) =>
-          restoreArchive(pgRestore.path, dumpDir, scratch.target, {
-            jobs: config.jobs,
-            tables: manifest.fingerprints.tables.length,
-            keepOwners: false,
-            onProgress: update,
-          }),
-        ),
+        restoreCopy({
+          copy: intact,
+          manifest,
+          config,
+          pgRestore: pgRestore.path,
+          into: scratch.target,
+          keepOwners: false,
+          update,
+        }),
     );
     const client = await connect(scratch.target, 'lifeboat rehearsal');
     try {

@@ -1,0 +1,26 @@
+import type { Config } from './config.js';
+import type { Manifest } from './manifest.js';
+import { restoreArchive } from './pg-restore.js';
+import type { StoredCopy } from './repository.js';
+import { withDumpDir } from './storage/dump-dir.js';
+import type { Target } from './target.js';
+
+/** pg_restore one copy of a backup into a database: in place, or fetched and decrypted first. */
+export function restoreCopy(p: {
+  copy: StoredCopy;
+  manifest: Manifest;
+  config: Config;
+  pgRestore: string;
+  into: Target;
+  keepOwners: boolean;
+  update: (detail: string) => void;
+}): Promise<void> {
+  return withDumpDir(p.copy, p.manifest, p.config.signingKey, p.update, (dumpDir) =>
+    restoreArchive(p.pgRestore, dumpDir, p.into, {
+      jobs: p.config.jobs,
+      tables: p.manifest.fingerprints.tables.length,
+      keepOwners: p.keepOwners,
+      onProgress: p.update,
+    }),
+  );
+}
