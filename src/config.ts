@@ -43,6 +43,7 @@ const destinationSchema = z
     endpoint: z.url().optional(),
     region: z.string().min(1).optional(),
     forcePathStyle: z.boolean().optional(),
+    timeout: duration.optional(),
     encrypt: z
       .strictObject({
         recipients: z
@@ -61,10 +62,10 @@ const destinationSchema = z
     message: 'give either path (a directory) or url (s3://bucket/prefix), not both',
   })
   .refine(
-    (d) => d.url !== undefined || (!d.endpoint && !d.region && d.forcePathStyle === undefined),
-    {
-      message: 'endpoint, region and forcePathStyle belong to an s3:// destination',
-    },
+    (d) =>
+      d.url !== undefined ||
+      (!d.endpoint && !d.region && d.forcePathStyle === undefined && d.timeout === undefined),
+    { message: 'endpoint, region, forcePathStyle and timeout belong to an s3:// destination' },
   );
 
 const configSchema = z.strictObject({
@@ -218,6 +219,7 @@ export function buildConfig(
             ...(d.endpoint ? { endpoint: d.endpoint } : {}),
             ...(d.region ? { region: d.region } : {}),
             ...(d.forcePathStyle !== undefined ? { forcePathStyle: d.forcePathStyle } : {}),
+            ...(d.timeout !== undefined ? { timeoutMs: d.timeout } : {}),
           },
           ...common,
         };

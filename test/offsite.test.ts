@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -316,6 +317,39 @@ describe('faults of the object store', () => {
       expect(bad.stderr).toMatch(/destination offsite: .*the store refused the credentials/);
       expect(await keysUnder('doctor/')).toEqual([]);
     } finally {
+      await ws.cleanup();
+    }
+  });
+
+  it('a store that accepts connections and never answers fails the copy in bounded time', async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    const ws = await workspace({
+      destinations: [
+        { name: 'local', path: 'backups' },
+        {
+          name: 'offsite',
+          url: `s3://${BUCKET}/silent`,
+          endpoint: `http://127.0.0.1:${port}`,
+          forcePathStyle: true,
+          timeout: '1s',
+        },
+      ],
+    });
+    try {
+      const started = Date.now();
+      const r = await runCli(['backup', '--no-verify', '--database-url', dbUrl()], {
+        cwd: ws.dir,
+        env: awsEnv(),
+      });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/offsite: .*the store stopped answering \(timed out/);
+      expect(Date.now() - started).toBeLessThan(30_000);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
       await ws.cleanup();
     }
   });

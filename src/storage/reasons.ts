@@ -14,6 +14,8 @@ export function s3Reason(err: unknown): string {
   if (name === 'CredentialsProviderError')
     return 'no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)';
   const code = e.code ?? (err as { cause?: { code?: string } }).cause?.code;
+  if (name === 'TimeoutError' || code === 'ETIMEDOUT')
+    return "the store stopped answering (timed out; see the destination's timeout)";
   if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ECONNRESET' || code === 'EPIPE')
     return `the store is not reachable (${code})`;
   return errorMessage(err);

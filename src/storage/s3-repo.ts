@@ -21,12 +21,15 @@ export interface S3Location {
   endpoint?: string;
   region?: string;
   forcePathStyle?: boolean;
+  /** How long a connection may stay silent before the request fails (default 60 s). */
+  timeoutMs?: number;
 }
 
 const MARKER = '.lifeboat-writing';
 /** Part size of multipart uploads: memory stays at about queue × part, whatever the file size. */
 export const PART_SIZE = 8 << 20;
 const QUEUE_SIZE = 2;
+const DEFAULT_TIMEOUT_MS = 60_000;
 
 export function parseS3Url(url: string): { bucket: string; prefix: string } | undefined {
   const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
@@ -73,6 +76,11 @@ export class S3Repo implements Repo {
         requestChecksumCalculation: 'WHEN_REQUIRED',
         responseChecksumValidation: 'WHEN_REQUIRED',
         maxAttempts: 3,
+        // A store that stops answering must fail the copy, not hang the backup.
+        requestHandler: {
+          connectionTimeout: Math.min(this.where.timeoutMs ?? DEFAULT_TIMEOUT_MS, 10_000),
+          socketTimeout: this.where.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+        },
       }),
     }));
     return this.sdk;
