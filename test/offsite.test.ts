@@ -85,6 +85,16 @@ async function offsiteWorkspace(
   return ws;
 }
 
+/** About 20 MiB of dump that gzip cannot shrink much: more than two upload parts. */
+async function bigDatabase(prefix: string): Promise<TestDatabase> {
+  const big = await smallDatabase(prefix, 10);
+  await big.query(
+    `create table blobs (id int primary key, data text);
+     insert into blobs select g, string_agg(md5(g::text || ':' || k), '') from generate_series(1, 100000) g, generate_series(1, 12) k group by g;`,
+  );
+  return big;
+}
+
 async function keysUnder(prefix: string): Promise<string[]> {
   const out: string[] = [];
   let token: string | undefined;
@@ -355,12 +365,7 @@ describe('faults of the object store', () => {
   });
 
   it('the store going away mid-upload: nothing listed there, and its multipart upload is cleaned up', async () => {
-    const big = await smallDatabase('offsite_big', 10);
-    // About 20 MiB of dump that gzip cannot shrink much: more than two upload parts.
-    await big.query(
-      `create table blobs (id int primary key, data text);
-       insert into blobs select g, string_agg(md5(g::text || ':' || k), '') from generate_series(1, 100000) g, generate_series(1, 12) k group by g;`,
-    );
+    const big = await bigDatabase('offsite_big');
     const ws = await offsiteWorkspace('away', { encrypt: false, copies: 1 });
     try {
       const env = awsEnv();
@@ -406,6 +411,103 @@ describe('faults of the object store', () => {
     } finally {
       await ws.cleanup();
       await big.drop();
+    }
+  });
+
+  it('kill -9 mid-upload leaves no remote copy listed; the next backup aborts its multipart upload', async () => {
+    const big = await bigDatabase('offsite_kill');
+    const ws = await offsiteWorkspace('killed', { encrypt: false, copies: 1 });
+    try {
+      const env = awsEnv();
+      const run = await startPaused(['backup', '--database-url', big.url], 'backup:uploading', {
+        cwd: ws.dir,
+        env,
+      });
+      await run.reached();
+      await expect.poll(() => openUploads('killed/'), { timeout: 10_000 }).toBe(1);
+      await run.kill9();
+      const list = await runJson(['backups', 'list'], { cwd: ws.dir, env });
+      const listed = list.doc.backups as { id: string; copies: { destination: string }[] }[];
+      expect(listed.flatMap((b) => b.copies.map((c) => c.destination))).toEqual(['local']);
+      const killedId = listed[0]!.id;
+      expect(await keysUnder(`killed/${killedId}/`)).toContain(
+        `killed/${killedId}/.lifeboat-writing`,
+      );
+
+      const next = await runJson(['backup', '--database-url', big.url], { cwd: ws.dir, env });
+      expect(next.code, next.stderr).toBe(0);
+      expect(await openUploads('killed/')).toBe(0);
+      expect(await keysUnder(`killed/${killedId}/`)).toEqual([]);
+    } finally {
+      await ws.cleanup();
+      await big.drop();
+    }
+  });
+
+  it('a second backup to the same store leaves a running one alone', async () => {
+    const big = await bigDatabase('offsite_two');
+    const ws = await offsiteWorkspace('two', { encrypt: false, copies: 2 });
+    try {
+      const env = awsEnv();
+      const first = await startPaused(['backup', '--database-url', big.url], 'backup:uploading', {
+        cwd: ws.dir,
+        env,
+      });
+      try {
+        await first.reached();
+        const second = await runJson(['backup', '--no-verify', '--database-url', big.url], {
+          cwd: ws.dir,
+          env,
+        });
+        expect(second.code, second.stderr).toBe(0);
+        // The first writer is alive: its marker, objects and multipart upload were left in place.
+        expect(await openUploads('two/')).toBe(1);
+        await first.resume();
+        const done = await first.done;
+        expect(done.code, done.stderr).toBe(0);
+      } finally {
+        first.child.kill('SIGKILL');
+      }
+      const list = await runJson(['backups', 'list'], { cwd: ws.dir, env });
+      const listed = list.doc.backups as { copies: { destination: string }[] }[];
+      expect(listed.map((b) => b.copies.map((c) => c.destination))).toEqual([
+        ['local', 'offsite'],
+        ['local', 'offsite'],
+      ]);
+      expect(await openUploads('two/')).toBe(0);
+    } finally {
+      await ws.cleanup();
+      await big.drop();
+    }
+  });
+
+  it('with the store down, the gate refuses an off-site demand and says why; the local copy still verifies', async () => {
+    const ws = await offsiteWorkspace('down', { encrypt: false });
+    try {
+      const env = awsEnv();
+      const id = await backupId(ws, env);
+      await s3.stopProxy();
+      try {
+        const gate = await runCli(
+          ['gate', '--database-url', dbUrl(), '--copies', '1', '--require-offsite'],
+          { cwd: ws.dir, env },
+        );
+        expect(gate.code).toBe(3);
+        expect(gate.stderr).toMatch(
+          /warning: destination offsite cannot be read \(.*the store is not reachable \(ECONNREFUSED\)\); its copies are not counted/,
+        );
+        expect(gate.stderr).toMatch(/has no copy off-site/);
+        const verify = await runJson(['verify', id, '--database-url', dbUrl()], {
+          cwd: ws.dir,
+          env,
+        });
+        expect(verify.code, verify.stderr).toBe(0);
+        expect(verify.doc.verification).toMatchObject({ ok: true, restoredFrom: 'local' });
+      } finally {
+        await s3.startProxy();
+      }
+    } finally {
+      await ws.cleanup();
     }
   });
 
