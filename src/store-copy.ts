@@ -52,7 +52,7 @@ export async function storeCopy(p: {
       pipeline(source, read).catch(() => undefined);
       const body: Readable = recipients.length > 0 ? await encryptStream(recipients, read) : read;
       const name = recipients.length > 0 ? `${file.path}${AGE_SUFFIX}` : file.path;
-      const put = await writer.put(name, body, (n) => {
+      const put = await writer.put(name, body, file.size, (n) => {
         copied += n;
       });
       if (read.sha256() !== file.sha256) throw new Error(`${file.path} changed while copying`);

@@ -142,7 +142,12 @@ class LocalCopyWriter implements CopyWriter {
   ) {}
 
   /** Write, fsync, then read the file back: what is returned is what the disk holds. */
-  async put(rel: string, body: Readable, onBytes?: (n: number) => void): Promise<StoredBytes> {
+  async put(
+    rel: string,
+    body: Readable,
+    _sizeHint?: number,
+    onBytes?: (n: number) => void,
+  ): Promise<StoredBytes> {
     const file = path.join(this.dir, rel);
     await mkdir(path.dirname(file), { recursive: true });
     if (onBytes) body.on('data', (chunk: Buffer) => onBytes(chunk.length));

@@ -28,7 +28,13 @@ export interface StoredBytes {
 export interface CopyWriter {
   /** The staging directory, when the copy is written on this machine (pg_dump writes into it). */
   readonly dir?: string;
-  put(rel: string, body: Readable, onBytes?: (n: number) => void): Promise<StoredBytes>;
+  /** `sizeHint`: about how many bytes will come (an object store sizes its upload parts by it). */
+  put(
+    rel: string,
+    body: Readable,
+    sizeHint?: number,
+    onBytes?: (n: number) => void,
+  ): Promise<StoredBytes>;
   putText(rel: string, text: string): Promise<void>;
   /** Make the copy visible to `listIds`; returns its printable location. */
   commit(): Promise<string>;

@@ -26,8 +26,20 @@ export interface S3Location {
 }
 
 const MARKER = '.lifeboat-writing';
-/** Part size of multipart uploads: memory stays at about queue × part, whatever the file size. */
+/** Part size of multipart uploads: memory stays at about queue × part. */
 export const PART_SIZE = 8 << 20;
+/** S3 allows 10,000 parts per object; keep a margin for a size that was only an estimate. */
+const MAX_PARTS = 9_000;
+
+/**
+ * 8 MiB parts, larger only for a file that would otherwise need more parts
+ * than S3 allows (above about 70 GiB): then memory grows with the file, by a
+ * part size of file size / 9,000.
+ */
+export function partSizeFor(bytes: number | undefined): number {
+  const needed = Math.ceil((bytes ?? 0) / MAX_PARTS);
+  return Math.max(PART_SIZE, Math.ceil(needed / (1 << 20)) * (1 << 20));
+}
 const QUEUE_SIZE = 2;
 const DEFAULT_TIMEOUT_MS = 60_000;
 
@@ -217,14 +229,20 @@ export class S3Repo implements Repo {
    * store's ETag must be the MD5 (or multipart MD5) of what was sent, else the
    * object is read back and hashed.
    */
-  async upload(key: string, body: Readable, onBytes?: (n: number) => void): Promise<StoredBytes> {
+  async upload(
+    key: string,
+    body: Readable,
+    sizeHint: number | undefined,
+    onBytes?: (n: number) => void,
+  ): Promise<StoredBytes> {
     const { client } = await this.connect();
     const { Upload } = await import('@aws-sdk/lib-storage');
-    const digests = new PartDigests(PART_SIZE, onBytes);
+    const partSize = partSizeFor(sizeHint);
+    const digests = new PartDigests(partSize, onBytes);
     const upload = new Upload({
       client,
       params: { Bucket: this.where.bucket, Key: key, Body: digests },
-      partSize: PART_SIZE,
+      partSize,
       queueSize: QUEUE_SIZE,
       leavePartsOnError: false,
     });
@@ -332,8 +350,13 @@ class S3CopyWriter implements CopyWriter {
     private readonly id: string,
   ) {}
 
-  put(rel: string, body: Readable, onBytes?: (n: number) => void): Promise<StoredBytes> {
-    return this.repo.upload(this.repo.key(this.id, rel), body, onBytes);
+  put(
+    rel: string,
+    body: Readable,
+    sizeHint?: number,
+    onBytes?: (n: number) => void,
+  ): Promise<StoredBytes> {
+    return this.repo.upload(this.repo.key(this.id, rel), body, sizeHint, onBytes);
   }
 
   putText(rel: string, text: string): Promise<void> {
