@@ -104,7 +104,10 @@ export async function startPaused(
     env: { ...opts.env, LIFEBOAT_PAUSE_AT: point, LIFEBOAT_PAUSE_DIR: pauseDir },
   });
   let finished = false;
-  void run.done.then(() => (finished = true));
+  void run.done.then(async () => {
+    finished = true;
+    await rm(pauseDir, { recursive: true, force: true });
+  });
   return {
     ...run,
     async reached() {
