@@ -96,7 +96,7 @@ export async function decryptStream(
 
 /**
  * A web stream that reads its Node source only when asked. Readable.toWeb
- * on Node 20 reads ahead of the consumer: about 30 MB more at the peak of an
+ * on Node 20 reads ahead of the consumer: about 25 MB more at the peak of an
  * encrypted copy, measured.
  */
 function pulledStream(source: Readable): ReadableStream<Uint8Array> {
