@@ -9,6 +9,7 @@ import {
 } from './manifest.js';
 import { hashStream } from './storage/files.js';
 import { openRepo } from './storage/open.js';
+import { WRITER_MARKER } from './storage/s3-repo.js';
 import type { CopyWriter, Repo } from './storage/repo.js';
 
 /**
@@ -40,7 +41,7 @@ const METADATA_FILES = new Set([
   'copy.json',
   'copy.sha256sums',
   'copy.hmac',
-  '.lifeboat-writing',
+  WRITER_MARKER,
 ]);
 
 export interface StoredCopy {

@@ -1,13 +1,13 @@
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Destination } from './config.js';
 import { pausePoint } from './faults.js';
 import type { Manifest } from './manifest.js';
 import { writeLayout, writeManifest, type CopyLayout } from './repository.js';
 import { AGE_SUFFIX, encryptStream, readRecipientsFile } from './storage/age.js';
+import { HashTap } from './storage/files.js';
 import { openRepo } from './storage/open.js';
 import type { CopyWriter } from './storage/repo.js';
 import { PART_SIZE } from './storage/s3-repo.js';
@@ -38,7 +38,7 @@ export async function storeCopy(p: {
     let copied = 0;
     let paused = false;
     for (const file of manifest.files) {
-      const read = new PlainTap(async (total) => {
+      const read = new HashTap(async (total) => {
         // A named point in the middle of a multipart upload, for the fault tests.
         if (!paused && repo.remote && total > PART_SIZE * 1.5) {
           paused = true;
@@ -98,27 +98,4 @@ async function recipientsOf(dest: Destination): Promise<string[]> {
     ? await readRecipientsFile(dest.encrypt.recipientsFile)
     : [];
   return [...dest.encrypt.recipients, ...fromFile];
-}
-
-/** Hashes the plaintext on its way to the store, and may hold it back at a pause point. */
-class PlainTap extends Transform {
-  private readonly hash = createHash('sha256');
-  private total = 0;
-
-  constructor(private readonly onTotal: (total: number) => Promise<void>) {
-    super();
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.hash.update(chunk);
-    this.total += chunk.length;
-    this.onTotal(this.total).then(
-      () => done(null, chunk),
-      (err: unknown) => done(err as Error),
-    );
-  }
-
-  sha256(): string {
-    return this.hash.digest('hex');
-  }
 }

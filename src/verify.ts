@@ -68,14 +68,14 @@ export async function checkCopies(
   const checks: CopyCheck[] = [];
   let manifest: Manifest | undefined;
   for (const copy of copies) {
-    const check = await progress.task(
+    const { check, read } = await progress.task(
       `Check checksums of the copy in ${copy.destination}`,
       async (update) => {
-        const { problems, encrypted } = await checkOne(copy, key, depth, update);
-        return copyCheck(copy, problems, encrypted);
+        const one = await checkOne(copy, key, depth, update);
+        return { check: copyCheck(copy, one.problems, one.encrypted), read: one.manifest };
       },
     );
-    if (check.intact) manifest ??= (await readManifest(copy, key)).manifest;
+    if (check.intact) manifest ??= read;
     checks.push(check);
     if (!check.intact)
       progress.warn(`the copy in ${copy.destination} is damaged: ${check.problems.join('; ')}`);
@@ -88,19 +88,20 @@ async function checkOne(
   key: string | undefined,
   depth: 'full' | 'quick' | 'manifest',
   update: (detail: string) => void,
-): Promise<{ problems: string[]; encrypted: boolean }> {
+): Promise<{ problems: string[]; encrypted: boolean; manifest?: Manifest }> {
   const read = await readManifest(copy, key);
   if (!read.manifest || read.problems.length > 0)
     return { problems: read.problems, encrypted: false };
   const { layout, problems } = await readLayout(copy, read.manifest, key);
   if (!layout) return { problems, encrypted: false };
   const encrypted = layout.encryption !== undefined;
-  if (depth === 'manifest') return { problems: [], encrypted };
+  if (depth === 'manifest') return { problems: [], encrypted, manifest: read.manifest };
   return {
     problems: await checkFiles(copy, layout, depth, (done, total) =>
       update(`${done}/${total} files`),
     ),
     encrypted,
+    manifest: read.manifest,
   };
 }
 
@@ -122,9 +123,9 @@ async function checkManifests(
   const checks: CopyCheck[] = [];
   let manifest: Manifest | undefined;
   for (const copy of copies) {
-    const { problems, encrypted } = await checkOne(copy, key, 'manifest', () => undefined);
-    if (problems.length === 0) manifest ??= (await readManifest(copy, key)).manifest;
-    checks.push(copyCheck(copy, problems, encrypted));
+    const one = await checkOne(copy, key, 'manifest', () => undefined);
+    if (one.problems.length === 0) manifest ??= one.manifest;
+    checks.push(copyCheck(copy, one.problems, one.encrypted));
   }
   return { checks, manifest };
 }

@@ -2,13 +2,11 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createHash } from 'node:crypto';
 import type { Manifest } from '../manifest.js';
 import { DUMP_DIR, readLayout, type StoredCopy } from '../repository.js';
 import { AGE_SUFFIX, decryptStream, loadIdentities } from './age.js';
-import { removeTree } from './files.js';
+import { HashTap, removeTree } from './files.js';
 import { formatBytes } from '../units.js';
 
 /**
@@ -42,7 +40,7 @@ export async function withDumpDir<T>(
       const hash = new HashTap();
       await mkdir(path.dirname(path.join(tmp, file.path)), { recursive: true });
       await pipeline(plain, hash, createWriteStream(path.join(tmp, file.path)));
-      if (hash.digest() !== file.sha256)
+      if (hash.sha256() !== file.sha256)
         throw new Error(`${copy.destination}: ${stored} does not match the manifest once fetched`);
       fetched += file.size;
       update(
@@ -52,18 +50,5 @@ export async function withDumpDir<T>(
     return await use(path.join(tmp, DUMP_DIR));
   } finally {
     await removeTree(tmp);
-  }
-}
-
-class HashTap extends Transform {
-  private readonly hash = createHash('sha256');
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.hash.update(chunk);
-    done(null, chunk);
-  }
-
-  digest(): string {
-    return this.hash.digest('hex');
   }
 }

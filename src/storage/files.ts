@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 /** Streaming file helpers: nothing here holds a whole file in memory. */
@@ -38,26 +38,32 @@ export async function listFiles(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-/** Copy one file, hashing what was read, then fsync the copy. */
-export async function copyFileHashed(
-  from: string,
-  to: string,
-  onBytes?: (n: number) => void,
-): Promise<{ size: number; sha256: string }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      size += chunk.length;
-      hash.update(chunk);
-      onBytes?.(chunk.length);
-      done(null, chunk);
-    },
-  });
-  await mkdir(path.dirname(to), { recursive: true });
-  await pipeline(createReadStream(from, { highWaterMark: 1 << 20 }), tap, createWriteStream(to));
-  await fsyncPath(to);
-  return { size, sha256: hash.digest('hex') };
+/**
+ * Passes bytes on while hashing them (SHA-256); `onTotal`, given the bytes so
+ * far, may hold the stream back (a pause point) before each chunk goes on.
+ */
+export class HashTap extends Transform {
+  private readonly hash = createHash('sha256');
+  private total = 0;
+
+  constructor(private readonly onTotal?: (total: number) => Promise<void>) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.hash.update(chunk);
+    this.total += chunk.length;
+    if (!this.onTotal) return done(null, chunk);
+    this.onTotal(this.total).then(
+      () => done(null, chunk),
+      (err: unknown) => done(err as Error),
+    );
+  }
+
+  /** The SHA-256 of everything that passed, once the stream has ended. */
+  sha256(): string {
+    return this.hash.digest('hex');
+  }
 }
 
 export async function fsyncPath(p: string): Promise<void> {

@@ -13,7 +13,7 @@ import {
   removeTree,
   writeFileAtomic,
 } from './files.js';
-import { writerIsGone, writerMarker, type WriterMarker } from './writer-marker.js';
+import { parseWriterMarker, writerIsGone, writerMarker } from './writer-marker.js';
 import type { CopyWriter, FileStat, Repo, StoredBytes } from './repo.js';
 
 /**
@@ -122,10 +122,8 @@ export class LocalRepo implements Repo {
     }
     for (const name of names.filter((n) => n.startsWith(PARTIAL_PREFIX))) {
       const dir = path.join(this.root, name);
-      const owner = await readFile(path.join(dir, '.owner'), 'utf8')
-        .then((t) => JSON.parse(t) as WriterMarker)
-        .catch(() => undefined);
-      if (writerIsGone(owner)) {
+      const owner = await readFile(path.join(dir, '.owner'), 'utf8').catch(() => undefined);
+      if (writerIsGone(parseWriterMarker(owner))) {
         await removeTree(dir);
         removed.push(name);
       }

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { S3Client } from '@aws-sdk/client-s3';
+import type { ListObjectsV2CommandOutput, S3Client } from '@aws-sdk/client-s3';
 import { BACKUP_ID_PATTERN } from '../manifest.js';
 import { hashStream } from './files.js';
 import type { CopyWriter, FileStat, Repo, StoredBytes } from './repo.js';
-import { writerIsGone, writerMarker, type WriterMarker } from './writer-marker.js';
+import { parseWriterMarker, writerIsGone, writerMarker } from './writer-marker.js';
 
 /**
  * A destination in an S3-compatible object store: `s3://bucket/prefix/<id>/...`.
@@ -25,7 +25,7 @@ export interface S3Location {
   timeoutMs?: number;
 }
 
-const MARKER = '.lifeboat-writing';
+export const WRITER_MARKER = '.lifeboat-writing';
 /** Part size of multipart uploads: memory stays at about queue × part. */
 export const PART_SIZE = 8 << 20;
 /** S3 allows 10,000 parts per object; keep a margin for a size that was only an estimate. */
@@ -102,46 +102,44 @@ export class S3Repo implements Repo {
     return `${this.where.prefix}${id}/${rel}`;
   }
 
-  /** Every key below a prefix, with sizes and ETags. */
-  async listKeys(prefix: string): Promise<{ key: string; size: number; etag?: string }[]> {
+  /** Every page of a listing below a prefix (optionally cut at a delimiter). */
+  private async *listPages(
+    prefix: string,
+    delimiter?: string,
+  ): AsyncGenerator<ListObjectsV2CommandOutput> {
     const { sdk, client } = await this.connect();
-    const out: { key: string; size: number; etag?: string }[] = [];
     let token: string | undefined;
     do {
       const page = await client.send(
         new sdk.ListObjectsV2Command({
           Bucket: this.where.bucket,
           Prefix: prefix,
+          Delimiter: delimiter,
           ContinuationToken: token,
         }),
       );
-      for (const o of page.Contents ?? [])
-        if (o.Key) out.push({ key: o.Key, size: o.Size ?? 0, etag: unquote(o.ETag) });
+      yield page;
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
+  }
+
+  /** Every key below a prefix, with sizes and ETags. */
+  async listKeys(prefix: string): Promise<{ key: string; size: number; etag?: string }[]> {
+    const out: { key: string; size: number; etag?: string }[] = [];
+    for await (const page of this.listPages(prefix))
+      for (const o of page.Contents ?? [])
+        if (o.Key) out.push({ key: o.Key, size: o.Size ?? 0, etag: unquote(o.ETag) });
     return out.sort((a, b) => a.key.localeCompare(b.key));
   }
 
   /** Ids that have at least one object below them, complete or not. */
   private async allIds(): Promise<string[]> {
-    const { sdk, client } = await this.connect();
     const ids: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await client.send(
-        new sdk.ListObjectsV2Command({
-          Bucket: this.where.bucket,
-          Prefix: this.where.prefix,
-          Delimiter: '/',
-          ContinuationToken: token,
-        }),
-      );
+    for await (const page of this.listPages(this.where.prefix, '/'))
       for (const p of page.CommonPrefixes ?? []) {
         const id = p.Prefix?.slice(this.where.prefix.length).replace(/\/$/, '');
         if (id && BACKUP_ID_PATTERN.test(id)) ids.push(id);
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
     return ids.sort();
   }
 
@@ -153,7 +151,7 @@ export class S3Repo implements Repo {
 
   async begin(id: string): Promise<CopyWriter> {
     await this.cleanStale();
-    await this.putObject(this.key(id, MARKER), JSON.stringify(writerMarker()));
+    await this.putObject(this.key(id, WRITER_MARKER), JSON.stringify(writerMarker()));
     return new S3CopyWriter(this, id);
   }
 
@@ -274,9 +272,8 @@ export class S3Repo implements Repo {
   }
 
   /** Abort every unfinished multipart upload below a prefix. */
-  async abortUploads(prefix: string): Promise<number> {
+  async abortUploads(prefix: string): Promise<void> {
     const { sdk, client } = await this.connect();
-    let aborted = 0;
     let keyMarker: string | undefined;
     let idMarker: string | undefined;
     do {
@@ -296,12 +293,10 @@ export class S3Repo implements Repo {
             UploadId: u.UploadId,
           }),
         );
-        aborted += 1;
       }
       keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
       idMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
     } while (keyMarker);
-    return aborted;
   }
 
   async remove(id: string): Promise<void> {
@@ -320,14 +315,7 @@ export class S3Repo implements Repo {
     const removed: string[] = [];
     for (const id of await this.allIds()) {
       if (await this.head(id, 'manifest.json')) continue;
-      const text = await this.readText(id, MARKER);
-      let marker: WriterMarker | undefined;
-      try {
-        marker = text ? (JSON.parse(text) as WriterMarker) : undefined;
-      } catch {
-        marker = undefined;
-      }
-      if (writerIsGone(marker)) {
+      if (writerIsGone(parseWriterMarker(await this.readText(id, WRITER_MARKER)))) {
         await this.removeEverything(id);
         removed.push(id);
       }
@@ -335,12 +323,8 @@ export class S3Repo implements Repo {
     return removed;
   }
 
-  async close(): Promise<void> {
-    if (this.sdk) (await this.sdk).client.destroy();
-  }
-
   markerKey(id: string): string {
-    return this.key(id, MARKER);
+    return this.key(id, WRITER_MARKER);
   }
 }
 

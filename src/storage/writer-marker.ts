@@ -14,6 +14,15 @@ export function writerMarker(): WriterMarker {
   return { host: hostname(), pid: process.pid, at: new Date().toISOString() };
 }
 
+/** A marker as read back; unreadable text counts as no marker. */
+export function parseWriterMarker(text: string | undefined): WriterMarker | undefined {
+  try {
+    return text ? (JSON.parse(text) as WriterMarker) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A writer on this host whose process is gone; a marker from another host is never judged. */
 export function writerIsGone(marker: WriterMarker | undefined): boolean {
   if (!marker) return true;
