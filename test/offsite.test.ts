@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -360,6 +360,38 @@ describe('faults of the object store', () => {
     } finally {
       for (const socket of sockets) socket.destroy();
       silent.close();
+      await ws.cleanup();
+    }
+  });
+
+  it('with no local destination, a full staging disk fails the backup and leaves nothing anywhere', async () => {
+    const ws = await workspace({
+      destinations: [
+        {
+          name: 'offsite',
+          url: `s3://${BUCKET}/staged`,
+          endpoint: s3.endpoint,
+          region: s3.region,
+          forcePathStyle: true,
+        },
+      ],
+    });
+    const tmp = path.join(ws.dir, 'tmp');
+    await mkdir(tmp);
+    await exec('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', tmp]);
+    const big = await bigDatabase('offsite_staged');
+    try {
+      const r = await runCli(['backup', '--database-url', big.url], {
+        cwd: ws.dir,
+        env: { ...awsEnv(), TMPDIR: tmp },
+      });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/filled up during the dump \(no space left on device\)/);
+      expect(await readdir(tmp)).toEqual([]);
+      expect(await keysUnder('staged/')).toEqual([]);
+    } finally {
+      await exec('umount', [tmp]).catch(() => undefined);
+      await big.drop();
       await ws.cleanup();
     }
   });
