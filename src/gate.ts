@@ -18,8 +18,7 @@ import {
 import { readIdentity, readWriteCounters, type TargetIdentity } from './identity.js';
 import type { Progress } from './progress.js';
 import { describeTarget, type Target } from './target.js';
-import { readEvents } from './run/journal.js';
-import { appliedSteps } from './run/journal-view.js';
+import { appliedStepsIn } from './run/journal-view.js';
 import { runbookChecksum } from './runbook/checksum.js';
 import { planRunbook } from './runbook/plan.js';
 import type { Runbook } from './runbook/types.js';
@@ -59,14 +58,12 @@ export async function runGate(opts: {
 }): Promise<GateVerdict> {
   const { config, target, policy, progress, runbook } = opts;
   const now = opts.now ?? new Date();
-  const { identity, counters, events } = await withClient(target, async (client) => ({
+  const { identity, counters, applied } = await withClient(target, async (client) => ({
     identity: await readIdentity(client),
     counters: await readWriteCounters(client),
-    events: runbook ? await readEvents(client) : [],
+    applied: runbook ? await appliedStepsIn(client, runbook) : [],
   }));
-  const runbookReasons = runbook
-    ? undoableReasons(planRunbook(runbook, appliedSteps(events, runbook.name)))
-    : [];
+  const runbookReasons = runbook ? undoableReasons(planRunbook(runbook, applied)) : [];
   const checksum = runbook
     ? runbookChecksum(
         runbook.name,

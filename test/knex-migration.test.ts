@@ -1,25 +1,20 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import knexFactory from 'knex';
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
-  applyKnexMigration,
-  isKnexMigrationApplied,
   KnexMigrationError,
-  undoKnexMigration,
+  withKnexSession,
   type KnexMigrationRef,
 } from '../src/run/knex-migration.js';
+import { knexBatch, readKnexTables } from '../src/run/knex-table.js';
 import { registerSecret } from '../src/secrets.js';
 import { clientConfig, resolveTarget, type Target } from '../src/target.js';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
+import { knexStatus as knexCliStatus, type KnexStatus as Status } from './support/knex.js';
 
-const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const KNEX_CLI = path.join(ROOT, 'node_modules/knex/bin/cli.js');
 const EXAMPLES = path.join(ROOT, 'runbooks/examples/knex');
 const FIXTURES = path.join(ROOT, 'test/fixtures');
 
@@ -33,77 +28,32 @@ function ref(directory: string, name: string, extra: Partial<KnexMigrationRef> =
 }
 const example = (name: string) => ref(EXAMPLES, name);
 
-interface Status {
-  completed: string[];
-  pending: string[];
+/** One migration through a session of its own, as a run with one knex step would. */
+const applyKnexMigration = (target: Target, r: KnexMigrationRef) =>
+  withKnexSession(target, (s) => s.apply(r));
+const undoKnexMigration = (target: Target, r: KnexMigrationRef) =>
+  withKnexSession(target, (s) => s.undo(r));
+
+/** Whether knex's table lists the migration, read as lifeboat reads it. */
+async function isKnexMigrationApplied(target: Target, r: KnexMigrationRef): Promise<boolean> {
+  const client = new pg.Client(clientConfig(target, 'lifeboat-test'));
+  await client.connect();
+  try {
+    return knexBatch(await readKnexTables(client, [r]), r) !== undefined;
+  } finally {
+    await client.end();
+  }
 }
 
-/**
- * `knex migrate:status` as a user runs it: the real CLI, a knexfile of its
- * own, its output parsed. It is what has to agree with lifeboat.
- */
-async function knexStatus(
-  target: Target,
+let currentUrl = '';
+
+/** `knex migrate:status` as a user runs it: what has to agree with lifeboat. */
+function knexStatus(
+  _target: Target,
   directory: string,
   migrations: { tableName?: string; schemaName?: string } = {},
 ): Promise<Status> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'lifeboat-knexfile-'));
-  try {
-    const knexfile = path.join(dir, 'knexfile.cjs');
-    const config = {
-      client: 'pg',
-      connection: clientConfig(target, 'knex-cli'),
-      migrations: { directory, loadExtensions: ['.cjs'], ...migrations },
-    };
-    await writeFile(knexfile, `module.exports = ${JSON.stringify(config, null, 2)};\n`);
-    const { stdout } = await run(
-      process.execPath,
-      [KNEX_CLI, 'migrate:status', '--knexfile', knexfile],
-      {
-        cwd: ROOT,
-        // The knexfile lives outside the project, so tell the CLI where its knex is (KNEX_PATH is its own fallback).
-        env: { ...process.env, KNEX_PATH: path.join(ROOT, 'node_modules/knex'), NO_COLOR: '1' },
-      },
-    );
-    return parseStatus(stdout);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-function parseStatus(stdout: string): Status {
-  // eslint-disable-next-line no-control-regex
-  const lines = stdout.replace(/\x1b\[[0-9;]*m/g, '').split('\n');
-  const status: Status = { completed: [], pending: [] };
-  let section: string[] | undefined;
-  let sawPendingHeader = false;
-  for (const raw of lines) {
-    const line = raw.trim();
-    // The CLI's preamble (it chdirs to the knexfile's directory and says so).
-    if (
-      line === '' ||
-      /^(Working directory changed to|Using environment|Requiring external module) /.test(line)
-    )
-      continue;
-    if (
-      /^Found \d+ Completed Migration/.test(line) ||
-      line === 'No Completed Migration files Found.'
-    ) {
-      section = line.startsWith('Found') ? status.completed : undefined;
-    } else if (
-      /^Found \d+ Pending Migration/.test(line) ||
-      line === 'No Pending Migration files Found.'
-    ) {
-      section = line.startsWith('Found') ? status.pending : undefined;
-      sawPendingHeader = true;
-    } else if (section) {
-      section.push(line);
-    } else {
-      throw new Error(`unexpected line in knex migrate:status output: ${line}\n${stdout}`);
-    }
-  }
-  if (!sawPendingHeader) throw new Error(`knex migrate:status printed no status:\n${stdout}`);
-  return status;
+  return knexCliStatus(currentUrl, { directory, loadExtensions: ['.cjs'], ...migrations });
 }
 
 async function tableExists(db: TestDatabase, name: string): Promise<boolean> {
@@ -140,6 +90,7 @@ describe('knex migrations, one at a time', () => {
   beforeEach(async () => {
     db = await createTestDatabase('knexmig');
     target = resolveTarget(db.url);
+    currentUrl = db.url;
   });
   afterEach(async () => {
     await db.drop();
@@ -322,6 +273,7 @@ describe('knex migrations that fail', () => {
   beforeEach(async () => {
     db = await createTestDatabase('knexfail');
     target = resolveTarget(db.url);
+    currentUrl = db.url;
   });
   afterEach(async () => {
     await db.drop();

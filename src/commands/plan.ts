@@ -5,8 +5,7 @@ import { emit, runCommand } from '../cli/output.js';
 import { loadConfig } from '../config.js';
 import { withClient } from '../db.js';
 import { ConnectionError } from '../errors.js';
-import { readEvents } from '../run/journal.js';
-import { appliedSteps } from '../run/journal-view.js';
+import { appliedStepsIn } from '../run/journal-view.js';
 import { loadRunbook } from '../runbook/load.js';
 import { planRunbook } from '../runbook/plan.js';
 import { renderPlan } from '../runbook/render-plan.js';
@@ -33,14 +32,13 @@ export const planCommand: CommandModule<object, PlanArgs> = {
   handler: (argv) =>
     runCommand(argv, async () => {
       const runbook = await loadRunbook(argv.runbook);
-      let applied: ReturnType<typeof appliedSteps> = [];
+      let applied: Awaited<ReturnType<typeof appliedStepsIn>> = [];
       let journal = 'offline: every step shown as pending';
       if (!argv.offline) {
         const config = await loadConfig({ config: argv.config });
         try {
-          applied = appliedSteps(
-            await withClient(targetFor(argv, config), readEvents),
-            runbook.name,
+          applied = await withClient(targetFor(argv, config), (client) =>
+            appliedStepsIn(client, runbook),
           );
           journal = 'read from the database';
         } catch (err) {

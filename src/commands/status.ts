@@ -7,8 +7,14 @@ import { withClient } from '../db.js';
 import { readJournal } from '../run/journal-view.js';
 import { readFreeze, unfreezeDatabase, writableDuringFreeze } from '../run/freeze.js';
 import { describeHolder } from '../run/lock.js';
-import { stepStates } from '../run/state.js';
+import { stepStates, withKnexTruth } from '../run/state.js';
 import { describeTarget } from '../target.js';
+
+/** Why a knex step's state differs from what lifeboat's journal recorded. */
+const OUTSIDE = {
+  applied: 'knex lists it as applied: applied outside lifeboat, which never undoes it',
+  undone: 'knex no longer lists it: undone outside lifeboat (knex migrate:rollback or :down)',
+};
 
 export const statusCommand: CommandModule<object, GlobalArgs> = {
   command: 'status',
@@ -57,7 +63,7 @@ export const statusCommand: CommandModule<object, GlobalArgs> = {
       if (!last) {
         lines.push('  no run yet');
       } else {
-        const states = stepStates(view.events, last.runbook);
+        const states = withKnexTruth(stepStates(view.events, last.runbook), view.knex);
         const touched = view.events.filter((e) => e.runId === last.id);
         const ids = [...new Set(touched.map((e) => e.stepId))];
         steps = ids.map((id) => {
@@ -69,7 +75,7 @@ export const statusCommand: CommandModule<object, GlobalArgs> = {
                 ? `in doubt (${s.last.direction} ${s.last.status})`
                 : s.effect,
             since: s.last.startedAt,
-            note: s.last.error,
+            note: s.outside ? OUTSIDE[s.outside] : s.last.error,
           };
         });
         lines.push(

@@ -5,14 +5,14 @@ import { redact } from '../secrets.js';
 import { libpqEnv, type Target } from '../target.js';
 import { pausePoint } from '../faults.js';
 import {
-  applyKnexMigration,
-  isKnexMigrationApplied,
-  releaseKnexLock,
-  undoKnexMigration,
+  KnexMigrationError,
   type KnexMigrationRef,
+  type KnexSession,
+  type SqlRunner,
 } from './knex-migration.js';
+import { knexBatch, knexTableKey, readKnexTables, type KnexTableRef } from './knex-table.js';
 import { finishEvent, recordEvent, type NewEvent, type Undo } from './journal.js';
-import type { StepState } from './state.js';
+import { knexRefOf, type StepState } from './state.js';
 
 /**
  * Running one step (or one undo) with its checkpoint. Transactional work
@@ -25,6 +25,8 @@ export interface StepRunner {
   runId: string;
   /** The runbook's directory: shell commands run there. */
   directory: string;
+  /** knex, for the run's knex migrations: one session (and pool) for the whole run. */
+  knex: KnexSession;
   /** Told which locks a transactional step holds just before it commits (rehearsals report them). */
   observeLocks?: (stepId: string, locks: string[]) => void;
 }
@@ -54,19 +56,22 @@ export function undoFor(step: Step, directory: string): Undo {
         ? { kind: 'shell', command: step.down, timeoutMs: step.timeoutMs, directory }
         : { kind: 'none' };
     case 'knex-migration': {
-      const ref = {
+      const ref: KnexMigrationRef = {
         name: step.name,
         directory: step.directory,
         tableName: step.tableName,
         ...(step.schemaName ? { schemaName: step.schemaName } : {}),
         loadExtensions: step.loadExtensions,
+        transaction: step.transaction,
       };
       return step.hasDown ? { kind: 'knex', ...ref } : { kind: 'none', knex: ref };
     }
   }
 }
 
+/** Its effect commits together with its checkpoint, or not at all. */
 function isTransactional(step: Step): boolean {
+  if (step.kind === 'knex-migration') return step.transaction;
   return step.kind === 'check' || (step.kind === 'sql' && step.up.transaction);
 }
 
@@ -79,7 +84,7 @@ export async function applyStep(r: StepRunner, step: Step): Promise<void> {
     direction: 'up' as const,
     transactional: isTransactional(step),
     undo: undoFor(step, r.directory),
-    verify: step.kind === 'sql' || step.kind === 'shell' ? (step.verify ?? null) : null,
+    verify: step.kind === 'check' ? null : (step.verify ?? null),
   };
   await pausePoint(`step:${step.id}:before`);
   if (step.kind === 'check') {
@@ -100,6 +105,19 @@ export async function applyStep(r: StepRunner, step: Step): Promise<void> {
     }).catch((err: unknown) => failed(r, base, err));
     return;
   }
+  if (step.kind === 'knex-migration') {
+    const ref = knexRefOfStep(step);
+    // A file that throws while loading (a missing environment variable) ran nothing.
+    await r.knex
+      .load(ref)
+      .catch((err: unknown) => failed(r, { ...base, transactional: true }, err));
+    if (step.transaction) {
+      await applyInKnexTransaction(r, base, ref, (inside) =>
+        r.knex.apply(ref, { timeouts: step.timeouts, inside }),
+      );
+      return;
+    }
+  }
   // Not transactional: started, the work, then done.
   const seq = await recordEvent(r.client, { ...base, status: 'started' });
   try {
@@ -110,21 +128,66 @@ export async function applyStep(r: StepRunner, step: Step): Promise<void> {
     } else if (step.kind === 'shell') {
       await runShell(r, step.up, step.timeoutMs);
     } else {
-      await applyKnexMigration(r.target, step, { timeouts: step.timeouts });
+      await r.knex.apply(knexRefOfStep(step), { timeouts: step.timeouts });
     }
-    if (
-      (step.kind === 'sql' || step.kind === 'shell') &&
-      step.verify &&
-      !(await booleanQuery(r.client, step.verify))
-    ) {
+    if (step.verify && !(await booleanQuery(r.client, step.verify))) {
       throw new Error('its verify query returned false after up');
     }
   } catch (err) {
-    await finishEvent(r.client, r.runId, seq, 'failed', message(err)).catch(() => undefined);
+    const nothingRan = err instanceof KnexMigrationError && err.ranNothing;
+    await finishEvent(r.client, r.runId, seq, 'failed', message(err), nothingRan).catch(
+      () => undefined,
+    );
     throw new StepFailure(step.id, 'up', message(err), { cause: err });
   }
   await pausePoint(`step:${step.id}:before-checkpoint`);
   await finishEvent(r.client, r.runId, seq, 'done');
+}
+
+function knexRefOfStep(step: Step & { kind: 'knex-migration' }): KnexMigrationRef {
+  const undo = undoFor(step, '');
+  return undo.kind === 'knex' ? undo : undo.kind === 'none' ? undo.knex! : step;
+}
+
+/**
+ * A knex migration that runs in knex's transaction: the checkpoint is written
+ * inside it, after knex's row, so migration, row, batch and checkpoint commit
+ * together. A failure anywhere rolls all of it back: recorded as failed, the
+ * step is not applied. Once the checkpoint is written, an error means the
+ * commit itself failed or was not confirmed: nothing more is recorded, the
+ * journal and knex's table (committed together, or not) say which.
+ */
+async function applyInKnexTransaction(
+  r: StepRunner,
+  base: Omit<NewEvent, 'status'>,
+  ref: KnexMigrationRef,
+  run: (inside: (sql: SqlRunner) => Promise<void>) => Promise<void>,
+): Promise<void> {
+  // knex's own tables are its bookkeeping, not what the migration locks.
+  const own = new Set([ref.tableName, `${ref.tableName}_lock`]);
+  const point =
+    base.direction === 'up' ? `step:${base.stepId}:inside` : `undo:${base.stepId}:inside`;
+  let checkpointed = false;
+  try {
+    await run(async (sql) => {
+      await pausePoint(point);
+      if (r.observeLocks && base.direction === 'up') {
+        const locks = await heldLocks(sql);
+        r.observeLocks(
+          base.stepId,
+          locks.filter((l) => !own.has(l.slice(l.lastIndexOf('.') + 1))),
+        );
+      }
+      await recordEvent(sql, { ...base, status: 'done' });
+      checkpointed = true;
+    });
+  } catch (err) {
+    if (checkpointed)
+      throw new StepFailure(base.stepId, base.direction, message(err), { cause: err });
+    return failed(r, base, err);
+  }
+  // knex ran it without a transaction after all (its config says so at run time): checkpoint now.
+  if (!checkpointed) await recordEvent(r.client, { ...base, transactional: false, status: 'done' });
 }
 
 async function failed(r: StepRunner, base: Omit<NewEvent, 'status'>, err: unknown): Promise<never> {
@@ -144,16 +207,25 @@ export async function undoStep(r: StepRunner, state: StepState, timeouts: Timeou
     kind: state.last.kind,
     checksum: state.checksum,
     direction: 'down' as const,
-    transactional: undo?.kind === 'sql' && undo.transaction,
+    transactional: (undo?.kind === 'sql' || undo?.kind === 'knex') && undo.transaction === true,
     undo: null,
     verify: state.verify,
   };
   if (!undo || undo.kind === 'none') throw new StepFailure(state.stepId, 'down', 'it has no down');
+  // knex's migrate.down undoes what knex lists; a migration it does not list stopped part-way outside a transaction.
+  const knexListed =
+    undo.kind === 'knex' && knexBatch(await readKnexTables(r.client, [undo]), undo) !== undefined;
   if (undo.kind === 'nothing-to-undo') {
     await recordEvent(r.client, { ...base, transactional: true, status: 'done' });
     return;
   }
   await pausePoint(`undo:${state.stepId}:before`);
+  if (undo.kind === 'knex' && knexListed && undo.transaction === true) {
+    await applyInKnexTransaction(r, base, undo, (inside) =>
+      r.knex.undo(undo, { timeouts, inside }),
+    );
+    return;
+  }
   if (undo.kind === 'sql' && undo.transaction) {
     await inTransaction(r.client, timeouts, async () => {
       await r.client.query(undo.text);
@@ -161,15 +233,19 @@ export async function undoStep(r: StepRunner, state: StepState, timeouts: Timeou
     }).catch((err: unknown) => failed(r, base, err));
     return;
   }
-  const seq = await recordEvent(r.client, { ...base, status: 'started' });
+  const seq = await recordEvent(r.client, { ...base, transactional: false, status: 'started' });
   try {
     if (undo.kind === 'sql')
       await withSessionTimeouts(r.client, timeouts, () => runStatements(r.client, undo.text));
     else if (undo.kind === 'shell')
       await runShell({ ...r, directory: undo.directory }, undo.command, undo.timeoutMs);
-    else await undoKnexMigration(r.target, undo, { timeouts });
+    else if (knexListed) await r.knex.undo(undo, { timeouts });
+    else await r.knex.undoHalfDone(undo, { timeouts });
   } catch (err) {
-    await finishEvent(r.client, r.runId, seq, 'failed', message(err)).catch(() => undefined);
+    const nothingRan = err instanceof KnexMigrationError && err.ranNothing;
+    await finishEvent(r.client, r.runId, seq, 'failed', message(err), nothingRan).catch(
+      () => undefined,
+    );
     throw new StepFailure(state.stepId, 'down', message(err), { cause: err });
   }
   await pausePoint(`undo:${state.stepId}:before-checkpoint`);
@@ -177,24 +253,47 @@ export async function undoStep(r: StepRunner, state: StepState, timeouts: Timeou
 }
 
 /**
- * Decide a step left in doubt: by knex's own table for a knex migration, by
- * the step's verify query otherwise. Undefined when nothing can tell.
+ * Decide a step left in doubt by a crash: by knex's own table for a knex
+ * migration it lists (knex writes its row only once the migration ended),
+ * else by the step's verify query. A knex migration run in a transaction
+ * commits with its row, so knex's table alone decides it. Undefined when
+ * nothing can tell.
  */
-export async function probeInDoubt(r: StepRunner, state: StepState): Promise<boolean | undefined> {
+export async function probeInDoubt(
+  r: StepRunner,
+  state: StepState,
+): Promise<{ applied: boolean; how: string } | undefined> {
   const knex = knexRefOf(state);
   if (knex) {
-    // A crash in a migration knex ran outside a transaction leaves knex's own lock taken.
-    await releaseKnexLock(r.target, knex);
-    return isKnexMigrationApplied(r.target, knex);
+    const listed = knexBatch(await readKnexTables(r.client, [knex]), knex) !== undefined;
+    if (listed || knex.transaction !== false)
+      return { applied: listed, how: "by knex's migrations table" };
   }
-  if (state.verify) return booleanQuery(r.client, state.verify);
+  if (state.verify) {
+    const applied = await booleanQuery(r.client, state.verify);
+    // Its up ended but knex had not written its row yet: write it, as knex would have.
+    if (knex && applied && state.last.direction === 'up') await r.knex.markApplied(knex);
+    return { applied, how: 'by its verify query' };
+  }
   return undefined;
 }
 
-export function knexRefOf(state: StepState): KnexMigrationRef | undefined {
-  if (state.undo?.kind === 'knex') return state.undo;
-  if (state.undo?.kind === 'none') return state.undo.knex;
-  return undefined;
+/**
+ * A run stopped by a crash inside knex (between knex taking its own lock and
+ * releasing it) leaves knex's lock taken. The run is being continued under
+ * lifeboat's run lock, so that lock was the stopped run's: free it, as
+ * `knex migrate:unlock` would.
+ */
+export async function releaseStaleKnexLocks(
+  r: StepRunner,
+  refs: Iterable<KnexTableRef>,
+): Promise<void> {
+  const seen = new Set<string>();
+  for (const ref of refs) {
+    if (seen.has(knexTableKey(ref))) continue;
+    seen.add(knexTableKey(ref));
+    await r.knex.releaseLock(ref);
+  }
 }
 
 /** Record how a step in doubt was decided, as an event whose effect is that decision. */
@@ -265,8 +364,8 @@ async function runStatements(client: pg.Client, sql: string): Promise<void> {
 }
 
 /** The table-level locks this session holds, strongest first, leaving out the catalogs and the journal. */
-async function heldLocks(client: pg.Client): Promise<string[]> {
-  const res = await client.query<{ lock: string }>(
+async function heldLocks(client: SqlRunner): Promise<string[]> {
+  const res = await client.query(
     `select l.mode || ' on ' || n.nspname || '.' || c.relname as lock
        from pg_locks l join pg_class c on c.oid = l.relation join pg_namespace n on n.oid = c.relnamespace
       where l.pid = pg_backend_pid() and l.locktype = 'relation' and l.granted
@@ -276,7 +375,7 @@ async function heldLocks(client: pg.Client): Promise<string[]> {
                  when 'ShareRowExclusiveLock' then 2 when 'ShareLock' then 3
                  when 'ShareUpdateExclusiveLock' then 4 when 'RowExclusiveLock' then 5 else 6 end, 1`,
   );
-  return [...new Set(res.rows.map((r) => r.lock))];
+  return [...new Set((res.rows as { lock: string }[]).map((r) => r.lock))];
 }
 
 async function booleanQuery(client: pg.Client, sql: string): Promise<boolean> {

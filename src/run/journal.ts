@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { quoteIdent } from '../db.js';
-import type { KnexMigrationRef } from './knex-migration.js';
+import type { KnexMigrationRef, SqlRunner } from './knex-migration.js';
 
 /**
  * lifeboat's own journal in the target database, in schema lifeboat_journal
@@ -210,9 +210,12 @@ export type NewEvent = Pick<
   'runId' | 'stepId' | 'kind' | 'checksum' | 'direction' | 'status' | 'transactional' | 'undo'
 > & { verify?: string | null; error?: string | null };
 
-/** Append an event; returns its sequence number within the run. */
-export async function recordEvent(client: pg.ClientBase, e: NewEvent): Promise<number> {
-  const res = await client.query<{ seq: number }>(
+/**
+ * Append an event; returns its sequence number within the run. `client` may
+ * be knex's transaction (a knex migration's checkpoint commits with it).
+ */
+export async function recordEvent(client: SqlRunner, e: NewEvent): Promise<number> {
+  const res = await client.query(
     `insert into lifeboat_journal.steps (run_id, seq, step_id, kind, checksum, direction, status, transactional, undo, verify, error, finished_at)
      values ($1, (select coalesce(max(seq), 0) + 1 from lifeboat_journal.steps where run_id = $1),
              $2, $3, $4, $5, $6, $7, $8, $9, $10, case when $6 = 'started' then null else clock_timestamp() end)
@@ -230,19 +233,26 @@ export async function recordEvent(client: pg.ClientBase, e: NewEvent): Promise<n
       e.error ?? null,
     ],
   );
-  return res.rows[0]!.seq;
+  return (res.rows[0] as { seq: number }).seq;
 }
 
+/**
+ * End a `started` event. `nothingRan`: the step failed before any of its work
+ * ran (a knex migration that could not be loaded), so it is not applied
+ * rather than in doubt, as if it had been transactional.
+ */
 export async function finishEvent(
-  client: pg.ClientBase,
+  client: SqlRunner,
   runId: string,
   seq: number,
   status: 'done' | 'failed',
   error: string | null = null,
+  nothingRan = false,
 ): Promise<void> {
   await client.query(
-    `update lifeboat_journal.steps set status = $3, error = $4, finished_at = clock_timestamp() where run_id = $1 and seq = $2`,
-    [runId, seq, status, error],
+    `update lifeboat_journal.steps set status = $3, error = $4, finished_at = clock_timestamp(),
+            transactional = transactional or $5 where run_id = $1 and seq = $2`,
+    [runId, seq, status, error, nothingRan],
   );
 }
 

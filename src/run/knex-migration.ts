@@ -1,8 +1,13 @@
+import { stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import type { Knex } from 'knex';
 import type { ClientConfig } from 'pg';
 import type { Step, Timeouts } from '../runbook/types.js';
 import { redact } from '../secrets.js';
 import { clientConfig, type Target } from '../target.js';
+import { knexTableKey, tableLabel } from './knex-table.js';
+import { registerTypeScriptLoader } from './typescript-loader.js';
 
 /**
  * One migration file of a user's knex migrations directory, as knex names it
@@ -15,15 +20,26 @@ export interface KnexMigrationRef {
   tableName: string;
   schemaName?: string;
   loadExtensions: string[];
+  /** knex runs it in a transaction (no `config = { transaction: false }`); absent in journals before this was stored. */
+  transaction?: boolean;
 }
 
 export type KnexDirection = 'up' | 'down';
 
-export interface KnexRunOptions {
+/** Runs SQL with `$n` parameters: lifeboat's own pg client, or knex's transaction (see `sqlIn`). */
+export interface SqlRunner {
+  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+}
+
+export interface KnexStepOptions {
   /** Session `lock_timeout` / `statement_timeout` for every connection knex opens. */
   timeouts?: Timeouts;
-  /** knex's own warnings (e.g. "migration X did not return a promise"), redacted. Dropped when absent. */
-  onWarning?: (message: string) => void;
+  /**
+   * Called inside knex's transaction, after knex's row is written and before
+   * it commits: what is written through `sql` commits with the migration, or
+   * not at all. Not called when knex runs the migration without a transaction.
+   */
+  inside?: (sql: SqlRunner) => Promise<void>;
 }
 
 /** A knex migration that failed or could not be run; the message names it and its direction. */
@@ -32,190 +48,303 @@ export class KnexMigrationError extends Error {
   readonly direction: KnexDirection;
   /** SQLSTATE of the failing statement, when PostgreSQL raised the error. */
   readonly sqlState: string | undefined;
+  /** Nothing of the migration ran (it could not be loaded, knex's lock was taken, knex refused). */
+  readonly ranNothing: boolean;
 
   constructor(
     migration: string,
     direction: KnexDirection,
     reason: string,
-    options: { cause?: unknown; sqlState?: string } = {},
+    options: { cause?: unknown; sqlState?: string; ranNothing?: boolean } = {},
   ) {
     super(`knex migration ${migration} (${direction}) failed: ${reason}`, { cause: options.cause });
     this.name = 'KnexMigrationError';
     this.migration = migration;
     this.direction = direction;
     this.sqlState = options.sqlState;
+    this.ranNothing = options.ranNothing ?? false;
   }
 }
 
-/**
- * Run one migration's `up` through knex's own Migrator (`migrate.up({ name })`),
- * so the row in knex's table, its batch number and the lock table are exactly
- * what `knex migrate:latest` would leave. knex runs only the named migration,
- * even when earlier ones are pending; the result is checked to be sure.
- *
- * As in knex, a migration runs in a transaction together with its row (and the
- * lock) unless it exports `config = { transaction: false }`.
- *
- * Throws a `KnexMigrationError` when the migration fails (its transaction, if
- * any, rolled back and nothing recorded), when the directory has no such file,
- * or when knex already lists it as applied (then nothing was run).
- */
-export async function applyKnexMigration(
-  target: Target,
-  ref: KnexMigrationRef,
-  options: KnexRunOptions = {},
-): Promise<void> {
-  await withKnex(target, ref, 'up', options, async (knex) => {
-    const result: unknown = await knex.migrate.up(migratorConfig(ref));
-    const ran = ranMigrations(result);
-    if (ran.length === 0) {
-      throw new KnexMigrationError(
-        ref.name,
-        'up',
-        `knex already lists it as applied in ${tableLabel(ref)}; nothing was run`,
-      );
-    }
-    if (ran.length !== 1 || ran[0] !== ref.name) {
-      // knex 3's up({ name }) runs exactly the named migration; anything else is a knex change to notice.
-      throw new KnexMigrationError(
-        ref.name,
-        'up',
-        `knex ran ${ran.join(', ')} instead of exactly this migration`,
-      );
-    }
-  });
+/** What a migration module exports, as knex reads it. */
+interface MigrationModule {
+  up?: unknown;
+  down?: unknown;
 }
 
+type ImportFile = (file: string) => Promise<MigrationModule>;
+
 /**
- * Run one applied migration's `down` through knex (`migrate.down({ name })`)
- * and remove its row from knex's table, as `knex migrate:down --name` would.
+ * The knex migrations of one lifeboat run, through knex's own Migrator, so
+ * the rows in knex's table, their batch and the lock table are what
+ * `knex migrate:latest` would leave. One knex instance (one small pool) per
+ * set of timeouts serves the whole run: creating a pool per migration cost
+ * more than the migrations themselves.
  *
- * One deliberate difference in timing, not in outcome: knex deletes the row
- * after the migration's transaction has committed, so a crash in between
- * would leave the schema undone but the migration still listed. Here the row
- * is deleted inside that transaction (an `afterEach` hook), so for a
- * transactional migration both happen or neither does. A migration with
- * `config = { transaction: false }` runs without a transaction, as in knex.
- *
- * Throws a `KnexMigrationError` when the migration has no `down` function
- * (nothing is run and its row stays), when it is not applied, or when `down`
- * fails (its transaction, if any, rolled back and the row kept).
+ * Every migration of a run goes into one knex batch (the batch knex gives the
+ * run's first migration), so `knex migrate:rollback` afterwards undoes the run
+ * as it would undo a `migrate:latest`.
  */
-export async function undoKnexMigration(
-  target: Target,
-  ref: KnexMigrationRef,
-  options: KnexRunOptions = {},
-): Promise<void> {
-  await withKnex(target, ref, 'down', options, async (knex) => {
-    const result: unknown = await knex.migrate.down({
-      ...migratorConfig(ref),
-      afterEach: async (knexOrTrx) => {
-        await bookkeepingTable(knexOrTrx, ref).where({ name: ref.name }).del();
-      },
+export class KnexSession {
+  private readonly instances = new Map<string, Promise<Knex>>();
+  /** The run's batch number in each knex table, once known. */
+  private readonly batches = new Map<string, number>();
+
+  constructor(
+    private readonly target: Target,
+    /** knex's own warnings (e.g. "migration X did not return a promise"), redacted. */
+    private readonly onWarning: (message: string) => void = () => undefined,
+  ) {}
+
+  /** A run resumed after a stop keeps its batch: the batch of a migration it already applied. */
+  useBatch(ref: Pick<KnexMigrationRef, 'tableName' | 'schemaName'>, batch: number): void {
+    this.batches.set(knexTableKey(ref), batch);
+  }
+
+  /**
+   * Load the migration file the way knex will (import or require, after the
+   * project's TypeScript loader for `.ts`), so that a file that throws while
+   * loading fails here, before anything ran or was recorded.
+   */
+  async load(ref: KnexMigrationRef, direction: KnexDirection = 'up'): Promise<MigrationModule> {
+    const file = path.join(ref.directory, ref.name);
+    if (!(await stat(file).catch(() => undefined))?.isFile()) {
+      throw new KnexMigrationError(
+        ref.name,
+        direction,
+        `no such migration file in ${ref.directory} (with loadExtensions ${ref.loadExtensions.join(', ')}); nothing was run`,
+        { ranNothing: true },
+      );
+    }
+    try {
+      if (/\.[cm]?ts$/.test(ref.name)) await registerTypeScriptLoader(ref.directory);
+      return await importFile()(file);
+    } catch (cause) {
+      throw new KnexMigrationError(
+        ref.name,
+        direction,
+        `it cannot be loaded (${causeMessage(cause)}); nothing was run`,
+        { cause, ranNothing: true },
+      );
+    }
+  }
+
+  /**
+   * Run one migration's `up` (`migrate.up({ name })`). knex runs only the
+   * named migration, even when earlier ones are pending (as knex itself would
+   * run an out-of-order migration); the result is checked to be sure. As in
+   * knex, it runs in a transaction together with its row and the lock, unless
+   * it exports `config = { transaction: false }`; `options.inside` runs in
+   * that transaction.
+   *
+   * Throws a `KnexMigrationError` when the migration fails (its transaction,
+   * if any, rolled back and nothing recorded), when the directory has no such
+   * file, or when knex already lists it as applied (then nothing was run).
+   */
+  async apply(ref: KnexMigrationRef, options: KnexStepOptions = {}): Promise<void> {
+    await this.migrate(ref, 'up', options, async (knex) => {
+      const key = knexTableKey(ref);
+      const result: unknown = await knex.migrate.up({
+        ...migratorConfig(ref),
+        afterAll: async (knexOrTrx: Knex | Knex.Transaction) => {
+          const rows = bookkeepingTable(knexOrTrx, ref).where({ name: ref.name });
+          const batch = this.batches.get(key);
+          if (batch === undefined) {
+            const row: unknown = await rows.clone().first('batch');
+            if (row) this.batches.set(key, (row as { batch: number }).batch);
+          } else {
+            await rows.clone().update({ batch });
+          }
+          if (isTransaction(knexOrTrx)) await options.inside?.(sqlIn(knexOrTrx));
+        },
+      });
+      const ran = ranMigrations(result);
+      if (ran.length === 0) {
+        throw new KnexMigrationError(
+          ref.name,
+          'up',
+          `knex already lists it as applied in ${tableLabel(ref)}; nothing was run`,
+          { ranNothing: true },
+        );
+      }
+      expectExactly(ref, 'up', ran);
     });
-    const ran = ranMigrations(result);
-    if (ran.length !== 1 || ran[0] !== ref.name) {
-      throw new KnexMigrationError(
-        ref.name,
-        'down',
-        ran.length === 0
-          ? 'knex ran nothing'
-          : `knex ran ${ran.join(', ')} instead of exactly this migration`,
-      );
-    }
-  });
-}
-
-/**
- * Create knex's own tables where they do not exist yet, as knex does before
- * its first migration. Returns the tables created (qualified names), so that
- * a rollback can remove them again and leave exactly the state before the run.
- */
-export async function ensureKnexTables(target: Target, ref: KnexMigrationRef): Promise<string[]> {
-  const knex = await createKnex(target, {}, () => undefined);
-  const schema = ref.schemaName ?? 'public';
-  const names = [ref.tableName, `${ref.tableName}_lock`];
-  const existing = async (): Promise<Set<string>> => {
-    const found = new Set<string>();
-    for (const name of names) {
-      const res = await knex.raw<{ rows: { t: string | null }[] }>(
-        'select to_regclass(?)::text as t',
-        [`"${schema.replaceAll('"', '""')}"."${name.replaceAll('"', '""')}"`],
-      );
-      if (res.rows[0]?.t) found.add(`${schema}.${name}`);
-    }
-    return found;
-  };
-  try {
-    const before = await existing();
-    const { name, ...config } = migratorConfig(ref);
-    await knex.migrate.list(config);
-    return [...(await existing())].filter((t) => !before.has(t));
-  } catch (cause) {
-    throw new Error(
-      `Cannot create knex's migrations table ${tableLabel(ref)}: ${causeMessage(cause)}`,
-      {
-        cause,
-      },
-    );
-  } finally {
-    await knex.destroy();
   }
-}
 
-/**
- * Free knex's own lock (`<table>_lock`), as `knex migrate:unlock` does. Only
- * called for a migration left in doubt by a crash, under lifeboat's run lock:
- * the process that took knex's lock is gone.
- */
-export async function releaseKnexLock(target: Target, ref: KnexMigrationRef): Promise<void> {
-  const knex = await createKnex(target, {}, () => undefined);
-  try {
+  /**
+   * Run one applied migration's `down` (`migrate.down({ name })`) and remove
+   * its row, as `knex migrate:down --name` would. One deliberate difference
+   * in timing, not in outcome: knex deletes the row after the migration's
+   * transaction has committed, so a crash in between would leave the schema
+   * undone but the migration still listed. Here the row is deleted inside that
+   * transaction, with `options.inside`, so for a transactional migration all
+   * of it happens or none. A migration with `config = { transaction: false }`
+   * runs without a transaction, as in knex.
+   *
+   * Throws a `KnexMigrationError` when the migration has no `down` function
+   * (nothing is run and its row stays), when knex does not list it, or when
+   * `down` fails (its transaction, if any, rolled back and the row kept).
+   */
+  async undo(ref: KnexMigrationRef, options: KnexStepOptions = {}): Promise<void> {
+    await this.migrate(ref, 'down', options, async (knex) => {
+      const result: unknown = await knex.migrate.down({
+        ...migratorConfig(ref),
+        afterEach: async (knexOrTrx: Knex | Knex.Transaction) => {
+          await bookkeepingTable(knexOrTrx, ref).where({ name: ref.name }).del();
+          if (isTransaction(knexOrTrx)) await options.inside?.(sqlIn(knexOrTrx));
+        },
+      });
+      expectExactly(ref, 'down', ranMigrations(result));
+    });
+  }
+
+  /**
+   * Run the `down` function of a migration whose `up` ran outside a
+   * transaction and stopped part-way: knex never listed it, so knex's own
+   * `migrate.down` refuses it. No bookkeeping to change; the `down` must cope
+   * with a half-done `up` (the README says so).
+   */
+  async undoHalfDone(ref: KnexMigrationRef, options: KnexStepOptions = {}): Promise<void> {
+    const loaded = await this.load(ref, 'down');
+    if (typeof loaded.down !== 'function') {
+      throw new KnexMigrationError(ref.name, 'down', 'it does not export a down function', {
+        ranNothing: true,
+      });
+    }
+    const down = loaded.down as (knex: Knex) => unknown;
+    await this.migrate(ref, 'down', options, async (knex) => {
+      await down(knex);
+    });
+  }
+
+  /**
+   * Write knex's row for a migration whose `up` ran outside a transaction and
+   * ended, but was stopped before knex wrote the row (its verify query says it
+   * took effect): the row knex would have written, in the run's batch.
+   */
+  async markApplied(ref: KnexMigrationRef): Promise<void> {
+    const knex = await this.instance({});
+    const key = knexTableKey(ref);
+    const last = (await bookkeepingTable(knex, ref).max('batch as batch').first()) as
+      { batch: number | null } | undefined;
+    const batch = this.batches.get(key) ?? (last?.batch ?? 0) + 1;
+    await bookkeepingTable(knex, ref).insert({
+      name: ref.name,
+      batch,
+      migration_time: new Date(),
+    });
+    this.batches.set(key, batch);
+  }
+
+  /**
+   * Create knex's own tables where they do not exist yet, as knex does before
+   * its first migration. Returns the tables created (qualified names), so that
+   * a rollback can remove them again and leave exactly the state before the run.
+   */
+  async ensureTables(steps: readonly Step[]): Promise<string[]> {
+    const seen = new Set<string>();
+    const created: string[] = [];
+    const knex = await this.instance({});
+    for (const step of steps) {
+      if (step.kind !== 'knex-migration' || seen.has(knexTableKey(step))) continue;
+      seen.add(knexTableKey(step));
+      const schema = step.schemaName ?? 'public';
+      const names = [step.tableName, `${step.tableName}_lock`];
+      const existing = async (): Promise<Set<string>> => {
+        const found = new Set<string>();
+        for (const name of names) {
+          const res = await knex.raw<{ rows: { t: string | null }[] }>(
+            'select to_regclass(?)::text as t',
+            [`"${schema.replaceAll('"', '""')}"."${name.replaceAll('"', '""')}"`],
+          );
+          if (res.rows[0]?.t) found.add(`${schema}.${name}`);
+        }
+        return found;
+      };
+      try {
+        const before = await existing();
+        const { name, ...config } = migratorConfig(step);
+        await knex.migrate.list(config);
+        created.push(...[...(await existing())].filter((t) => !before.has(t)));
+      } catch (cause) {
+        throw new Error(
+          `Cannot create knex's migrations table ${tableLabel(step)}: ${causeMessage(cause)}`,
+          { cause },
+        );
+      }
+    }
+    return created;
+  }
+
+  /**
+   * Free knex's own lock (`<table>_lock`), as `knex migrate:unlock` does. Only
+   * for a run that stopped (killed inside knex, between its lock and its
+   * release) and is now continued under lifeboat's run lock.
+   */
+  async releaseLock(ref: Pick<KnexMigrationRef, 'tableName' | 'schemaName'>): Promise<void> {
+    const knex = await this.instance({});
     const schema = ref.schemaName ? knex.schema.withSchema(ref.schemaName) : knex.schema;
     if (!(await schema.hasTable(`${ref.tableName}_lock`))) return;
-    const { name, ...config } = migratorConfig(ref);
-    await knex.migrate.forceFreeMigrationsLock(config);
-  } finally {
-    await knex.destroy();
+    await knex.migrate.forceFreeMigrationsLock({
+      tableName: ref.tableName,
+      ...(ref.schemaName ? { schemaName: ref.schemaName } : {}),
+    });
+  }
+
+  /** Closes every pool; the session cannot be used afterwards. */
+  async close(): Promise<void> {
+    const instances = [...this.instances.values()];
+    this.instances.clear();
+    for (const knex of instances) await (await knex.catch(() => undefined))?.destroy();
+  }
+
+  private async migrate(
+    ref: KnexMigrationRef,
+    direction: KnexDirection,
+    options: KnexStepOptions,
+    fn: (knex: Knex) => Promise<void>,
+  ): Promise<void> {
+    if (direction === 'up') await this.load(ref);
+    try {
+      await fn(await this.instance(options.timeouts ?? {}));
+    } catch (cause) {
+      if (cause instanceof KnexMigrationError) throw cause;
+      throw explain(ref, direction, cause);
+    }
+  }
+
+  /** knex is loaded only when a runbook has knex steps: it costs start-up time otherwise. */
+  private instance(timeouts: Timeouts): Promise<Knex> {
+    const key = `${timeouts.lockTimeoutMs ?? ''}/${timeouts.statementTimeoutMs ?? ''}`;
+    let knex = this.instances.get(key);
+    if (!knex) {
+      knex = createKnex(this.target, timeouts, (message) => {
+        // knex warns "migration failed with error: ..." before rethrowing; the error says it better.
+        if (
+          /^migration (?:file ".*" )?failed|^Can't take lock|^If you are sure migrations/.test(
+            message,
+          )
+        )
+          return;
+        this.onWarning(message);
+      });
+      this.instances.set(key, knex);
+    }
+    return knex;
   }
 }
 
-/** ensureKnexTables once for each knex table a runbook's steps use; the tables created. */
-export async function ensureKnexTablesFor(
+/** A session for `fn`, closed afterwards whatever happens. */
+export async function withKnexSession<T>(
   target: Target,
-  steps: readonly Step[],
-): Promise<string[]> {
-  const seen = new Set<string>();
-  const created: string[] = [];
-  for (const step of steps) {
-    if (step.kind !== 'knex-migration') continue;
-    const key = `${step.schemaName ?? ''}.${step.tableName}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    created.push(...(await ensureKnexTables(target, step)));
-  }
-  return created;
-}
-
-/** Whether knex's table lists the migration as applied; false when the table does not exist (yet). */
-export async function isKnexMigrationApplied(
-  target: Target,
-  ref: Pick<KnexMigrationRef, 'name' | 'tableName' | 'schemaName'>,
-  options: Pick<KnexRunOptions, 'timeouts'> = {},
-): Promise<boolean> {
-  const knex = await createKnex(target, options, () => undefined);
+  fn: (session: KnexSession) => Promise<T>,
+  onWarning?: (message: string) => void,
+): Promise<T> {
+  const session = new KnexSession(target, onWarning);
   try {
-    const schema = ref.schemaName ? knex.schema.withSchema(ref.schemaName) : knex.schema;
-    if (!(await schema.hasTable(ref.tableName))) return false;
-    const found: unknown = await bookkeepingTable(knex, ref).where({ name: ref.name }).first('id');
-    return found !== undefined;
-  } catch (cause) {
-    throw new Error(
-      `Cannot read knex's migrations table ${tableLabel(ref)}: ${causeMessage(cause)}`,
-      { cause },
-    );
+    return await fn(session);
   } finally {
-    await knex.destroy();
+    await session.close();
   }
 }
 
@@ -238,23 +367,45 @@ function bookkeepingTable(
   return ref.schemaName ? knex(ref.tableName).withSchema(ref.schemaName) : knex(ref.tableName);
 }
 
-/** knex is loaded only when a runbook has knex steps: it costs start-up time otherwise. */
+function isTransaction(knex: Knex | Knex.Transaction): knex is Knex.Transaction {
+  return (knex as { isTransaction?: boolean }).isTransaction === true;
+}
+
+/**
+ * knex's transaction as a SqlRunner: `$n` parameters become knex's `?`
+ * bindings, in the order they appear (a parameter may appear twice). Only for
+ * lifeboat's own journal statements, which hold no `?` of their own.
+ */
+function sqlIn(trx: Knex.Transaction): SqlRunner {
+  return {
+    async query(text, values = []) {
+      const bindings: unknown[] = [];
+      const sql = text.replace(/\$(\d+)/g, (_, n: string) => {
+        bindings.push(values[Number(n) - 1] ?? null);
+        return '?';
+      });
+      const res = await trx.raw<{ rows: unknown[] }>(sql, bindings as Knex.RawBinding[]);
+      return { rows: res.rows };
+    },
+  };
+}
+
 async function createKnex(
   target: Target,
-  options: Pick<KnexRunOptions, 'timeouts'>,
+  timeouts: Timeouts,
   warn: (message: string) => void,
 ): Promise<Knex> {
   // Handed to pg as it is (knex's PgConnectionConfig type lags pg's ClientConfig).
-  const connection: ClientConfig = { ...clientConfig(target) };
-  const { lockTimeoutMs, statementTimeoutMs } = options.timeouts ?? {};
-  if (lockTimeoutMs !== undefined) connection.lock_timeout = lockTimeoutMs;
-  if (statementTimeoutMs !== undefined) connection.statement_timeout = statementTimeoutMs;
+  const connection: ClientConfig = { ...clientConfig(target, 'lifeboat knex') };
+  if (timeouts.lockTimeoutMs !== undefined) connection.lock_timeout = timeouts.lockTimeoutMs;
+  if (timeouts.statementTimeoutMs !== undefined)
+    connection.statement_timeout = timeouts.statementTimeoutMs;
   const { default: knexFactory } = await import('knex');
   return knexFactory({
     client: 'pg',
     connection: connection as Knex.StaticConnectionConfig,
-    // No idle connections kept open: each call creates its pool and destroys it.
-    pool: { min: 0, max: 4 },
+    // Connections close when idle, so a long step of another kind holds none open.
+    pool: { min: 0, max: 4, idleTimeoutMillis: 5_000 },
     log: {
       warn: (message: unknown) => warn(redact(String(message))),
       error: (message: unknown) => warn(redact(String(message))),
@@ -264,28 +415,25 @@ async function createKnex(
   });
 }
 
-async function withKnex(
-  target: Target,
-  ref: KnexMigrationRef,
-  direction: KnexDirection,
-  options: KnexRunOptions,
-  fn: (knex: Knex) => Promise<void>,
-): Promise<void> {
-  const knex = await createKnex(target, options, (message) => {
-    // knex warns "migration failed with error: ..." before rethrowing; the error says it better.
-    if (
-      /^migration (?:file ".*" )?failed|^Can't take lock|^If you are sure migrations/.test(message)
-    )
-      return;
-    options.onWarning?.(message);
-  });
-  try {
-    await fn(knex);
-  } catch (cause) {
-    if (cause instanceof KnexMigrationError) throw cause;
-    throw explain(ref, direction, cause);
-  } finally {
-    await knex.destroy();
+/** knex's own loader (import for ESM scope and .mjs, require otherwise), so lifeboat loads a file as knex will. */
+let knexImportFile: ImportFile | undefined;
+function importFile(): ImportFile {
+  knexImportFile ??= createRequire(import.meta.url)(
+    'knex/lib/migrations/util/import-file',
+  ) as ImportFile;
+  return knexImportFile;
+}
+
+function expectExactly(ref: KnexMigrationRef, direction: KnexDirection, ran: string[]): void {
+  // knex 3's up/down({ name }) runs exactly the named migration; anything else is a knex change to notice.
+  if (ran.length !== 1 || ran[0] !== ref.name) {
+    throw new KnexMigrationError(
+      ref.name,
+      direction,
+      ran.length === 0
+        ? 'knex ran nothing'
+        : `knex ran ${ran.join(', ')} instead of exactly this migration`,
+    );
   }
 }
 
@@ -294,6 +442,7 @@ function explain(ref: KnexMigrationRef, direction: KnexDirection, cause: unknown
   const message = causeMessage(cause);
   const sqlState = sqlStateOf(cause);
   let reason = message;
+  let ranNothing = true;
   if (/must have both an up and down function/.test(message)) {
     reason =
       direction === 'down'
@@ -304,12 +453,15 @@ function explain(ref: KnexMigrationRef, direction: KnexDirection, cause: unknown
   } else if (/^Migration ".*" was not run\.$/.test(message)) {
     reason = `knex does not list it as applied in ${tableLabel(ref)}; nothing was run`;
   } else if (isLockError(cause)) {
-    reason = `knex's lock table ${lockTableLabel(ref)} says another knex migration is running; if none is, a crashed run left the lock behind and \`knex migrate:unlock\` releases it`;
+    reason = `knex's lock table ${tableLabel({ ...ref, tableName: `${ref.tableName}_lock` })} says another knex migration is running; if none is, a crashed run left the lock behind and \`knex migrate:unlock\` releases it`;
   } else if (/The migration directory is corrupt/.test(message)) {
     reason = `${message} (knex lists them in ${tableLabel(ref)}); knex refuses to run any migration until they are back`;
+  } else {
+    ranNothing = false;
   }
   return new KnexMigrationError(ref.name, direction, reason, {
     cause,
+    ranNothing,
     ...(sqlState ? { sqlState } : {}),
   });
 }
@@ -334,12 +486,4 @@ function ranMigrations(result: unknown): string[] {
   if (!Array.isArray(result)) return [];
   const log: unknown = result[1];
   return Array.isArray(log) ? log.map(String) : [];
-}
-
-function tableLabel(ref: Pick<KnexMigrationRef, 'tableName' | 'schemaName'>): string {
-  return ref.schemaName ? `${ref.schemaName}.${ref.tableName}` : ref.tableName;
-}
-
-function lockTableLabel(ref: Pick<KnexMigrationRef, 'tableName' | 'schemaName'>): string {
-  return tableLabel({ ...ref, tableName: `${ref.tableName}_lock` });
 }

@@ -15,7 +15,9 @@ import { withScratchDatabase } from '../scratch.js';
 import { resolveTarget, type Target } from '../target.js';
 import { checkCopies } from '../verify.js';
 import { applyStep, type StepRunner } from './execute.js';
-import { ensureKnexTablesFor } from './knex-migration.js';
+import { readKnexTruth } from './journal-view.js';
+import { withKnexSession } from './knex-migration.js';
+import { knexBatch } from './knex-table.js';
 import {
   JOURNAL_SCHEMA,
   ensureJournal,
@@ -26,7 +28,7 @@ import {
 } from './journal.js';
 import { rollbackRun } from './rollback.js';
 import { newRunId } from './runner-id.js';
-import { stepStates } from './state.js';
+import { stepStates, withKnexTruth } from './state.js';
 
 /**
  * A dress rehearsal: the runbook's steps, then its whole rollback, on a copy
@@ -117,7 +119,7 @@ export async function rehearseRunbook(opts: {
         }),
     );
     const client = await connect(scratch.target, 'lifeboat rehearsal');
-    try {
+    await withKnexSession(scratch.target, async (knex) => {
       await ensureJournal(client);
       const runId = `rehearsal-${newRunId()}`;
       await insertRun(client, {
@@ -134,24 +136,28 @@ export async function rehearseRunbook(opts: {
         excludeSchemas: [JOURNAL_SCHEMA],
       });
       await savePreFingerprints(client, runId, before);
-      await saveCreatedTables(
-        client,
-        runId,
-        await ensureKnexTablesFor(scratch.target, runbook.steps),
-      );
+      // The copy carries the journal and knex's table as they were at the backup: what the target
+      // had applied stays applied. Read before knex's tables are created for the rehearsal.
+      const events = await readEvents(client);
+      const tables = await readKnexTruth(client, events, runbook);
+      const states = withKnexTruth(stepStates(events, runbook.name), tables);
+      await saveCreatedTables(client, runId, await knex.ensureTables(runbook.steps));
       const locks = new Map<string, string[]>();
       const runner: StepRunner = {
         client,
         target: scratch.target,
         runId,
         directory: runbook.directory,
+        knex,
         observeLocks: (id, held) => locks.set(id, held),
       };
-      // The copy carries the journal as it was at the backup: steps the target had applied stay applied.
-      const states = stepStates(await readEvents(client), runbook.name);
       for (const [i, step] of runbook.steps.entries()) {
         const entry = record.steps[i]!;
-        const state = states.get(step.id)?.effect;
+        const state =
+          states.get(step.id)?.effect ??
+          (step.kind === 'knex-migration' && knexBatch(tables, step) !== undefined
+            ? 'applied'
+            : undefined);
         if (state === 'applied') {
           entry.outcome = 'already-applied';
           continue;
@@ -196,20 +202,23 @@ export async function rehearseRunbook(opts: {
         record.error = `its rollback did not return to the backup's state: ${rollback.blockers.map((b) => `${b.stepId} ${b.reason}`).join('; ') || `${record.rollback.differences.length} difference(s)`}`;
       }
       record.passed = !record.failedStep && rollback.complete;
-    } finally {
-      await client.end().catch(() => undefined);
-    }
+    }).finally(() => client.end().catch(() => undefined));
   });
   record.durationMs = Date.now() - started;
   for (const c of intactCopies) await writeRecord(c, REHEARSALS_DIR, record, config.signingKey);
   return record;
 }
 
-/** A failed rehearsal refuses the real run, naming the step. */
+/** A failed rehearsal refuses the real run, naming the step and what its rollback undid. */
 export function rehearsalRefusal(record: RehearsalRecord): GuardRefusedError {
-  const what = record.failedStep
+  const failed = record.failedStep
     ? `step ${record.failedStep} failed on the rehearsal copy: ${record.error ?? ''}`
     : (record.error ?? 'it did not pass');
+  const undone = record.rollback.undone;
+  const rollback = record.rollback.complete
+    ? `; the rollback ${undone.length > 0 ? `undid ${undone.join(', ')} and ` : ''}brought the copy back to the backup's state`
+    : `; the rollback ${undone.length > 0 ? `undid ${undone.join(', ')} but ` : ''}did not bring the copy back to the backup's state`;
+  const what = `${failed}${rollback}`;
   return new GuardRefusedError(
     `The rehearsal of ${record.runbook} on backup ${record.backupId} failed: ${what}.`,
     {

@@ -3,7 +3,7 @@ import { compareFingerprints, type Difference, type Fingerprints } from '../fing
 import { fingerprintDatabase } from '../fingerprint-session.js';
 import type { Progress } from '../progress.js';
 import type { Timeouts } from '../runbook/types.js';
-import { knexRefOf, probeInDoubt, recordResolution, undoStep, type StepRunner } from './execute.js';
+import { probeInDoubt, recordResolution, undoStep, type StepRunner } from './execute.js';
 import {
   JOURNAL_SCHEMA,
   dropCreatedTables,
@@ -11,6 +11,7 @@ import {
   readEvents,
   setRunStatus,
 } from './journal.js';
+import { readKnexTruth } from './journal-view.js';
 import { planRollback } from './ladder.js';
 import { touchedByRun, type StepState } from './state.js';
 
@@ -63,18 +64,13 @@ export async function resolveInDoubt(
   )) {
     const given = resolutions[state.stepId];
     const decided = given
-      ? given === 'applied'
+      ? { applied: given === 'applied', how: 'by the operator (--resolve)' }
       : await probeInDoubt({ ...r, runId: state.last.runId }, state);
     if (decided === undefined) {
       undecided.push(state.stepId);
       continue;
     }
-    const how = given
-      ? 'by the operator (--resolve)'
-      : knexRefOf(state)
-        ? "by knex's migrations table"
-        : 'by its verify query';
-    await recordResolution({ ...r, runId: state.last.runId }, state, decided, how);
+    await recordResolution({ ...r, runId: state.last.runId }, state, decided.applied, decided.how);
   }
   return undecided;
 }
@@ -92,8 +88,10 @@ export async function rollbackRun(opts: {
 }): Promise<RollbackResult> {
   const { runner: r, runbook, progress } = opts;
   await setRunStatus(r.client, r.runId, 'rolling-back');
-  const touchedNow = async (): Promise<StepState[]> =>
-    touchedByRun(await readEvents(r.client), r.runId, runbook);
+  const touchedNow = async (): Promise<StepState[]> => {
+    const events = await readEvents(r.client);
+    return touchedByRun(events, r.runId, runbook, await readKnexTruth(r.client, events));
+  };
 
   // The operator undid a step by hand (one with no working down) and says so: that rung is taken.
   for (const state of await touchedNow()) {

@@ -6,12 +6,11 @@ import { fingerprintDatabase } from '../fingerprint-session.js';
 import type { Progress } from '../progress.js';
 import { loadRunbook } from '../runbook/load.js';
 import { planRunbook } from '../runbook/plan.js';
-import { appliedSteps } from './journal-view.js';
+import { appliedSteps, readKnexTruth } from './journal-view.js';
 import type { Runbook, Step } from '../runbook/types.js';
-import type pg from 'pg';
 import { describeTarget, type Target } from '../target.js';
 import { freezeDatabase, readFreeze, thawRun, writableDuringFreeze } from './freeze.js';
-import { applyStep, type StepRunner } from './execute.js';
+import { applyStep, releaseStaleKnexLocks, type StepRunner } from './execute.js';
 import { guard, policyFor, type BackupMode } from './guard.js';
 import {
   JOURNAL_SCHEMA,
@@ -27,7 +26,8 @@ import {
 import { withRunLock } from './lock.js';
 import { changesSinceBackup, operatorAdvice } from './advice.js';
 import { newRunId } from './runner-id.js';
-import { ensureKnexTablesFor } from './knex-migration.js';
+import { KnexSession } from './knex-migration.js';
+import { knexBatch, knexTableKey, type KnexTables } from './knex-table.js';
 import { rollBackByRestore, type RungResult } from './restore-rung.js';
 import { rehearsalRefusal, rehearseRunbook, type RehearsalRecord } from './rehearse.js';
 import {
@@ -37,7 +37,7 @@ import {
   type RollbackResult,
   type StepOutcome,
 } from './rollback.js';
-import { stepStates, type StepState } from './state.js';
+import { knexRefOf, stepStates, touchedByRun, withKnexTruth, type StepState } from './state.js';
 
 export interface RunOptions {
   config: Config;
@@ -92,6 +92,7 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
   const target = writableDuringFreeze(opts.target);
   return withRunLock(target, 'pending', opts.lockWaitMs, async (lockClient) => {
     const client = await connect(target, 'lifeboat steps');
+    const knex = new KnexSession(target, (message) => progress.warn(message));
     try {
       const runs = await readRuns(client);
       const unfinished = [...runs]
@@ -105,11 +106,20 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
       await lockClient.query(`select set_config('application_name', $1, false)`, [
         `lifeboat run ${runId}`,
       ]);
-      const runner: StepRunner = { client, target, runId, directory: runbook.directory };
+      const runner: StepRunner = { client, target, runId, directory: runbook.directory, knex };
 
-      const events = await readEvents(client);
-      refuseChanged(runbook, events);
-      let states = stepStates(events, runbook.name);
+      const journal = async (): Promise<{ states: Map<string, StepState>; tables: KnexTables }> => {
+        const events = await readEvents(client);
+        const tables = await readKnexTruth(client, events, runbook);
+        refuseChanged(runbook, events, tables);
+        if (unfinished)
+          keepRunBatch(knex, touchedByRun(events, runId, runbook.name, tables), tables);
+        return { states: withKnexTruth(stepStates(events, runbook.name), tables), tables };
+      };
+      let { states, tables } = await journal();
+      if (unfinished && ['running', 'rolling-back'].includes(unfinished.status)) {
+        await releaseStaleKnexLocks(runner, runbook.steps.filter(isKnexStep));
+      }
 
       const report: RunReport = {
         runId,
@@ -129,23 +139,24 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
 
       const undecided = await resolveInDoubt(runner, [...states.values()], opts.resolutions);
       if (undecided.length > 0) throw inDoubtError(undecided, states, runId, runbook.file);
-      states = stepStates(await readEvents(client), runbook.name);
+      ({ states, tables } = await journal());
+      const applied = (step: Step): boolean => isApplied(step, states, tables);
 
-      if (!unfinished && runbook.steps.every((s) => states.get(s.id)?.effect === 'applied')) {
+      if (!unfinished && runbook.steps.every(applied)) {
         // Nothing to apply: no backup, no run record, nothing touched.
         report.runId = '';
         report.steps = runbook.steps.map((s) => ({ id: s.id, outcome: 'already-applied' }));
         return report;
       }
       if (!unfinished) {
-        await startRun(report, client, runbook, opts, target);
+        await startRun(report, runner, runbook, opts, target);
       } else {
         report.frozen = (await readFreeze(client, target.database))?.runId === runId;
         await setRunStatus(client, runId, 'running');
       }
 
       for (const [i, step] of runbook.steps.entries()) {
-        if (states.get(step.id)?.effect === 'applied') {
+        if (applied(step)) {
           report.steps.push({ id: step.id, outcome: 'already-applied' });
           continue;
         }
@@ -181,6 +192,7 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
       await thawRun(client, target.database, runId, progress);
       return report;
     } finally {
+      await knex.close().catch(() => undefined);
       await client.end().catch(() => undefined);
     }
   });
@@ -193,11 +205,12 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
  */
 async function startRun(
   report: RunReport,
-  client: pg.Client,
+  runner: StepRunner,
   runbook: Runbook,
   opts: RunOptions,
   target: Target,
 ): Promise<void> {
+  const { client } = runner;
   const { progress } = opts;
   let frozenSince: string | null = null;
   if (opts.freeze) {
@@ -247,7 +260,7 @@ async function startRun(
   );
   await savePreFingerprints(client, report.runId, before);
   // knex creates its bookkeeping tables on first use; a complete rollback removes them again.
-  await saveCreatedTables(client, report.runId, await ensureKnexTablesFor(target, runbook.steps));
+  await saveCreatedTables(client, report.runId, await runner.knex.ensureTables(runbook.steps));
 }
 
 /** Roll back, record the outcome in the report, and end with exit 5 or 6. */
@@ -321,9 +334,34 @@ async function finishRollback(
   });
 }
 
-function refuseChanged(runbook: Runbook, events: StepEvent[]): void {
+/** Applied, by the journal (knex's table overlaid), or by knex alone for a migration lifeboat never ran. */
+function isApplied(step: Step, states: Map<string, StepState>, tables: KnexTables): boolean {
+  const state = states.get(step.id);
+  if (state) return state.effect === 'applied';
+  return step.kind === 'knex-migration' && knexBatch(tables, step) !== undefined;
+}
+
+function isKnexStep(step: Step): step is Step & { kind: 'knex-migration' } {
+  return step.kind === 'knex-migration';
+}
+
+/** A resumed run keeps putting its knex migrations into the batch of those it already applied. */
+function keepRunBatch(knex: KnexSession, touched: StepState[], tables: KnexTables): void {
+  const batches = new Map<string, number>();
+  for (const state of touched) {
+    const ref = knexRefOf(state);
+    const batch = ref && knexBatch(tables, ref);
+    if (ref && batch !== undefined) {
+      const key = knexTableKey(ref);
+      batches.set(key, Math.max(batches.get(key) ?? 0, batch));
+      knex.useBatch(ref, batches.get(key)!);
+    }
+  }
+}
+
+function refuseChanged(runbook: Runbook, events: StepEvent[], tables: KnexTables): void {
   // Steps in doubt are decided next (verify, knex, --resolve); here only edits and reordering refuse.
-  const applied = appliedSteps(events, runbook.name).map((a) => ({
+  const applied = appliedSteps(events, runbook, tables).map((a) => ({
     ...a,
     status: 'done' as const,
   }));

@@ -1,3 +1,5 @@
+import type { KnexMigrationRef } from './knex-migration.js';
+import { knexBatch, type KnexTables } from './knex-table.js';
 import type { StepEvent, Undo } from './journal.js';
 
 /**
@@ -26,6 +28,12 @@ export interface StepState {
   checksum: string;
   /** The verify query stored with the step, if it has one. */
   verify: string | null;
+  /**
+   * knex's table contradicts the journal (see `withKnexTruth`): `applied`,
+   * knex applied it outside lifeboat (lifeboat never undoes it); `undone`,
+   * it was undone outside lifeboat (`knex migrate:rollback`).
+   */
+  outside?: 'applied' | 'undone';
 }
 
 export function effectOf(e: StepEvent): Effect {
@@ -54,13 +62,54 @@ export function stepStates(events: readonly StepEvent[], runbook: string): Map<s
   return states;
 }
 
-/** Steps applied (or in doubt) by one run, newest first: what undoing that run must undo. */
+/** The knex migration a state stands for (its stored undo names it), if it is one. */
+export function knexRefOf(state: Pick<StepState, 'undo'>): KnexMigrationRef | undefined {
+  if (state.undo?.kind === 'knex') return state.undo;
+  if (state.undo?.kind === 'none') return state.undo.knex;
+  return undefined;
+}
+
+/**
+ * knex's table is the truth for knex migrations, as a pure function over the
+ * journal's states:
+ *
+ *   knex lists it, the journal says applied     applied
+ *   knex lists it, the journal says not applied applied by knex, outside lifeboat
+ *   knex does not list it, journal says applied undone outside lifeboat: not applied
+ *   in doubt after a crash (started, no end)    in doubt, until decided
+ *   failed part-way outside a transaction       in doubt (half-done), unless knex lists it
+ */
+export function withKnexTruth(
+  states: ReadonlyMap<string, StepState>,
+  tables: KnexTables,
+): Map<string, StepState> {
+  const out = new Map<string, StepState>();
+  for (const [id, state] of states) {
+    const ref = knexRefOf(state);
+    const listed = ref !== undefined && knexBatch(tables, ref) !== undefined;
+    if (ref === undefined || (state.effect === 'applied') === listed) out.set(id, state);
+    else if (state.effect === 'applied')
+      out.set(id, { ...state, effect: 'not-applied', outside: 'undone' });
+    else if (state.effect === 'not-applied' || (listed && state.last.status !== 'started'))
+      out.set(id, { ...state, effect: 'applied', outside: 'applied' });
+    else out.set(id, state);
+  }
+  return out;
+}
+
+/**
+ * Steps applied (or in doubt) by one run, newest first: what undoing that run
+ * must undo. Given knex's tables, a migration knex no longer lists is left
+ * out, and so is one that knex applied outside lifeboat.
+ */
 export function touchedByRun(
   events: readonly StepEvent[],
   runId: string,
   runbook: string,
+  tables?: KnexTables,
 ): StepState[] {
-  const states = stepStates(events, runbook);
+  const journal = stepStates(events, runbook);
+  const states = tables ? withKnexTruth(journal, tables) : journal;
   const order: string[] = [];
   for (const e of events) {
     if (e.runId === runId && e.direction === 'up' && !order.includes(e.stepId))
@@ -69,5 +118,5 @@ export function touchedByRun(
   return order
     .reverse()
     .map((id) => states.get(id)!)
-    .filter((s) => s.effect !== 'not-applied');
+    .filter((s) => s.effect !== 'not-applied' && s.outside !== 'applied');
 }

@@ -6,7 +6,10 @@ import { describeTarget, type Target } from '../target.js';
 import { changesSinceBackup, operatorAdvice } from './advice.js';
 import { readFreeze, thawRun, writableDuringFreeze } from './freeze.js';
 import { rollBackByRestore } from './restore-rung.js';
-import { readRuns, setRunStatus } from './journal.js';
+import { releaseStaleKnexLocks, type StepRunner } from './execute.js';
+import { readEvents, readRuns, setRunStatus } from './journal.js';
+import { KnexSession } from './knex-migration.js';
+import { knexRefOf } from './state.js';
 import { withRunLock } from './lock.js';
 import { rollbackRun, type Resolutions } from './rollback.js';
 import type { RunReport } from './runner.js';
@@ -28,6 +31,7 @@ export async function undoRun(opts: {
   const target = writableDuringFreeze(opts.target);
   return withRunLock(target, opts.runId ?? 'rollback', opts.lockWaitMs, async () => {
     const client = await connect(target, 'lifeboat rollback');
+    const knex = new KnexSession(target, (message) => progress.warn(message));
     try {
       const runs = await readRuns(client);
       const run = opts.runId
@@ -54,8 +58,23 @@ export async function undoRun(opts: {
         steps: [],
         advice: [],
       };
+      const runner: StepRunner = {
+        client,
+        target,
+        runId: run.id,
+        directory: process.cwd(),
+        knex,
+      };
+      if (['running', 'rolling-back'].includes(run.status)) {
+        // Its process stopped: a knex lock it held is stale.
+        const events = await readEvents(client);
+        await releaseStaleKnexLocks(
+          runner,
+          events.filter((e) => e.runId === run.id).flatMap((e) => knexRefOf(e) ?? []),
+        );
+      }
       const rollback = await rollbackRun({
-        runner: { client, target, runId: run.id, directory: process.cwd() },
+        runner,
         runbook: run.runbook,
         timeouts: () => ({}),
         resolutions: opts.resolutions,
@@ -95,6 +114,7 @@ export async function undoRun(opts: {
       }
       return report;
     } finally {
+      await knex.close().catch(() => undefined);
       await client.end().catch(() => undefined);
     }
   });

@@ -6,6 +6,8 @@ export interface AppliedStep {
   checksum: string;
   /** `in-doubt`: recorded as started, never as done (a crash in between). */
   status: 'done' | 'in-doubt';
+  /** knex lists it as applied, but lifeboat did not apply it: lifeboat never runs or undoes it. */
+  by?: 'knex';
 }
 
 /** `changed`: applied, but its content differs from what ran; the run is refused. */
@@ -26,6 +28,8 @@ export interface PlannedStep {
   onFailure: UndoPath;
   /** How the step is undone once applied (a later step fails, or `lifeboat rollback`). */
   undo: UndoPath;
+  /** Done, but applied outside lifeboat (knex lists it): never run or undone by lifeboat. */
+  appliedBy?: 'knex';
   risks: Risk[];
 }
 
@@ -81,7 +85,7 @@ function planStep(step: Step, applied: AppliedStep | undefined): PlannedStep {
       code: 'no-verify',
       message:
         step.kind === 'knex-migration'
-          ? 'knex records it only after it ends, so after a crash part-way nobody can tell whether it took effect'
+          ? 'knex records it only after it ends, so after a crash part-way nobody can tell whether it took effect; give it a verify query in the runbook (knex: { verify: { <file>: <query> } })'
           : 'no verify query: after a crash part-way, lifeboat cannot tell whether it took effect',
     });
   }
@@ -92,7 +96,16 @@ function planStep(step: Step, applied: AppliedStep | undefined): PlannedStep {
         'no down: a later failure can only be rolled back by restoring the backup (the last rung), which lifeboat does by itself only in a run with --freeze; otherwise it stops for the operator (exit 6)',
     });
   }
-  return { id: step.id, kind: step.kind, state, transaction, onFailure, undo, risks };
+  return {
+    id: step.id,
+    kind: step.kind,
+    state,
+    transaction,
+    onFailure,
+    undo,
+    ...(applied?.by ? { appliedBy: applied.by } : {}),
+    risks,
+  };
 }
 
 function undoPaths(step: Step): Pick<PlannedStep, 'transaction' | 'onFailure' | 'undo'> {
@@ -133,7 +146,7 @@ function decidesDoubt(step: Step): boolean {
     case 'check':
       return true;
     case 'knex-migration':
-      return step.transaction;
+      return step.transaction || step.verify !== undefined;
     case 'sql':
       return step.up.transaction || step.verify !== undefined;
     case 'shell':
@@ -160,7 +173,9 @@ function refusals(
       );
     }
   }
-  const lastApplied = steps.findLastIndex((s) => s.state !== 'pending');
+  // Only what lifeboat applied has an order to keep: a pending knex migration before one that knex
+  // applied is what knex itself would run (it runs migrations out of order).
+  const lastApplied = steps.findLastIndex((s) => s.state !== 'pending' && !s.appliedBy);
   steps.slice(0, Math.max(lastApplied, 0)).forEach((s) => {
     if (s.state === 'pending') {
       const after = steps[lastApplied]?.id ?? '';

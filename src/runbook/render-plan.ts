@@ -11,7 +11,7 @@ export function renderPlan(plan: Plan): string[] {
     String(i + 1),
     s.id,
     s.kind,
-    s.state,
+    s.appliedBy ? `${s.state} by ${s.appliedBy}` : s.state,
     s.transaction ? 'yes' : 'no',
     s.onFailure,
     s.undo,
@@ -29,6 +29,11 @@ export function renderPlan(plan: Plan): string[] {
     if (step.state !== 'done') lines.push(...riskLines(step, indent));
   });
   lines.push(summary(plan));
+  if (plan.steps.some((s) => s.appliedBy === 'knex')) {
+    lines.push(
+      'done by knex: knex lists it as applied (knex migrate, outside lifeboat); lifeboat never runs it again or undoes it.',
+    );
+  }
   for (const reason of plan.refusals) lines.push(`Refused: ${reason}`);
   return lines;
 }

@@ -202,6 +202,8 @@ export interface KnexMigrationStep extends StepCommon {
   hasDown: boolean;
   /** knex wraps a migration in a transaction unless it exports `config = { transaction: false }`. */
   transaction: boolean;
+  /** The runbook's verify query for this migration (`knex.verify`): decides it when a crash leaves it in doubt. */
+  verify?: string;
 }
 
 export type Step = SqlStep | CheckStep | ShellStep | KnexMigrationStep;
