@@ -31,6 +31,7 @@ export async function knexCli(
   url: string,
   migrations: KnexCliMigrations,
   args: string[],
+  env: Record<string, string> = {},
 ): Promise<{ stdout: string; stderr: string }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lifeboat-knexfile-'));
   try {
@@ -43,7 +44,12 @@ export async function knexCli(
     await writeFile(knexfile, `module.exports = ${JSON.stringify(config, null, 2)};\n`);
     return await run(process.execPath, [KNEX_CLI, ...args, '--knexfile', knexfile], {
       cwd: ROOT,
-      env: { ...process.env, KNEX_PATH: path.join(ROOT, 'node_modules/knex'), NO_COLOR: '1' },
+      env: {
+        ...process.env,
+        KNEX_PATH: path.join(ROOT, 'node_modules/knex'),
+        NO_COLOR: '1',
+        ...env,
+      },
     });
   } finally {
     await rm(dir, { recursive: true, force: true });
