@@ -7,7 +7,7 @@ import type { Step, Timeouts } from '../runbook/types.js';
 import { redact } from '../secrets.js';
 import { clientConfig, type Target } from '../target.js';
 import { knexTableKey, tableLabel } from './knex-table.js';
-import { registerTypeScriptLoader } from './typescript-loader.js';
+import { registerTypeScriptLoader } from '../typescript-loader.js';
 
 /**
  * One migration file of a user's knex migrations directory, as knex names it

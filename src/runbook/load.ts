@@ -6,6 +6,8 @@ import { resolveRunbook, type KnexMigrationFile } from './resolve.js';
 import { orderKnexMigrations } from './knex-order.js';
 import { isInside } from './relative-path.js';
 import { RunbookError } from './errors.js';
+import type { ModuleContext } from './knex-inspection.js';
+import { findTypeScriptLoader } from '../typescript-loader.js';
 
 /**
  * Read, validate and resolve a runbook: the I/O edge around the pure
@@ -115,14 +117,46 @@ async function readKnexMigrations(
     return [];
   }
   const names = entries.filter((e) => e.isFile() || e.isSymbolicLink()).map((e) => e.name);
+  const context = await moduleContext(dir.path);
   const migrations: KnexMigrationFile[] = [];
   for (const name of orderKnexMigrations(names, step.loadExtensions)) {
     const relative = path.join(step.directory, name);
     const read = await readInside(root, relative);
     if (read.problem !== undefined) problems.push({ ...step.directoryAt, message: read.problem });
-    else migrations.push({ name, file: path.join(dir.path, name), text: read.text });
+    else migrations.push({ name, file: path.join(dir.path, name), text: read.text, context });
   }
   return migrations;
+}
+
+/**
+ * How knex would load the directory's files: it imports those in an ESM scope
+ * and requires the others, deciding the scope as Node does (the nearest
+ * package.json's "type"; inside node_modules, CommonJS), with the project's
+ * TypeScript loader for `.ts`. Only reads files; runs nothing.
+ */
+async function moduleContext(directory: string): Promise<ModuleContext> {
+  const context: ModuleContext = {
+    scope: 'commonjs',
+    requireLoadsEsm: (process.features as { require_module?: boolean }).require_module === true,
+  };
+  const loader = findTypeScriptLoader(directory);
+  if (loader) context.typescriptLoader = loader;
+  if (directory.split(path.sep).includes('node_modules')) return context;
+  for (let dir = directory; ; dir = path.dirname(dir)) {
+    const file = path.join(dir, 'package.json');
+    const text = await readFile(file, 'utf8').catch(() => undefined);
+    if (text !== undefined) {
+      try {
+        const type: unknown = (JSON.parse(text) as { type?: unknown }).type;
+        context.scope = type === 'module' ? 'module' : 'commonjs';
+        context.scopeFile = file;
+        return context;
+      } catch {
+        // As Node's resolver (and knex's get-package-type) do: an unreadable package.json is passed over.
+      }
+    }
+    if (path.dirname(dir) === dir) return context;
+  }
 }
 
 function reason(err: unknown): string {

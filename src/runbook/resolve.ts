@@ -14,7 +14,7 @@ import type {
   Timeouts,
 } from './types.js';
 import { checkSqlScript, risksOf } from './sql-checks.js';
-import { inspectKnexMigration } from './knex-inspection.js';
+import { inspectKnexMigration, type ModuleContext } from './knex-inspection.js';
 import { stepChecksum } from './checksum.js';
 
 /** A shell step without `timeout` is stopped after this long. */
@@ -26,6 +26,8 @@ export interface KnexMigrationFile {
   /** Absolute path. */
   file: string;
   text: string;
+  /** How knex would load it (default: CommonJS scope, no TypeScript loader). */
+  context?: ModuleContext;
 }
 
 /** What loadRunbook read from disk, handed to the pure resolver. */
@@ -210,8 +212,9 @@ function expandKnexStep(
   }
   const displayDirectory = path.join(path.dirname(parsed.file), step.directory);
   return migrations.map((migration): Step => {
-    const inspection = inspectKnexMigration(migration.text);
+    const inspection = inspectKnexMigration(migration.text, migration.name, migration.context);
     const where = path.join(displayDirectory, migration.name);
+    for (const p of inspection.loadProblems) problems.push({ file: where, ...p });
     if (inspection.downMissing) {
       problems.push({
         file: where,
@@ -235,7 +238,11 @@ function expandKnexStep(
       hasDown: inspection.hasDown,
       transaction: inspection.transaction,
       checksum: stepChecksum('knex-migration', [migration.text]),
-      risks: inspection.risks.map((r): Risk => ({ ...r, where })),
+      risks: inspection.risks.map((r): Risk => ({
+        code: r.code,
+        message: r.message,
+        where: `${where}:${r.line}`,
+      })),
     };
   });
 }
