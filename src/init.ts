@@ -156,7 +156,7 @@ export async function detectKnex(cwd: string): Promise<KnexSetup | undefined> {
     }
     if (loadExtensions.includes('.ts')) {
       notes.push(
-        `${directory} holds .ts migrations: lifeboat runs them through knex, so the process running lifeboat needs a TypeScript loader (for example NODE_OPTIONS="--import tsx").`,
+        `${directory} holds .ts migrations: lifeboat loads them with the project's TypeScript loader (tsx, or ts-node for CommonJS), as knex does; \`lifeboat plan\` says so if none is installed.`,
       );
     }
     directories.push({ directory, loadExtensions, migrations });

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -32,9 +33,14 @@ export async function registerTypeScriptLoader(directory: string): Promise<void>
   const require = createRequire(path.join(directory, 'noop.js'));
   if (loader === 'tsx') {
     const cjs = resolve('tsx/cjs/api')!;
-    const esm = resolve('tsx/esm/api')!;
     if (registered.has(cjs)) return;
     (require(cjs) as { register(): unknown }).register();
+    // The ESM hooks through tsx's ESM entry (its `import` export), as `node --import tsx` would.
+    const manifest = resolve('tsx/package.json')!;
+    const pkg = JSON.parse(await readFile(manifest, 'utf8')) as {
+      exports: Record<string, { import: { default: string } }>;
+    };
+    const esm = path.join(path.dirname(manifest), pkg.exports['./esm/api']!.import.default);
     const esmApi = (await import(pathToFileURL(esm).href)) as { register(): unknown };
     esmApi.register();
     registered.add(cjs);

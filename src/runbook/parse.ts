@@ -127,6 +127,6 @@ function inlineSqlProblems(step: ParsedStep): Problem[] {
     case 'shell':
       return step.verify ? checkQuery('verify', step.verify.text, step.verify.origin) : [];
     case 'knex':
-      return [];
+      return [...step.verify.values()].flatMap((v) => checkQuery('verify', v.text, v.origin));
   }
 }

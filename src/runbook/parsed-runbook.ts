@@ -112,5 +112,11 @@ export function buildParsedStep(
     tableName: knex.tableName ?? DEFAULT_KNEX_TABLE,
     schemaName: knex.schemaName,
     loadExtensions: knex.loadExtensions ?? DEFAULT_KNEX_EXTENSIONS,
+    verify: new Map(
+      Object.entries(knex.verify ?? {}).map(([name, query]) => [
+        name,
+        inline(query, ['knex', 'verify', name]),
+      ]),
+    ),
   };
 }

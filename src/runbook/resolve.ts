@@ -211,7 +211,16 @@ function expandKnexStep(
     });
   }
   const displayDirectory = path.join(path.dirname(parsed.file), step.directory);
+  for (const [name, query] of step.verify) {
+    if (!migrations.some((m) => m.name === name)) {
+      problems.push({
+        ...query.origin,
+        message: `verify names ${name}, which is not a migration in ${step.directory}`,
+      });
+    }
+  }
   return migrations.map((migration): Step => {
+    const verify = step.verify.get(migration.name)?.text;
     const inspection = inspectKnexMigration(migration.text, migration.name, migration.context);
     const where = path.join(displayDirectory, migration.name);
     for (const p of inspection.loadProblems) problems.push({ file: where, ...p });
@@ -237,7 +246,12 @@ function expandKnexStep(
       loadExtensions: step.loadExtensions,
       hasDown: inspection.hasDown,
       transaction: inspection.transaction,
-      checksum: stepChecksum('knex-migration', [migration.text]),
+      ...(verify === undefined ? {} : { verify }),
+      // The verify query counts only where there is one, so adding none changes no checksum.
+      checksum: stepChecksum(
+        'knex-migration',
+        verify === undefined ? [migration.text] : [migration.text, verify],
+      ),
       risks: inspection.risks.map((r): Risk => ({
         code: r.code,
         message: r.message,

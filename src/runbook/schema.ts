@@ -56,6 +56,8 @@ export const knexSpec = z.strictObject({
     .array(z.string().regex(/^\.[A-Za-z0-9]+$/, 'an extension starts with a dot, like .cjs'))
     .min(1)
     .optional(),
+  /** Per migration file name: a query returning true once it took effect (for one run outside a transaction). */
+  verify: z.record(z.string(), text).optional(),
 });
 
 export const shellSpec = z.strictObject({

@@ -121,6 +121,8 @@ export interface ParsedKnexStep extends ParsedStepCommon {
   tableName: string;
   schemaName?: string;
   loadExtensions: string[];
+  /** Verify queries by migration file name. */
+  verify: Map<string, InlineText>;
 }
 
 export type ParsedStep = ParsedSqlStep | ParsedCheckStep | ParsedShellStep | ParsedKnexStep;
