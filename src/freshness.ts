@@ -115,6 +115,14 @@ export interface ChangeEstimate {
 
 /** How much the target changed since the snapshot, from the database's own statistics. */
 export function changesSince(at: WriteCounters, now: WriteCounters): ChangeEstimate {
+  if (at.scope !== now.scope) {
+    return {
+      known: false,
+      rowWrites: null,
+      commits: null,
+      note: 'the backup counted writes in every table, catalogs included (an older lifeboat took it)',
+    };
+  }
   if (at.statsReset !== now.statsReset) {
     return {
       known: false,
@@ -130,7 +138,7 @@ export function changesSince(at: WriteCounters, now: WriteCounters): ChangeEstim
       known: false,
       rowWrites: null,
       commits: null,
-      note: 'statistics went backwards (server restarted?)',
+      note: 'statistics went backwards (server restarted, or a table was dropped?)',
     };
   }
   return {

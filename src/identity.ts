@@ -56,11 +56,16 @@ export interface WriteCounters {
   rowWrites: string;
   commits: string;
   statsReset: string | null;
+  /** `rowWrites` counts user tables only (absent: every table, catalogs included, as before). */
+  scope?: 'user-tables';
 }
 
 export async function readWriteCounters(client: pg.ClientBase): Promise<WriteCounters> {
+  // Rows written in user tables only: the catalog writes of DDL (a run's own CREATE TABLE) and
+  // lifeboat's journal are not data a restore would lose.
   const res = await client.query<{ writes: string; commits: string; reset: Date | null }>(
-    `select (tup_inserted + tup_updated + tup_deleted)::text as writes,
+    `select coalesce((select sum(n_tup_ins + n_tup_upd + n_tup_del) from pg_stat_user_tables
+                       where schemaname <> 'lifeboat_journal'), 0)::text as writes,
             xact_commit::text as commits, stats_reset as reset
        from pg_stat_database where datname = current_database()`,
   );
@@ -69,5 +74,6 @@ export async function readWriteCounters(client: pg.ClientBase): Promise<WriteCou
     rowWrites: row?.writes ?? '0',
     commits: row?.commits ?? '0',
     statsReset: row?.reset ? row.reset.toISOString() : null,
+    scope: 'user-tables',
   };
 }
