@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -150,7 +150,7 @@ describe('frozen runs and rehearsals', () => {
     });
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(
-      /rehearsal of failing .* failed: step boom failed on the rehearsal copy: division by zero/,
+      /rehearsal of failing .* failed: step boom failed on the rehearsal copy: division by zero; the rollback undid add-note and brought the copy back to the backup's state/,
     );
     const cols = await db.query(
       `select count(*)::int as n from information_schema.columns where table_name = 'items' and column_name = 'note'`,
@@ -195,6 +195,26 @@ describe('frozen runs and rehearsals', () => {
     expect((await db.query(`select to_regclass('items_qty_idx') as i`)).rows[0]).toEqual({
       i: null,
     });
+  });
+
+  it('a rehearsal reports the table locks each knex migration held, not knex’s own bookkeeping', async () => {
+    await mkdir(path.join(ws.dir, 'migrations'));
+    await writeFile(
+      path.join(ws.dir, 'migrations/001_note.js'),
+      `exports.up = (knex) => knex.schema.alterTable('items', (t) => { t.text('note'); });
+exports.down = (knex) => knex.schema.alterTable('items', (t) => { t.dropColumn('note'); });
+`,
+    );
+    await writeFile(
+      path.join(ws.dir, 'knexy.yaml'),
+      'name: knexy\nsteps:\n  - id: app\n    knex: { directory: migrations }\n',
+    );
+    const r = await runJson(['rehearse', 'knexy.yaml', '--database-url', db.url], { cwd: ws.dir });
+    expect(r.code, r.stderr).toBe(0);
+    const rehearsal = r.doc.rehearsal as { passed: boolean; steps: { locks?: string[] }[] };
+    expect(rehearsal.passed).toBe(true);
+    expect(rehearsal.steps[0]!.locks).toContain('AccessExclusiveLock on public.items');
+    expect(rehearsal.steps[0]!.locks!.join()).not.toContain('knex_migrations');
   });
 
   it('a rehearsal that passes on the copy while the real run hits a lock timeout still rolls back', async () => {
