@@ -3,6 +3,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { reportError } from './cli/output.js';
 import { backupCommand } from './commands/backup.js';
+import { baselineCommand } from './commands/baseline.js';
 import { backupsCommand } from './commands/backups.js';
 import { doctorCommand } from './commands/doctor.js';
 import { gateCommand } from './commands/gate.js';
@@ -37,6 +38,7 @@ await yargs(hideBin(process.argv))
   .command(planCommand)
   .command(rehearseCommand)
   .command(runCommandModule)
+  .command(baselineCommand)
   .command(statusCommand)
   .command(historyCommand)
   .command(rollbackCommand)

@@ -149,7 +149,7 @@ async function journalFacts(
     return await withClient(target, async (client) => ({
       target: await readIdentity(client),
       unfinishedRuns: (await readRuns(client))
-        .filter((r) => r.status !== 'succeeded' && r.status !== 'rolled-back')
+        .filter((r) => !['succeeded', 'rolled-back', 'baseline'].includes(r.status))
         .map((r) => ({ id: r.id, status: r.status, startedAt: r.startedAt, backupId: r.backupId })),
     }));
   } catch (err) {

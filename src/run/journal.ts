@@ -48,7 +48,9 @@ create table if not exists lifeboat_journal.steps (
   primary key (run_id, seq)
 );`;
 
-export type RunStatus = 'running' | 'succeeded' | 'rolling-back' | 'rolled-back' | 'needs-operator';
+/** `baseline`: steps recorded as applied before lifeboat was adopted (`lifeboat baseline`); never undone. */
+export type RunStatus =
+  'running' | 'succeeded' | 'rolling-back' | 'rolled-back' | 'needs-operator' | 'baseline';
 
 /** How to undo an applied step, stored with it. */
 export type Undo =

@@ -36,7 +36,7 @@ export async function undoRun(opts: {
       const runs = await readRuns(client);
       const run = opts.runId
         ? runs.find((r) => r.id === opts.runId)
-        : [...runs].reverse().find((r) => r.status !== 'rolled-back');
+        : [...runs].reverse().find((r) => r.status !== 'rolled-back' && r.status !== 'baseline');
       if (!run) {
         throw new BadInputError(
           opts.runId
@@ -46,6 +46,11 @@ export async function undoRun(opts: {
       }
       if (run.status === 'rolled-back') {
         throw new BadInputError(`Run ${run.id} is already rolled back.`);
+      }
+      if (run.status === 'baseline') {
+        throw new BadInputError(
+          `Run ${run.id} is a baseline: it records steps applied before lifeboat was adopted, which lifeboat never undoes.`,
+        );
       }
       const report: RunReport = {
         runId: run.id,
