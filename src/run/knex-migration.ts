@@ -277,18 +277,17 @@ export class KnexSession {
   }
 
   /**
-   * Free knex's own lock (`<table>_lock`), as `knex migrate:unlock` does. Only
-   * for a run that stopped (killed inside knex, between its lock and its
+   * Free knex's own lock (`<table>_lock`), as `knex migrate:unlock` does, but
+   * only when it is taken, and in place (knex deletes and re-inserts the row).
+   * Only for a run that stopped (killed inside knex, between its lock and its
    * release) and is now continued under lifeboat's run lock.
    */
   async releaseLock(ref: Pick<KnexMigrationRef, 'tableName' | 'schemaName'>): Promise<void> {
     const knex = await this.instance({});
+    const lock = { ...ref, tableName: `${ref.tableName}_lock` };
     const schema = ref.schemaName ? knex.schema.withSchema(ref.schemaName) : knex.schema;
-    if (!(await schema.hasTable(`${ref.tableName}_lock`))) return;
-    await knex.migrate.forceFreeMigrationsLock({
-      tableName: ref.tableName,
-      ...(ref.schemaName ? { schemaName: ref.schemaName } : {}),
-    });
+    if (!(await schema.hasTable(lock.tableName))) return;
+    await bookkeepingTable(knex, lock).where('is_locked', '<>', 0).update({ is_locked: 0 });
   }
 
   /** Closes every pool; the session cannot be used afterwards. */
