@@ -4,7 +4,7 @@
 //
 //   npm run bench                      scale 50 (~937 MB) and 300 steps
 //   BENCH_SCALE=5 npm run bench        a quicker pass
-//   BENCH_ONLY=backup|offsite|steps npm run bench
+//   BENCH_ONLY=backup|offsite|steps|knex npm run bench
 //
 // A failing section prints why and the bench exits 1; the other sections still run.
 import { spawn } from 'node:child_process';
@@ -21,8 +21,8 @@ $.verbose = false;
 const scale = Number(process.env.BENCH_SCALE ?? 50);
 const stepCount = Number(process.env.BENCH_STEPS ?? 300);
 const only = process.env.BENCH_ONLY;
-if (!['backup', 'offsite', 'steps', undefined].includes(only)) {
-  console.error(`BENCH_ONLY must be backup, offsite or steps (not "${only}")`);
+if (!['backup', 'offsite', 'steps', 'knex', undefined].includes(only)) {
+  console.error(`BENCH_ONLY must be backup, offsite, steps or knex (not "${only}")`);
   process.exit(2);
 }
 const cli = new URL('../dist/cli.js', import.meta.url).pathname;
@@ -385,6 +385,76 @@ try {
     );
     console.log(
       `ratio lifeboat / knex: ${(lb.ms / knexMs).toFixed(2)}x   (target ≤ 1.5x); lifeboat peak RSS ${lb.peakMb.toFixed(0)} MB`,
+    );
+  });
+  await section('knex', async () => {
+    // A real suite: Backstage's catalog migrations (npm, pinned, integrity-checked by the test harness).
+    const { tsImport } = await import('tsx/esm/api');
+    const suites = await tsImport('../test/support/npm-suites.ts', import.meta.url);
+    const source = await suites.suiteMigrations(suites.CATALOG_NEW);
+    const ws = path.join(work, 'knex');
+    await mkdir(ws, { recursive: true });
+    await $`cp -r ${source} ${path.join(ws, 'migrations')}`;
+    const count = (await readdir(path.join(ws, 'migrations'))).filter((n) =>
+      n.endsWith('.js'),
+    ).length;
+    await writeFile(
+      path.join(ws, 'knex.yaml'),
+      'name: bench-knex\nsteps:\n  - id: catalog\n    knex: { directory: migrations, loadExtensions: [.js] }\n',
+    );
+    console.log(
+      `\n== ${count} real knex migrations (${suites.CATALOG_NEW.name}@${suites.CATALOG_NEW.version}): lifeboat run vs knex migrate:latest ==`,
+    );
+    const rounds = Number(process.env.BENCH_KNEX_ROUNDS ?? 3);
+    const ratios = [];
+    for (let round = 1; round <= rounds; round++) {
+      const [lbDb, knexDb] = [`knex_lb_${round}`, `knex_kx_${round}`];
+      for (const db of [lbDb, knexDb]) await psql('postgres', `create database ${db}`);
+      await writeFile(
+        path.join(ws, 'knexfile.cjs'),
+        `module.exports = { client: 'pg', connection: ${JSON.stringify(dbUrl(knexDb))}, migrations: { directory: './migrations', loadExtensions: ['.js'] } };\n`,
+      );
+      // The guard is satisfied by an existing verified backup, taken outside the timing.
+      await runCli(['backup', '--database-url', dbUrl(lbDb)], ws);
+      // Alternate which goes first, so neither always runs on a warmer machine.
+      const knexRun = () =>
+        timed(
+          () =>
+            $({
+              cwd: ws,
+              env: { ...process.env, KNEX_PATH: path.join(root, 'node_modules/knex') },
+            })`node ${path.join(root, 'node_modules/knex/bin/cli.js')} migrate:latest --knexfile knexfile.cjs`,
+        );
+      const lbRun = () =>
+        runCli(
+          ['run', 'knex.yaml', '--backup', 'existing', '--json', '--database-url', dbUrl(lbDb)],
+          ws,
+        );
+      let knexMs;
+      let lb;
+      if (round % 2 === 1) {
+        knexMs = await knexRun();
+        lb = await lbRun();
+      } else {
+        lb = await lbRun();
+        knexMs = await knexRun();
+      }
+      const steps = JSON.parse(lb.out).run.steps;
+      const stepsMs = steps.reduce((sum, s) => sum + (s.durationMs ?? 0), 0);
+      ratios.push({ whole: lb.ms / knexMs, lb: lb.ms, knex: knexMs, steps: stepsMs });
+      console.log(
+        `round ${round}: lifeboat run ${seconds(lb.ms)} (its ${steps.length} steps ${seconds(stepsMs)}, ${(stepsMs / count).toFixed(1)} ms/migration); knex migrate:latest ${seconds(knexMs)} (${(knexMs / count).toFixed(1)} ms/migration); ratio ${(lb.ms / knexMs).toFixed(2)}x`,
+      );
+    }
+    const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const lbMs = median(ratios.map((r) => r.lb));
+    const knexMs = median(ratios.map((r) => r.knex));
+    const stepsMs = median(ratios.map((r) => r.steps));
+    console.log(
+      `median of ${rounds}: lifeboat ${(lbMs / count).toFixed(1)} ms/migration (whole command: guard, fingerprint, steps; steps alone ${(stepsMs / count).toFixed(1)}), knex ${(knexMs / count).toFixed(1)} ms/migration`,
+    );
+    console.log(
+      `ratio lifeboat / knex per migration: ${median(ratios.map((r) => r.whole)).toFixed(2)}x whole command, ${(stepsMs / knexMs).toFixed(2)}x steps alone   (target ≤ 1.5x); ${loadNote()}`,
     );
   });
 } catch (err) {

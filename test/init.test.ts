@@ -1,4 +1,4 @@
-import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -9,6 +9,7 @@ import { knexSettingsFromText } from '../src/init.js';
 import { runCli, runJson, workspace } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
 
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const KNEX_EXAMPLES = fileURLToPath(new URL('../runbooks/examples/knex/', import.meta.url));
 
 describe('knexSettingsFromText (a knexfile read as text, never run)', () => {
@@ -236,6 +237,14 @@ export async function down(knex: Knex): Promise<void> {
         },
       },
     ]);
+    // Without a TypeScript loader in the project, knex could not load the migration: plan says so.
+    const unloadable = await runCli(['plan', 'lifeboat.upgrade.yaml', '--offline'], {
+      cwd: ws.dir,
+    });
+    expect(unloadable.code).toBe(2);
+    expect(unloadable.stderr).toContain('no TypeScript loader (tsx or ts-node) is installed');
+    // The project has tsx installed, as a project with .ts migrations does.
+    await symlink(path.join(ROOT, 'node_modules'), path.join(ws.dir, 'node_modules'), 'dir');
     const plan = await runJson(['plan', 'lifeboat.upgrade.yaml', '--offline'], { cwd: ws.dir });
     expect(plan.code, plan.stderr).toBe(0);
     const steps = (plan.doc.plan as { steps: { id: string; undo: string }[] }).steps;
