@@ -27,6 +27,10 @@ const ORDERS = `exports.up = (knex) => knex.schema.createTable('orders', (t) => 
 });
 exports.down = (knex) => knex.schema.dropTable('orders');
 `;
+// A data fix whose down does nothing: knex applied it long ago; it is not lifeboat's to undo.
+const BACKFILL = `exports.up = (knex) => knex('customers').where('email', 'like', '% %').del();
+exports.down = async () => {};
+`;
 const KNEXFILE = `module.exports = {
   client: 'pg',
   connection: process.env.DATABASE_URL,
@@ -43,6 +47,7 @@ describe('a knex project whose migrations knex already applied adopts lifeboat',
     await mkdir(path.join(ws.dir, 'migrations'));
     await writeFile(path.join(ws.dir, 'migrations/001_create_customers.js'), CUSTOMERS);
     await writeFile(path.join(ws.dir, 'migrations/002_create_orders.js'), ORDERS);
+    await writeFile(path.join(ws.dir, 'migrations/003_drop_bad_emails.js'), BACKFILL);
     await writeFile(path.join(ws.dir, 'knexfile.js'), KNEXFILE);
   });
   afterEach(async () => {
@@ -84,7 +89,10 @@ describe('a knex project whose migrations knex already applied adopts lifeboat',
     expect(plan.stdout).toMatch(
       /migrations\/002_create_orders\.js\s+knex-migration\s+done by knex/,
     );
-    expect(plan.stdout).toContain('2 steps: 2 done;');
+    expect(plan.stdout).toContain('3 steps: 3 done;');
+    // Nothing pending, so nothing that cannot be undone: the CI gate passes.
+    const gate = await lifeboat('gate', '--runbook', 'lifeboat.upgrade.yaml');
+    expect(gate.code, `${gate.stdout}\n${gate.stderr}`).toBe(0);
 
     const run = await lifeboat('run', 'lifeboat.upgrade.yaml');
     expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
@@ -95,7 +103,7 @@ describe('a knex project whose migrations knex already applied adopts lifeboat',
     ]);
     expectState(await fingerprintOf(db.url), before, 'pre-run');
     expect(await knexStatus(db.url, { directory: path.join(ws.dir, 'migrations') })).toEqual({
-      completed: ['001_create_customers.js', '002_create_orders.js'],
+      completed: ['001_create_customers.js', '002_create_orders.js', '003_drop_bad_emails.js'],
       pending: [],
     });
   });

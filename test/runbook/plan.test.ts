@@ -220,3 +220,45 @@ describe('renderPlan', () => {
     );
   });
 });
+
+describe("knex's table as the truth in the plan", () => {
+  const migration = (name: string) => ({
+    name,
+    file: `/srv/rb/m/${name}`,
+    text: 'exports.up = (k) => k.raw("select 1");\nexports.down = (k) => k.raw("select 1");',
+  });
+  const runbook = runbookFrom(
+    `name: knexy\nsteps:\n  - id: app\n    knex: { directory: m }\n  - id: after\n    sql: { up: "select 1", down: "select 1" }\n`,
+    { app: ['001_a.cjs', '002_b.cjs', '003_c.cjs'].map(migration) },
+  );
+  const step = (id: string) => runbook.steps.find((s) => s.id === id)!;
+  const byKnex = (id: string): AppliedStep => ({
+    stepId: id,
+    checksum: step(id).checksum,
+    status: 'done',
+    by: 'knex',
+  });
+
+  test('a pending migration before one knex applied is what knex would run: no refusal', () => {
+    const plan = planRunbook(runbook, [byKnex('app/001_a.cjs'), byKnex('app/003_c.cjs')]);
+    expect(plan.refusals).toEqual([]);
+    expect(plan.steps.map((s) => [s.id, s.state, s.appliedBy ?? ''])).toEqual([
+      ['app/001_a.cjs', 'done', 'knex'],
+      ['app/002_b.cjs', 'pending', ''],
+      ['app/003_c.cjs', 'done', 'knex'],
+      ['after', 'pending', ''],
+    ]);
+    expect(renderPlan(plan).join('\n')).toMatch(/app\/001_a\.cjs\s+knex-migration\s+done by knex/);
+  });
+
+  test('but not before a step lifeboat applied', () => {
+    const plan = planRunbook(runbook, [
+      byKnex('app/001_a.cjs'),
+      { stepId: 'after', checksum: step('after').checksum, status: 'done' },
+    ]);
+    expect(plan.refusals).toEqual([
+      'step "app/002_b.cjs" is new but comes before applied step "after"; add new steps after the last applied one',
+      'step "app/003_c.cjs" is new but comes before applied step "after"; add new steps after the last applied one',
+    ]);
+  });
+});
