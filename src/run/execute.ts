@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { splitSqlStatements } from '../runbook/sql-analysis.js';
-import type { Step, Timeouts } from '../runbook/types.js';
+import type { KnexMigrationStep, Step, Timeouts } from '../runbook/types.js';
 import { redact } from '../secrets.js';
 import { libpqEnv, type Target } from '../target.js';
 import { pausePoint } from '../faults.js';
@@ -56,17 +56,22 @@ export function undoFor(step: Step, directory: string): Undo {
         ? { kind: 'shell', command: step.down, timeoutMs: step.timeoutMs, directory }
         : { kind: 'none' };
     case 'knex-migration': {
-      const ref: KnexMigrationRef = {
-        name: step.name,
-        directory: step.directory,
-        tableName: step.tableName,
-        ...(step.schemaName ? { schemaName: step.schemaName } : {}),
-        loadExtensions: step.loadExtensions,
-        transaction: step.transaction,
-      };
+      const ref = knexRefOfStep(step);
       return step.hasDown ? { kind: 'knex', ...ref } : { kind: 'none', knex: ref };
     }
   }
+}
+
+/** What knex needs to run the migration, as stored with it. */
+function knexRefOfStep(step: KnexMigrationStep): KnexMigrationRef {
+  return {
+    name: step.name,
+    directory: step.directory,
+    tableName: step.tableName,
+    ...(step.schemaName ? { schemaName: step.schemaName } : {}),
+    loadExtensions: step.loadExtensions,
+    transaction: step.transaction,
+  };
 }
 
 /** Its effect commits together with its checkpoint, or not at all. */
@@ -142,11 +147,6 @@ export async function applyStep(r: StepRunner, step: Step): Promise<void> {
   }
   await pausePoint(`step:${step.id}:before-checkpoint`);
   await finishEvent(r.client, r.runId, seq, 'done');
-}
-
-function knexRefOfStep(step: Step & { kind: 'knex-migration' }): KnexMigrationRef {
-  const undo = undoFor(step, '');
-  return undo.kind === 'knex' ? undo : undo.kind === 'none' ? undo.knex! : step;
 }
 
 /**
