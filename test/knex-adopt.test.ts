@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -30,6 +30,9 @@ exports.down = (knex) => knex.schema.dropTable('orders');
 // A data fix whose down does nothing: knex applied it long ago; it is not lifeboat's to undo.
 const BACKFILL = `exports.up = (knex) => knex('customers').where('email', 'like', '% %').del();
 exports.down = async () => {};
+`;
+const NOTES = `exports.up = (knex) => knex.schema.alterTable('customers', (t) => { t.text('notes'); });
+exports.down = (knex) => knex.schema.alterTable('customers', (t) => { t.dropColumn('notes'); });
 `;
 const KNEXFILE = `module.exports = {
   client: 'pg',
@@ -106,5 +109,22 @@ describe('a knex project whose migrations knex already applied adopts lifeboat',
       completed: ['001_create_customers.js', '002_create_orders.js', '003_drop_bad_emails.js'],
       pending: [],
     });
+  });
+
+  it('a migration knex lists whose file is gone is refused before anything runs (knex would refuse too)', async () => {
+    await knexLatest();
+    await rm(path.join(ws.dir, 'migrations/002_create_orders.js'));
+    await writeFile(path.join(ws.dir, 'migrations/004_add_notes.js'), NOTES);
+    const init = await runCli(['init'], { cwd: ws.dir });
+    expect(init.code, init.stderr).toBe(0);
+    const plan = await lifeboat('plan', 'lifeboat.upgrade.yaml');
+    expect(plan.stdout).toContain(
+      'Refused: knex lists migration "migrations/002_create_orders.js" as applied, but its file is not in the directory',
+    );
+    const before = await fingerprintOf(db.url);
+    const run = await lifeboat('run', 'lifeboat.upgrade.yaml');
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(2);
+    expect(run.stderr).toContain('knex refuses to run any migration until it is back');
+    expectState(await fingerprintOf(db.url), before, 'untouched');
   });
 });

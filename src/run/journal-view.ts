@@ -2,7 +2,13 @@ import type pg from 'pg';
 import type { AppliedStep } from '../runbook/plan.js';
 import type { Runbook } from '../runbook/types.js';
 import { readEvents, readRuns, type RunRow, type StepEvent } from './journal.js';
-import { knexBatch, readKnexTables, type KnexTableRef, type KnexTables } from './knex-table.js';
+import {
+  knexBatch,
+  knexTableKey,
+  readKnexTables,
+  type KnexTableRef,
+  type KnexTables,
+} from './knex-table.js';
 import { lockHolder, type LockHolder } from './lock.js';
 import { knexRefOf, stepStates, withKnexTruth } from './state.js';
 
@@ -69,13 +75,23 @@ export function appliedSteps(
             status: s.effect === 'applied' ? 'done' : 'in-doubt',
           },
     );
+  const files = new Map<string, { group: string; names: Set<string> }>();
   for (const step of runbook.steps) {
-    if (
-      step.kind === 'knex-migration' &&
-      !states.has(step.id) &&
-      knexBatch(knex, step) !== undefined
-    )
+    if (step.kind !== 'knex-migration') continue;
+    if (!states.has(step.id) && knexBatch(knex, step) !== undefined)
       applied.push({ stepId: step.id, checksum: step.checksum, status: 'done', by: 'knex' });
+    const key = knexTableKey(step);
+    const table = files.get(key) ?? { group: step.group, names: new Set<string>() };
+    table.names.add(step.name);
+    files.set(key, table);
+  }
+  // A migration knex lists whose file is gone: knex refuses to run anything until it is back.
+  for (const [key, table] of files) {
+    for (const name of knex.get(key)?.keys() ?? []) {
+      const stepId = `${table.group}/${name}`;
+      if (!table.names.has(name) && !applied.some((a) => a.stepId === stepId))
+        applied.push({ stepId, checksum: '', status: 'done', by: 'knex' });
+    }
   }
   return applied;
 }

@@ -163,7 +163,11 @@ function refusals(
   const known = new Set(runbook.steps.map((s) => s.id));
   for (const a of applied) {
     if (!known.has(a.stepId)) {
-      reasons.push(`step "${a.stepId}" was applied but is no longer in the runbook; put it back`);
+      reasons.push(
+        a.by === 'knex'
+          ? `knex lists migration "${a.stepId}" as applied, but its file is not in the directory; knex refuses to run any migration until it is back`
+          : `step "${a.stepId}" was applied but is no longer in the runbook; put it back`,
+      );
     }
   }
   for (const s of steps) {
