@@ -20,6 +20,7 @@ import { expectState, sandbox, type Sandbox } from './run/support.js';
  * their tables, then the next release's directory adopted by lifeboat.
  * Nothing knex applied is ever undone, a failure rolls back to the pre-run
  * fingerprints (exit 5), and `knex migrate:status` agrees with lifeboat.
+ * Each test runs many CLI commands over ~50 migrations: it gets minutes, not the default 60 s.
  */
 let current: Sandbox | undefined;
 afterEach(async () => {
@@ -202,7 +203,7 @@ describe(`Backstage's catalog: ${CATALOG_OLD.version} applied by knex, ${CATALOG
       const t = (f: typeof after) => f.tables.find((x) => x.name === table);
       expect(t(after), table).toEqual(t(preRun));
     }
-  });
+  }, 300_000);
 });
 
 describe(`Backstage's auth backend: ${AUTH_OLD.version} applied by knex, ${AUTH_NEW.version} adopted by lifeboat`, () => {
@@ -261,5 +262,5 @@ describe(`Backstage's auth backend: ${AUTH_OLD.version} applied by knex, ${AUTH_
     const after = await sb.json(['status']);
     const undone = (after.doc.status as { steps: { state: string; note: string | null }[] }).steps;
     expect(new Set(undone.map((s) => s.state))).toEqual(new Set(['not-applied']));
-  });
+  }, 300_000);
 });
