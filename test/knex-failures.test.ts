@@ -123,7 +123,7 @@ describe.each(Object.keys(FAILING) as (keyof typeof FAILING)[])(
         completed: [],
         pending: NAMES,
       });
-    });
+    }, 180_000);
   },
 );
 
@@ -165,7 +165,7 @@ describe('a knex migration that could not be loaded, then fixed', () => {
     expect(undo.stdout).not.toContain('↩ undone');
     // ... and proves the database is as before the run (knex's emptied tables, which the run created, go too).
     expectState(await sb.fingerprint(), preRun, 'pre-run');
-  });
+  }, 180_000);
 });
 
 describe('a knex migration outside a transaction that fails part-way', () => {
@@ -190,5 +190,5 @@ exports.down = (knex) => knex.raw('drop index concurrently if exists widgets_lab
       completed: [],
       pending: NAMES,
     });
-  });
+  }, 180_000);
 });
