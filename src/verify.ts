@@ -3,7 +3,7 @@ import { connect } from './db.js';
 import { BadInputError, ToolError, VerificationFailedError, errorMessage } from './errors.js';
 import { compareFingerprints, type Difference } from './fingerprint.js';
 import { fingerprintDatabase } from './fingerprint-session.js';
-import type { Manifest, VerificationRecord } from './manifest.js';
+import { manifestDigest, type Manifest, type VerificationRecord } from './manifest.js';
 import { pausePoint } from './faults.js';
 import { findTool } from './pgtools.js';
 import type { Progress } from './progress.js';
@@ -64,9 +64,10 @@ export async function checkCopies(
   key: string | undefined,
   progress: Progress,
   depth: 'full' | 'quick' = 'full',
-): Promise<{ checks: CopyCheck[]; manifest?: Manifest }> {
+): Promise<{ checks: CopyCheck[]; manifest?: Manifest; sound?: Manifest }> {
   const checks: CopyCheck[] = [];
   let manifest: Manifest | undefined;
+  let sound: Manifest | undefined;
   for (const copy of copies) {
     const { check, read } = await progress.task(
       `Check checksums of the copy in ${copy.destination}`,
@@ -76,11 +77,12 @@ export async function checkCopies(
       },
     );
     if (check.intact) manifest ??= read;
+    sound ??= read;
     checks.push(check);
     if (!check.intact)
       progress.warn(`the copy in ${copy.destination} is damaged: ${check.problems.join('; ')}`);
   }
-  return { checks, manifest };
+  return { checks, manifest, sound };
 }
 
 async function checkOne(
@@ -93,7 +95,8 @@ async function checkOne(
   if (!read.manifest || read.problems.length > 0)
     return { problems: read.problems, encrypted: false };
   const { layout, problems } = await readLayout(copy, read.manifest, key);
-  if (!layout) return { problems, encrypted: false };
+  // The manifest is sound even when the files are not: records of the failure are bound to it.
+  if (!layout) return { problems, encrypted: false, manifest: read.manifest };
   const encrypted = layout.encryption !== undefined;
   if (depth === 'manifest') return { problems: [], encrypted, manifest: read.manifest };
   return {
@@ -119,15 +122,17 @@ function copyCheck(copy: StoredCopy, problems: string[], encrypted: boolean): Co
 async function checkManifests(
   copies: StoredCopy[],
   key: string | undefined,
-): Promise<{ checks: CopyCheck[]; manifest?: Manifest }> {
+): Promise<{ checks: CopyCheck[]; manifest?: Manifest; sound?: Manifest }> {
   const checks: CopyCheck[] = [];
   let manifest: Manifest | undefined;
+  let sound: Manifest | undefined;
   for (const copy of copies) {
     const one = await checkOne(copy, key, 'manifest', () => undefined);
     if (one.problems.length === 0) manifest ??= one.manifest;
+    sound ??= one.manifest;
     checks.push(copyCheck(copy, one.problems, one.encrypted));
   }
-  return { checks, manifest };
+  return { checks, manifest, sound };
 }
 
 /** Which copies to restore: the one asked for, all, or the cheapest intact one (local and plain first). */
@@ -157,7 +162,7 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
   const { config, progress } = opts;
   const started = Date.now();
   const copies = await findCopies(config.destinations, opts.backupId);
-  const { checks, manifest } = opts.checksumsJustRead
+  const { checks, manifest, sound } = opts.checksumsJustRead
     ? await checkManifests(copies, config.signingKey)
     : await checkCopies(copies, config.signingKey, progress);
   const scratchServer = config.scratchUrl ? resolveTarget(config.scratchUrl) : opts.target;
@@ -168,8 +173,10 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
   );
   const toRestore = copiesToRestore(checks, opts);
 
+  const bound = manifest ?? sound;
   const base = {
     backupId: opts.backupId,
+    manifestSha256: bound ? manifestDigest(bound) : '',
     at: new Date().toISOString(),
     scratch: { server: describeTarget(scratchServer), database: '' },
     compared: { tables: 0, sequences: 0, largeObjects: 0, schema: false },
@@ -187,7 +194,7 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
       differences: [],
       error: `${which}: ${problems.join('; ')}`,
     };
-    for (const c of recordable) await writeVerification(c, record, config.signingKey);
+    if (bound) for (const c of recordable) await writeVerification(c, record, config.signingKey);
     throw new VerificationFailedError(
       opts.from
         ? `The copy of backup ${opts.backupId} in ${opts.from} is damaged, so it cannot be verified from there.`

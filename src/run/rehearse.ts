@@ -5,6 +5,7 @@ import { GuardRefusedError } from '../errors.js';
 import type { Difference } from '../fingerprint.js';
 import { fingerprintDatabase } from '../fingerprint-session.js';
 import { readIdentity } from '../identity.js';
+import { bindingOf, type BoundRecord } from '../manifest.js';
 import { findTool } from '../pgtools.js';
 import type { Progress } from '../progress.js';
 import { REHEARSALS_DIR, writeRecord } from '../repository.js';
@@ -34,9 +35,8 @@ import { stepStates } from './state.js';
  * Each step's duration and the locks it took forecast the real run; the
  * rollback must bring the copy back to the backup's fingerprints.
  */
-export interface RehearsalRecord {
+export interface RehearsalRecord extends BoundRecord {
   at: string;
-  backupId: string;
   runbook: string;
   runbookChecksum: string;
   passed: boolean;
@@ -87,7 +87,7 @@ export async function rehearseRunbook(opts: {
   const pgRestore = await findTool('pg_restore', major, config.pgBinDir);
   const record: RehearsalRecord = {
     at: new Date().toISOString(),
-    backupId,
+    ...bindingOf(manifest),
     runbook: runbook.name,
     runbookChecksum: runbookChecksum(
       runbook.name,

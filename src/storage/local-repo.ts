@@ -13,6 +13,7 @@ import {
   removeTree,
   writeFileAtomic,
 } from './files.js';
+import { inside } from './copy-paths.js';
 import { parseWriterMarker, writerIsGone, writerMarker } from './writer-marker.js';
 import type { CopyWriter, FileStat, Repo, StoredBytes } from './repo.js';
 
@@ -40,6 +41,11 @@ export class LocalRepo implements Repo {
 
   localDir(id: string): string {
     return path.join(this.root, id);
+  }
+
+  /** A file of a copy; a name that would lead outside the copy is refused. */
+  private file(id: string, rel: string): string {
+    return inside(this.localDir(id), rel);
   }
 
   async listIds(): Promise<string[]> {
@@ -81,12 +87,12 @@ export class LocalRepo implements Repo {
   }
 
   async head(id: string, rel: string): Promise<FileStat | undefined> {
-    const info = await stat(path.join(this.localDir(id), rel)).catch(() => undefined);
+    const info = await stat(this.file(id, rel)).catch(() => undefined);
     return info?.isFile() ? { path: rel, size: info.size } : undefined;
   }
 
   read(id: string, rel: string): Promise<Readable> {
-    const stream = createReadStream(path.join(this.localDir(id), rel), { highWaterMark: 1 << 20 });
+    const stream = createReadStream(this.file(id, rel), { highWaterMark: 1 << 20 });
     // Surface ENOENT here rather than on the first read.
     return new Promise((resolve, reject) => {
       stream.once('open', () => resolve(stream));
@@ -95,11 +101,11 @@ export class LocalRepo implements Repo {
   }
 
   readText(id: string, rel: string): Promise<string | undefined> {
-    return readFile(path.join(this.localDir(id), rel), 'utf8').catch(() => undefined);
+    return readFile(this.file(id, rel), 'utf8').catch(() => undefined);
   }
 
   async writeText(id: string, rel: string, text: string): Promise<void> {
-    const file = path.join(this.localDir(id), rel);
+    const file = this.file(id, rel);
     await mkdir(path.dirname(file), { recursive: true });
     await writeFileAtomic(file, text);
   }
