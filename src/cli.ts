@@ -18,10 +18,13 @@ import { statusCommand } from './commands/status.js';
 import { initCommand } from './commands/init.js';
 import { historyCommand } from './commands/history.js';
 import { BadInputError } from './errors.js';
+import { registerEnvironmentSecrets } from './secrets.js';
 import { LIFEBOAT_VERSION } from './version.js';
 
 /** Wiring only: each command lives in src/commands, the work in the library. */
 const wantsJson = process.argv.includes('--json');
+// Known before anything can fail: every text that leaves the process is redacted of them.
+registerEnvironmentSecrets(process.env);
 
 await yargs(hideBin(process.argv))
   .scriptName('lifeboat')

@@ -10,7 +10,7 @@ import { connect } from './db.js';
 import { BadInputError, errorMessage } from './errors.js';
 import { readIdentity, type TargetIdentity } from './identity.js';
 import { findTool } from './pgtools.js';
-import { describeTarget, resolveTarget, type Target } from './target.js';
+import { describeTarget, scratchServer, type Target } from './target.js';
 import { formatBytes } from './units.js';
 
 export interface Check {
@@ -79,7 +79,7 @@ export async function runDoctor(opts: {
   }
   if (config?.scratchUrl) {
     try {
-      const scratch = resolveTarget(config.scratchUrl);
+      const scratch = scratchServer(config.scratchUrl, target);
       const sc = await connect(scratch, 'lifeboat doctor');
       try {
         const p = await readPrivileges(sc);

@@ -16,7 +16,7 @@ import {
 } from './repository.js';
 import { restoreCopy } from './restore-copy.js';
 import { withScratchDatabase } from './scratch.js';
-import { describeTarget, resolveTarget, type Target } from './target.js';
+import { describeTarget, scratchServer, type Target } from './target.js';
 import { findCopies } from './catalog.js';
 import { readIdentity } from './identity.js';
 
@@ -165,7 +165,7 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
   const { checks, manifest, sound } = opts.checksumsJustRead
     ? await checkManifests(copies, config.signingKey)
     : await checkCopies(copies, config.signingKey, progress);
-  const scratchServer = config.scratchUrl ? resolveTarget(config.scratchUrl) : opts.target;
+  const scratch = scratchServer(config.scratchUrl, opts.target);
   const recordable = copies.filter((c) =>
     checks.some(
       (k) => k.destination === c.destination && !k.problems.some((p) => p.startsWith('manifest')),
@@ -178,7 +178,7 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
     backupId: opts.backupId,
     manifestSha256: bound ? manifestDigest(bound) : '',
     at: new Date().toISOString(),
-    scratch: { server: describeTarget(scratchServer), database: '' },
+    scratch: { server: describeTarget(scratch), database: '' },
     compared: { tables: 0, sequences: 0, largeObjects: 0, schema: false },
   };
 
@@ -206,7 +206,7 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
   const records: VerificationRecord[] = [];
   for (const check of toRestore) {
     const copy = copies.find((c) => c.destination === check.destination)!;
-    const outcome = await restoreAndCompare(copy, manifest, scratchServer, opts);
+    const outcome = await restoreAndCompare(copy, manifest, scratch, opts);
     const record: VerificationRecord = {
       ...base,
       at: new Date().toISOString(),

@@ -40,8 +40,8 @@ export const backupsCommand: CommandModule<object, BackupsArgs> = {
       .example('$0 backups list', 'every backup with its copies and last verification')
       .example('$0 backups prune --keep 3 --dry-run', 'what pruning would remove')
       .example(
-        '$0 backups prune --database-url "$DATABASE_URL"',
-        "prune this database's backups, in every destination",
+        '$0 backups prune',
+        "prune the target's backups (DATABASE_URL, or the PG* variables), in every destination",
       )
       .epilog(exitCodes(0, 2)) as unknown as Argv<BackupsArgs>,
   handler: (argv) =>

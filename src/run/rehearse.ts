@@ -13,7 +13,7 @@ import { restoreCopy } from '../restore-copy.js';
 import { runbookChecksum } from '../runbook/checksum.js';
 import type { Runbook } from '../runbook/types.js';
 import { withScratchDatabase } from '../scratch.js';
-import { resolveTarget, type Target } from '../target.js';
+import { scratchServer, type Target } from '../target.js';
 import { checkCopies } from '../verify.js';
 import { applyStep, type StepRunner } from './execute.js';
 import { ensureKnexTablesFor } from './knex-migration.js';
@@ -76,7 +76,7 @@ export async function rehearseRunbook(opts: {
       details: checks.flatMap((c) => c.problems.map((p) => `${c.destination}: ${p}`)),
     });
   }
-  const server = config.scratchUrl ? resolveTarget(config.scratchUrl) : opts.target;
+  const server = scratchServer(config.scratchUrl, opts.target);
   const major = await connect(server).then(async (c) => {
     try {
       return (await readIdentity(c)).serverMajor;
