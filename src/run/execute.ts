@@ -2,7 +2,8 @@ import type pg from 'pg';
 import { splitSqlStatements } from '../runbook/sql-analysis.js';
 import type { Step, Timeouts } from '../runbook/types.js';
 import { redact } from '../secrets.js';
-import { libpqEnv, type Target } from '../target.js';
+import { stepEnvironment, withProcessEnv } from '../step-env.js';
+import type { Target } from '../target.js';
 import { pausePoint } from '../faults.js';
 import {
   applyKnexMigration,
@@ -27,6 +28,8 @@ export interface StepRunner {
   directory: string;
   /** Told which locks a transactional step holds just before it commits (rehearsals report them). */
   observeLocks?: (stepId: string, locks: string[]) => void;
+  /** The application name steps' own connections announce (a rehearsal finds them by it). */
+  applicationName?: string;
 }
 
 export class StepFailure extends Error {
@@ -51,7 +54,13 @@ export function undoFor(step: Step, directory: string): Undo {
         : { kind: 'none' };
     case 'shell':
       return step.down
-        ? { kind: 'shell', command: step.down, timeoutMs: step.timeoutMs, directory }
+        ? {
+            kind: 'shell',
+            command: step.down,
+            timeoutMs: step.timeoutMs,
+            directory,
+            ...(step.secrets.length > 0 ? { secrets: step.secrets } : {}),
+          }
         : { kind: 'none' };
     case 'knex-migration': {
       const ref = {
@@ -108,9 +117,11 @@ export async function applyStep(r: StepRunner, step: Step): Promise<void> {
         runStatements(r.client, step.up.text),
       );
     } else if (step.kind === 'shell') {
-      await runShell(r, step.up, step.timeoutMs);
+      await runShell(r, step.up, step.timeoutMs, step.secrets);
     } else {
-      await applyKnexMigration(r.target, step, { timeouts: step.timeouts });
+      await withProcessEnv(stepEnv(r), () =>
+        applyKnexMigration(r.target, step, { timeouts: step.timeouts }),
+      );
     }
     if (
       (step.kind === 'sql' || step.kind === 'shell') &&
@@ -166,8 +177,13 @@ export async function undoStep(r: StepRunner, state: StepState, timeouts: Timeou
     if (undo.kind === 'sql')
       await withSessionTimeouts(r.client, timeouts, () => runStatements(r.client, undo.text));
     else if (undo.kind === 'shell')
-      await runShell({ ...r, directory: undo.directory }, undo.command, undo.timeoutMs);
-    else await undoKnexMigration(r.target, undo, { timeouts });
+      await runShell(
+        { ...r, directory: undo.directory },
+        undo.command,
+        undo.timeoutMs,
+        undo.secrets ?? [],
+      );
+    else await withProcessEnv(stepEnv(r), () => undoKnexMigration(r.target, undo, { timeouts }));
   } catch (err) {
     await finishEvent(r.client, r.runId, seq, 'failed', message(err)).catch(() => undefined);
     throw new StepFailure(state.stepId, 'down', message(err), { cause: err });
@@ -286,16 +302,25 @@ async function booleanQuery(client: pg.Client, sql: string): Promise<boolean> {
   return value === true;
 }
 
-async function runShell(r: StepRunner, command: string, timeoutMs: number): Promise<void> {
-  const env = {
-    ...process.env,
-    ...libpqEnv(r.target),
-    LIFEBOAT_RUN_ID: r.runId,
-  };
+/** What a step's code sees: the database it works on, and none of lifeboat's secrets it did not ask for. */
+function stepEnv(r: StepRunner, secrets: readonly string[] = []): NodeJS.ProcessEnv {
+  return stepEnvironment(r.target, {
+    runId: r.runId,
+    secrets,
+    ...(r.applicationName ? { applicationName: r.applicationName } : {}),
+  });
+}
+
+async function runShell(
+  r: StepRunner,
+  command: string,
+  timeoutMs: number,
+  secrets: readonly string[],
+): Promise<void> {
   const { $ } = await import('zx');
   const out = await $({
     cwd: r.directory,
-    env,
+    env: stepEnv(r, secrets),
     quiet: true,
     nothrow: true,
     timeout: timeoutMs,
