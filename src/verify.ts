@@ -1,11 +1,10 @@
 import type { Config } from './config.js';
-import { connect } from './db.js';
-import { BadInputError, ToolError, VerificationFailedError, errorMessage } from './errors.js';
+import { withClient } from './db.js';
+import { BadInputError, VerificationFailedError, errorMessage } from './errors.js';
 import { compareFingerprints, type Difference } from './fingerprint.js';
 import { fingerprintDatabase } from './fingerprint-session.js';
 import { manifestDigest, type Manifest, type VerificationRecord } from './manifest.js';
 import { pausePoint } from './faults.js';
-import { findTool } from './pgtools.js';
 import type { Progress } from './progress.js';
 import {
   checkFiles,
@@ -15,10 +14,10 @@ import {
   type StoredCopy,
 } from './repository.js';
 import { restoreCopy } from './restore-copy.js';
+import { restoreTool } from './restore/restore-tool.js';
 import { withScratchDatabase } from './scratch.js';
 import { describeTarget, scratchServer, type Target } from './target.js';
 import { findCopies } from './catalog.js';
-import { readIdentity } from './identity.js';
 
 export interface CopyCheck {
   destination: string;
@@ -255,7 +254,7 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
 async function restoreAndCompare(
   copy: StoredCopy,
   manifest: Manifest,
-  scratchServer: Target,
+  server: Target,
   opts: VerifyOptions,
 ): Promise<{ restoreMs: number; differences: Difference[]; error?: string; scratchName: string }> {
   const { config, progress } = opts;
@@ -263,16 +262,11 @@ async function restoreAndCompare(
   let differences: Difference[] = [];
   let scratchName = '';
   try {
-    const scratchMajor = await serverMajor(scratchServer);
-    const pgRestore = await findTool('pg_restore', scratchMajor, config.pgBinDir);
-    const dumpMajor = Number(manifest.tools.pgDump.version.split('.')[0]);
-    if (pgRestore.major < dumpMajor) {
-      throw new ToolError(
-        `pg_restore ${pgRestore.version} cannot read an archive written by pg_dump ${manifest.tools.pgDump.version}; install client tools ${dumpMajor} or newer.`,
-      );
-    }
+    const pgRestore = await withClient(server, (admin) =>
+      restoreTool(admin, manifest, config.pgBinDir),
+    );
     await withScratchDatabase(
-      scratchServer,
+      server,
       'verify',
       manifest.id,
       async (scratch) => {
@@ -285,7 +279,7 @@ async function restoreAndCompare(
               copy,
               manifest,
               config,
-              pgRestore: pgRestore.path,
+              pgRestore,
               into: scratch.target,
               keepOwners: false,
               update,
@@ -314,13 +308,4 @@ async function restoreAndCompare(
 
 export function describeDifference(d: Difference): string {
   return `${d.kind} ${d.object}: expected ${d.expected}, found ${d.found}`;
-}
-
-async function serverMajor(server: Target): Promise<number> {
-  const client = await connect(server);
-  try {
-    return (await readIdentity(client)).serverMajor;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
 }

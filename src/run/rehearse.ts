@@ -1,19 +1,19 @@
 import { findCopies } from '../catalog.js';
 import type { Config } from '../config.js';
-import { connect } from '../db.js';
+import { connect, withClient } from '../db.js';
 import { GuardRefusedError } from '../errors.js';
 import type { Difference } from '../fingerprint.js';
 import { fingerprintDatabase } from '../fingerprint-session.js';
-import { readIdentity } from '../identity.js';
 import { bindingOf, type BoundRecord } from '../manifest.js';
-import { findTool } from '../pgtools.js';
 import type { Progress } from '../progress.js';
 import { REHEARSALS_DIR, writeRecord } from '../repository.js';
 import { restoreCopy } from '../restore-copy.js';
+import { restoreTool } from '../restore/restore-tool.js';
 import { runbookChecksum } from '../runbook/checksum.js';
 import type { Runbook } from '../runbook/types.js';
 import { withScratchDatabase } from '../scratch.js';
 import { scratchServer, type Target } from '../target.js';
+import { readTargetState, targetChange, waitForSessionsToLeave } from '../target-watch.js';
 import { checkCopies } from '../verify.js';
 import { applyStep, type StepRunner } from './execute.js';
 import { ensureKnexTablesFor } from './knex-migration.js';
@@ -49,8 +49,13 @@ export interface RehearsalRecord extends BoundRecord {
     locks?: string[];
   }[];
   rollback: { complete: boolean; undone: string[]; differences: Difference[] };
+  /** How the real target changed while the rehearsal ran (it must not): a step reached it. */
+  targetChanged?: string;
   durationMs: number;
 }
+
+/** The application name of every session a rehearsal's steps open: how they are found on the target. */
+const REHEARSAL_APPLICATION = 'lifeboat rehearsal';
 
 export async function rehearseRunbook(opts: {
   config: Config;
@@ -77,14 +82,10 @@ export async function rehearseRunbook(opts: {
     });
   }
   const server = scratchServer(config.scratchUrl, opts.target);
-  const major = await connect(server).then(async (c) => {
-    try {
-      return (await readIdentity(c)).serverMajor;
-    } finally {
-      await c.end();
-    }
-  });
-  const pgRestore = await findTool('pg_restore', major, config.pgBinDir);
+  // The same choice verify and restore make: the server's version, and able to read the archive.
+  const pgRestore = await withClient(server, (admin) =>
+    restoreTool(admin, manifest, config.pgBinDir),
+  );
   const record: RehearsalRecord = {
     at: new Date().toISOString(),
     ...bindingOf(manifest),
@@ -102,6 +103,7 @@ export async function rehearseRunbook(opts: {
     durationMs: 0,
   };
 
+  const targetBefore = await readTargetState(opts.target, [JOURNAL_SCHEMA]);
   await withScratchDatabase(server, 'rehearse', backupId, async (scratch) => {
     await progress.task(
       `Restore backup ${backupId} into ${scratch.name} for the rehearsal`,
@@ -110,7 +112,7 @@ export async function rehearseRunbook(opts: {
           copy: intact,
           manifest,
           config,
-          pgRestore: pgRestore.path,
+          pgRestore,
           into: scratch.target,
           keepOwners: false,
           update,
@@ -146,6 +148,7 @@ export async function rehearseRunbook(opts: {
         runId,
         directory: runbook.directory,
         observeLocks: (id, held) => locks.set(id, held),
+        applicationName: REHEARSAL_APPLICATION,
       };
       // The copy carries the journal as it was at the backup: steps the target had applied stay applied.
       const states = stepStates(await readEvents(client), runbook.name);
@@ -200,6 +203,14 @@ export async function rehearseRunbook(opts: {
       await client.end().catch(() => undefined);
     }
   });
+  // Every way a step could find a database led to the copy; if the target changed anyway, say so.
+  await waitForSessionsToLeave(opts.target, REHEARSAL_APPLICATION);
+  const change = targetChange(targetBefore, await readTargetState(opts.target, [JOURNAL_SCHEMA]));
+  if (change) {
+    record.targetChanged = change;
+    record.passed = false;
+    record.error = `the target database changed during the rehearsal: ${change}; a step reached it instead of the scratch copy${record.error ? ` (and ${record.error})` : ''}`;
+  }
   record.durationMs = Date.now() - started;
   for (const c of intactCopies) await writeRecord(c, REHEARSALS_DIR, record, config.signingKey);
   return record;
@@ -207,9 +218,10 @@ export async function rehearseRunbook(opts: {
 
 /** A failed rehearsal refuses the real run, naming the step. */
 export function rehearsalRefusal(record: RehearsalRecord): GuardRefusedError {
-  const what = record.failedStep
-    ? `step ${record.failedStep} failed on the rehearsal copy: ${record.error ?? ''}`
-    : (record.error ?? 'it did not pass');
+  const what =
+    record.failedStep && !record.targetChanged
+      ? `step ${record.failedStep} failed on the rehearsal copy: ${record.error ?? ''}`
+      : (record.error ?? 'it did not pass');
   return new GuardRefusedError(
     `The rehearsal of ${record.runbook} on backup ${record.backupId} failed: ${what}.`,
     {
@@ -217,7 +229,9 @@ export function rehearsalRefusal(record: RehearsalRecord): GuardRefusedError {
         ...record.rollback.differences.map(
           (d) => `${d.kind} ${d.object}: expected ${d.expected}, found ${d.found}`,
         ),
-        'Nothing was changed in the target. Fix the runbook, then rehearse again: lifeboat rehearse <runbook>',
+        record.targetChanged
+          ? 'The TARGET was changed by a step: find what it wrote before anything else. Every step must reach its database through DATABASE_URL or the PG* variables.'
+          : 'Nothing was changed in the target. Fix the runbook, then rehearse again: lifeboat rehearse <runbook>',
       ],
       data: record,
     },
