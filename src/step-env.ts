@@ -46,6 +46,18 @@ export function stepEnvironment(
   };
 }
 
+let userUmask: number | undefined;
+
+/** The umask lifeboat was started with, before it made its own files private. */
+export function setUserUmask(mask: number): void {
+  userUmask = mask;
+}
+
+/** A shell prefix that gives a step's command the user's umask, not lifeboat's private one. */
+export function umaskPrefix(): string {
+  return userUmask === undefined ? '' : `umask ${userUmask.toString(8).padStart(3, '0')}; `;
+}
+
 /**
  * Run in-process step code (a knex migration) with process.env set to a step
  * environment, restored afterwards: code that reads process.env finds the

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { splitSqlStatements } from '../runbook/sql-analysis.js';
 import type { Step, Timeouts } from '../runbook/types.js';
 import { redact } from '../secrets.js';
-import { stepEnvironment, withProcessEnv } from '../step-env.js';
+import { stepEnvironment, umaskPrefix, withProcessEnv } from '../step-env.js';
 import type { Target } from '../target.js';
 import { pausePoint } from '../faults.js';
 import {
@@ -321,6 +321,7 @@ async function runShell(
   const out = await $({
     cwd: r.directory,
     env: stepEnv(r, secrets),
+    prefix: `${$.prefix}${umaskPrefix()}`,
     quiet: true,
     nothrow: true,
     timeout: timeoutMs,

@@ -12,6 +12,8 @@ import {
   listFiles,
   removeTree,
   writeFileAtomic,
+  PRIVATE_DIR,
+  PRIVATE_FILE,
 } from './files.js';
 import { inside } from './copy-paths.js';
 import { parseWriterMarker, writerIsGone, writerMarker } from './writer-marker.js';
@@ -67,11 +69,13 @@ export class LocalRepo implements Repo {
   }
 
   async begin(id: string): Promise<CopyWriter> {
-    await mkdir(this.root, { recursive: true });
+    await mkdir(this.root, { recursive: true, mode: PRIVATE_DIR });
     await this.cleanStale();
     const dir = path.join(this.root, `${PARTIAL_PREFIX}${id}`);
-    await mkdir(dir);
-    await writeFile(path.join(dir, '.owner'), JSON.stringify(writerMarker()));
+    await mkdir(dir, { mode: PRIVATE_DIR });
+    await writeFile(path.join(dir, '.owner'), JSON.stringify(writerMarker()), {
+      mode: PRIVATE_FILE,
+    });
     return new LocalCopyWriter(dir, this.copyLocation(id), this.root);
   }
 
@@ -106,7 +110,7 @@ export class LocalRepo implements Repo {
 
   async writeText(id: string, rel: string, text: string): Promise<void> {
     const file = this.file(id, rel);
-    await mkdir(path.dirname(file), { recursive: true });
+    await mkdir(path.dirname(file), { recursive: true, mode: PRIVATE_DIR });
     await writeFileAtomic(file, text);
   }
 
@@ -153,15 +157,15 @@ class LocalCopyWriter implements CopyWriter {
     onBytes?: (n: number) => void,
   ): Promise<StoredBytes> {
     const file = path.join(this.dir, rel);
-    await mkdir(path.dirname(file), { recursive: true });
+    await mkdir(path.dirname(file), { recursive: true, mode: PRIVATE_DIR });
     if (onBytes) body.on('data', (chunk: Buffer) => onBytes(chunk.length));
-    await pipeline(body, createWriteStream(file));
+    await pipeline(body, createWriteStream(file, { mode: PRIVATE_FILE }));
     await fsyncPath(file);
     return hashFile(file);
   }
 
   async putText(rel: string, text: string): Promise<void> {
-    await mkdir(path.dirname(path.join(this.dir, rel)), { recursive: true });
+    await mkdir(path.dirname(path.join(this.dir, rel)), { recursive: true, mode: PRIVATE_DIR });
     await writeFileAtomic(path.join(this.dir, rel), text);
   }
 
