@@ -69,6 +69,10 @@ export const backupsCommand: CommandModule<object, BackupsArgs> = {
           showLines(entry),
         );
       } else {
+        if (argv.keep !== undefined && !(Number.isInteger(argv.keep) && argv.keep >= 0))
+          throw new BadInputError(
+            '--keep must be a whole number ≥ 0 (the newest verified backup is kept whatever it says).',
+          );
         const decisions = planPrune(entries, {
           ...(await journalFacts(argv, config)),
           destinations: config.destinations.map((d) => ({
