@@ -24,7 +24,7 @@ import { storageReason } from './storage/reasons.js';
 import { isNoSpace, runPgTool } from './run-tool.js';
 import { joinSnapshot, withExportedSnapshot } from './snapshot.js';
 import { PRIVATE_FILE, directorySize, hashFile, listFiles, removeTree } from './storage/files.js';
-import { describeTarget, type Target } from './target.js';
+import { dbnameArgument, describeTarget, type Target } from './target.js';
 import { formatBytes, formatDuration } from './units.js';
 import { latestFor, readCatalog } from './catalog.js';
 import { LIFEBOAT_VERSION } from './version.js';
@@ -246,7 +246,7 @@ async function dumpAtSnapshot(
         `--snapshot=${snapshotId}`,
         `--file=${dumpDir}`,
         '--no-password',
-        target.database,
+        dbnameArgument(target.database),
       ],
       target,
     );

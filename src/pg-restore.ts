@@ -1,5 +1,5 @@
 import { runPgTool } from './run-tool.js';
-import type { Target } from './target.js';
+import { dbnameArgument, type Target } from './target.js';
 
 /**
  * pg_restore of a directory archive into an existing, empty database, with
@@ -29,7 +29,7 @@ export async function restoreArchive(
       '--no-publications',
       '--verbose',
       '--no-password',
-      `--dbname=${into.database}`,
+      dbnameArgument(into.database),
       dumpDir,
     ],
     into,

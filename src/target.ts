@@ -239,6 +239,15 @@ function passwordFile(target: Target): Promise<string> {
   );
 }
 
+/**
+ * The database for pg_dump and pg_restore's argv: a quoted connection value
+ * (`--dbname=dbname='...'`), so a name like `--file=/tmp/x` or `host=elsewhere`
+ * is only ever a database name. Everything else travels in libpqEnv.
+ */
+export function dbnameArgument(database: string): string {
+  return `--dbname=dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
 /** libpq environment for pg_dump, pg_restore and psql; the password travels here, not in argv. */
 export function libpqEnv(target: Target): Record<string, string> {
   const env: Record<string, string> = {

@@ -58,3 +58,15 @@ export async function loginRole(
     },
   };
 }
+
+/** A client on the test server for any database name (a URL cannot carry every name to node-postgres). */
+export function clientOf(database: string): pg.Client {
+  const url = new URL(adminUrl());
+  return new pg.Client({
+    host: url.searchParams.get('host') ?? url.hostname,
+    port: Number(url.port || 5432),
+    user: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+    database,
+  });
+}
