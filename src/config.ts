@@ -84,6 +84,7 @@ const configSchema = z.strictObject({
     .optional(),
   jobs: z.number().int().min(1).max(64).optional(),
   scratchUrl: z.string().optional(),
+  restoreRole: z.string().min(1).optional(),
   pgBinDir: z.string().optional(),
   retention: z.strictObject({ keep: z.number().int().min(1) }).optional(),
 });
@@ -119,6 +120,10 @@ export interface Config {
   requireOffsite: boolean;
   jobs: number;
   scratchUrl: string | undefined;
+  /** The role that restores scratch copies; default: one lifeboat creates (see restore-role.ts). */
+  restoreRole: string | undefined;
+  /** Its password (LIFEBOAT_RESTORE_PASSWORD); never printed. */
+  restorePassword: string | undefined;
   pgBinDir: string | undefined;
   keep: number;
   /** Key for HMAC-signing manifests (LIFEBOAT_SIGNING_KEY); never printed. */
@@ -295,6 +300,8 @@ export function buildConfig(
     requireOffsite: overrides.requireOffsite ?? data.policy?.requireOffsite ?? false,
     jobs,
     scratchUrl: overrides.scratchUrl ?? data.scratchUrl ?? env.LIFEBOAT_SCRATCH_URL,
+    restoreRole: data.restoreRole,
+    restorePassword: env.LIFEBOAT_RESTORE_PASSWORD || undefined,
     pgBinDir: data.pgBinDir ?? env.LIFEBOAT_PG_BINDIR,
     keep: data.retention?.keep ?? 7,
     signingKey: env.LIFEBOAT_SIGNING_KEY || undefined,

@@ -10,6 +10,7 @@ import { connect } from './db.js';
 import { BadInputError, errorMessage } from './errors.js';
 import { readIdentity, type TargetIdentity } from './identity.js';
 import { findTool } from './pgtools.js';
+import { restoreRoleCheck } from './restore-role.js';
 import { describeTarget, scratchServer, type Target } from './target.js';
 import { formatBytes } from './units.js';
 
@@ -71,6 +72,8 @@ export async function runDoctor(opts: {
         );
       }
       estimate = privileges.dataBytes;
+      if (!config?.scratchUrl)
+        add('restore role', ...(await restoreRoleCheck(client, config?.restoreRole)));
     } catch (err) {
       add('privileges', false, errorMessage(err));
     } finally {
@@ -88,6 +91,7 @@ export async function runDoctor(opts: {
           p.canCreateDb,
           `${describeTarget(scratch)}${p.canCreateDb ? '' : ': role may not create databases'}`,
         );
+        add('restore role', ...(await restoreRoleCheck(sc, config.restoreRole)));
       } finally {
         await sc.end().catch(() => undefined);
       }

@@ -35,7 +35,8 @@ export interface VerificationRecord extends BoundRecord {
   ok: boolean;
   durationMs: number;
   restoreMs: number;
-  scratch: { server: string; database: string };
+  /** Where the copy was restored, and the role that restored it. */
+  scratch: { server: string; database: string; role?: string };
   /** Every comparison made, so a reviewer can see what was proved. */
   compared: { tables: number; sequences: number; largeObjects: number; schema: boolean };
   differences: { kind: string; object: string; expected: string; found: string }[];

@@ -209,7 +209,11 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
     const record: VerificationRecord = {
       ...base,
       at: new Date().toISOString(),
-      scratch: { ...base.scratch, database: outcome.scratchName },
+      scratch: {
+        ...base.scratch,
+        database: outcome.scratchName,
+        ...(outcome.role ? { role: outcome.role } : {}),
+      },
       restoredFrom: copy.destination,
       ok: !outcome.error && outcome.differences.length === 0 && checks.every((c) => c.intact),
       durationMs: Date.now() - started,
@@ -256,11 +260,18 @@ async function restoreAndCompare(
   manifest: Manifest,
   server: Target,
   opts: VerifyOptions,
-): Promise<{ restoreMs: number; differences: Difference[]; error?: string; scratchName: string }> {
+): Promise<{
+  restoreMs: number;
+  differences: Difference[];
+  error?: string;
+  scratchName: string;
+  role?: string;
+}> {
   const { config, progress } = opts;
   let restoreMs = 0;
   let differences: Difference[] = [];
   let scratchName = '';
+  let role: string | undefined;
   try {
     const pgRestore = await withClient(server, (admin) =>
       restoreTool(admin, manifest, config.pgBinDir),
@@ -271,6 +282,7 @@ async function restoreAndCompare(
       manifest.id,
       async (scratch) => {
         scratchName = scratch.name;
+        role = scratch.restorer.user;
         const restoreStarted = Date.now();
         await progress.task(
           `Restore the copy in ${copy.destination} into scratch database ${scratch.name}`,
@@ -280,7 +292,8 @@ async function restoreAndCompare(
               manifest,
               config,
               pgRestore,
-              into: scratch.target,
+              into: scratch.restorer,
+              own: scratch.target,
               keepOwners: false,
               update,
             }),
@@ -296,13 +309,17 @@ async function restoreAndCompare(
           Promise.resolve(compareFingerprints(manifest.fingerprints, found)),
         );
       },
-      { encoding: manifest.target.encoding },
+      {
+        encoding: manifest.target.encoding,
+        restoreRole: config.restoreRole,
+        restorePassword: config.restorePassword,
+      },
     );
-    return { restoreMs, differences, scratchName };
+    return { restoreMs, differences, scratchName, role };
   } catch (err) {
     // Missing tools, keys or an unreachable scratch server are bad input, not a verdict on the backup.
     if (err instanceof BadInputError) throw err;
-    return { restoreMs, differences, error: errorMessage(err), scratchName };
+    return { restoreMs, differences, error: errorMessage(err), scratchName, role };
   }
 }
 

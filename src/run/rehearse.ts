@@ -104,105 +104,113 @@ export async function rehearseRunbook(opts: {
   };
 
   const targetBefore = await readTargetState(opts.target, [JOURNAL_SCHEMA]);
-  await withScratchDatabase(server, 'rehearse', backupId, async (scratch) => {
-    await progress.task(
-      `Restore backup ${backupId} into ${scratch.name} for the rehearsal`,
-      (update) =>
-        restoreCopy({
-          copy: intact,
-          manifest,
-          config,
-          pgRestore,
-          into: scratch.target,
-          keepOwners: false,
-          update,
-        }),
-    );
-    const client = await connect(scratch.target, 'lifeboat rehearsal');
-    try {
-      await ensureJournal(client);
-      const runId = `rehearsal-${newRunId()}`;
-      await insertRun(client, {
-        id: runId,
-        runbook: runbook.name,
-        runbookFile: runbook.file,
-        status: 'running',
-        backupId,
-        host: 'rehearsal',
-        pid: process.pid,
-        frozenAt: null,
-      });
-      const before = await fingerprintDatabase(scratch.target, {
-        excludeSchemas: [JOURNAL_SCHEMA],
-      });
-      await savePreFingerprints(client, runId, before);
-      await saveCreatedTables(
-        client,
-        runId,
-        await ensureKnexTablesFor(scratch.target, runbook.steps),
+  const restoreAs = { restoreRole: config.restoreRole, restorePassword: config.restorePassword };
+  await withScratchDatabase(
+    server,
+    'rehearse',
+    backupId,
+    async (scratch) => {
+      await progress.task(
+        `Restore backup ${backupId} into ${scratch.name} for the rehearsal`,
+        (update) =>
+          restoreCopy({
+            copy: intact,
+            manifest,
+            config,
+            pgRestore,
+            into: scratch.restorer,
+            own: scratch.target,
+            keepOwners: false,
+            update,
+          }),
       );
-      const locks = new Map<string, string[]>();
-      const runner: StepRunner = {
-        client,
-        target: scratch.target,
-        runId,
-        directory: runbook.directory,
-        observeLocks: (id, held) => locks.set(id, held),
-        applicationName: REHEARSAL_APPLICATION,
-      };
-      // The copy carries the journal as it was at the backup: steps the target had applied stay applied.
-      const states = stepStates(await readEvents(client), runbook.name);
-      for (const [i, step] of runbook.steps.entries()) {
-        const entry = record.steps[i]!;
-        const state = states.get(step.id)?.effect;
-        if (state === 'applied') {
-          entry.outcome = 'already-applied';
-          continue;
+      const client = await connect(scratch.target, 'lifeboat rehearsal');
+      try {
+        await ensureJournal(client);
+        const runId = `rehearsal-${newRunId()}`;
+        await insertRun(client, {
+          id: runId,
+          runbook: runbook.name,
+          runbookFile: runbook.file,
+          status: 'running',
+          backupId,
+          host: 'rehearsal',
+          pid: process.pid,
+          frozenAt: null,
+        });
+        const before = await fingerprintDatabase(scratch.target, {
+          excludeSchemas: [JOURNAL_SCHEMA],
+        });
+        await savePreFingerprints(client, runId, before);
+        await saveCreatedTables(
+          client,
+          runId,
+          await ensureKnexTablesFor(scratch.target, runbook.steps),
+        );
+        const locks = new Map<string, string[]>();
+        const runner: StepRunner = {
+          client,
+          target: scratch.target,
+          runId,
+          directory: runbook.directory,
+          observeLocks: (id, held) => locks.set(id, held),
+          applicationName: REHEARSAL_APPLICATION,
+        };
+        // The copy carries the journal as it was at the backup: steps the target had applied stay applied.
+        const states = stepStates(await readEvents(client), runbook.name);
+        for (const [i, step] of runbook.steps.entries()) {
+          const entry = record.steps[i]!;
+          const state = states.get(step.id)?.effect;
+          if (state === 'applied') {
+            entry.outcome = 'already-applied';
+            continue;
+          }
+          if (state === 'in-doubt') {
+            record.failedStep = step.id;
+            record.error =
+              'it is in doubt in the backup’s journal; decide it on the target first (lifeboat run --resolve)';
+            break;
+          }
+          const t = Date.now();
+          try {
+            await progress.task(`Rehearse step ${i + 1}/${runbook.steps.length}: ${step.id}`, () =>
+              applyStep(runner, step),
+            );
+            Object.assign(entry, {
+              outcome: 'applied',
+              durationMs: Date.now() - t,
+              locks: locks.get(step.id),
+            });
+          } catch (err) {
+            Object.assign(entry, { outcome: 'failed', durationMs: Date.now() - t });
+            record.failedStep = step.id;
+            record.error = err instanceof Error ? err.message : String(err);
+            break;
+          }
         }
-        if (state === 'in-doubt') {
-          record.failedStep = step.id;
-          record.error =
-            'it is in doubt in the backup’s journal; decide it on the target first (lifeboat run --resolve)';
-          break;
+        const byId = new Map(runbook.steps.map((s) => [s.id, s]));
+        const rollback = await rollbackRun({
+          runner,
+          runbook: runbook.name,
+          timeouts: (id) => byId.get(id)?.timeouts ?? {},
+          resolutions: {},
+          progress,
+        });
+        record.rollback = {
+          complete: rollback.complete,
+          undone: rollback.outcomes.filter((o) => o.outcome === 'undone').map((o) => o.id),
+          differences: rollback.proof?.differences ?? [],
+        };
+        if (!rollback.complete && !record.error) {
+          record.error = `its rollback did not return to the backup's state: ${rollback.blockers.map((b) => `${b.stepId} ${b.reason}`).join('; ') || `${record.rollback.differences.length} difference(s)`}`;
         }
-        const t = Date.now();
-        try {
-          await progress.task(`Rehearse step ${i + 1}/${runbook.steps.length}: ${step.id}`, () =>
-            applyStep(runner, step),
-          );
-          Object.assign(entry, {
-            outcome: 'applied',
-            durationMs: Date.now() - t,
-            locks: locks.get(step.id),
-          });
-        } catch (err) {
-          Object.assign(entry, { outcome: 'failed', durationMs: Date.now() - t });
-          record.failedStep = step.id;
-          record.error = err instanceof Error ? err.message : String(err);
-          break;
-        }
+        record.passed = !record.failedStep && rollback.complete;
+      } finally {
+        await client.end().catch(() => undefined);
       }
-      const byId = new Map(runbook.steps.map((s) => [s.id, s]));
-      const rollback = await rollbackRun({
-        runner,
-        runbook: runbook.name,
-        timeouts: (id) => byId.get(id)?.timeouts ?? {},
-        resolutions: {},
-        progress,
-      });
-      record.rollback = {
-        complete: rollback.complete,
-        undone: rollback.outcomes.filter((o) => o.outcome === 'undone').map((o) => o.id),
-        differences: rollback.proof?.differences ?? [],
-      };
-      if (!rollback.complete && !record.error) {
-        record.error = `its rollback did not return to the backup's state: ${rollback.blockers.map((b) => `${b.stepId} ${b.reason}`).join('; ') || `${record.rollback.differences.length} difference(s)`}`;
-      }
-      record.passed = !record.failedStep && rollback.complete;
-    } finally {
-      await client.end().catch(() => undefined);
-    }
-  });
+    },
+    restoreAs,
+  );
   // Every way a step could find a database led to the copy; if the target changed anyway, say so.
   await waitForSessionsToLeave(opts.target, REHEARSAL_APPLICATION);
   const change = targetChange(targetBefore, await readTargetState(opts.target, [JOURNAL_SCHEMA]));
