@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { connect, quoteIdent, quoteLiteral } from './db.js';
 import { dropAbandoned, withMarkedDatabase } from './marked-database.js';
+import { restoreCopy } from './restore-copy.js';
 import { dropAbandonedRestoreRoles, withRestoreRole } from './restore-role.js';
 import { withDatabase, type Target } from './target.js';
 
@@ -75,6 +76,14 @@ export async function withScratchDatabase<T>(
   } finally {
     await admin.end().catch(() => undefined);
   }
+}
+
+/** pg_restore a copy into a scratch database: as its restoring role, without owners or privileges. */
+export function restoreIntoScratch(
+  scratch: ScratchDatabase,
+  p: Omit<Parameters<typeof restoreCopy>[0], 'into' | 'own' | 'keepOwners'>,
+): Promise<void> {
+  return restoreCopy({ ...p, into: scratch.restorer, own: scratch.target, keepOwners: false });
 }
 
 /** From template0, as pg_restore expects; in the source's encoding when the server allows it. */

@@ -13,9 +13,8 @@ import {
   writeVerification,
   type StoredCopy,
 } from './repository.js';
-import { restoreCopy } from './restore-copy.js';
 import { restoreTool } from './restore/restore-tool.js';
-import { withScratchDatabase } from './scratch.js';
+import { restoreIntoScratch, withScratchDatabase } from './scratch.js';
 import { describeTarget, scratchServer, type Target } from './target.js';
 import { findCopies } from './catalog.js';
 
@@ -286,17 +285,7 @@ async function restoreAndCompare(
         const restoreStarted = Date.now();
         await progress.task(
           `Restore the copy in ${copy.destination} into scratch database ${scratch.name}`,
-          (update) =>
-            restoreCopy({
-              copy,
-              manifest,
-              config,
-              pgRestore,
-              into: scratch.restorer,
-              own: scratch.target,
-              keepOwners: false,
-              update,
-            }),
+          (update) => restoreIntoScratch(scratch, { copy, manifest, config, pgRestore, update }),
         );
         restoreMs = Date.now() - restoreStarted;
         await pausePoint('verify:restored');

@@ -7,11 +7,10 @@ import { fingerprintDatabase } from '../fingerprint-session.js';
 import { bindingOf, type BoundRecord } from '../manifest.js';
 import type { Progress } from '../progress.js';
 import { REHEARSALS_DIR, writeRecord } from '../repository.js';
-import { restoreCopy } from '../restore-copy.js';
 import { restoreTool } from '../restore/restore-tool.js';
 import { runbookChecksum } from '../runbook/checksum.js';
 import type { Runbook } from '../runbook/types.js';
-import { withScratchDatabase } from '../scratch.js';
+import { restoreIntoScratch, withScratchDatabase } from '../scratch.js';
 import { scratchServer, type Target } from '../target.js';
 import { readTargetState, targetChange, waitForSessionsToLeave } from '../target-watch.js';
 import { checkCopies } from '../verify.js';
@@ -113,16 +112,7 @@ export async function rehearseRunbook(opts: {
       await progress.task(
         `Restore backup ${backupId} into ${scratch.name} for the rehearsal`,
         (update) =>
-          restoreCopy({
-            copy: intact,
-            manifest,
-            config,
-            pgRestore,
-            into: scratch.restorer,
-            own: scratch.target,
-            keepOwners: false,
-            update,
-          }),
+          restoreIntoScratch(scratch, { copy: intact, manifest, config, pgRestore, update }),
       );
       const client = await connect(scratch.target, 'lifeboat rehearsal');
       try {
