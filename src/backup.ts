@@ -23,8 +23,8 @@ import type { CopyWriter } from './storage/repo.js';
 import { storageReason } from './storage/reasons.js';
 import { isNoSpace, runPgTool } from './run-tool.js';
 import { joinSnapshot, withExportedSnapshot } from './snapshot.js';
-import { directorySize, hashFile, listFiles, removeTree } from './storage/files.js';
-import { describeTarget, type Target } from './target.js';
+import { PRIVATE_FILE, directorySize, hashFile, listFiles, removeTree } from './storage/files.js';
+import { dbnameArgument, describeTarget, type Target } from './target.js';
 import { formatBytes, formatDuration } from './units.js';
 import { latestFor, readCatalog } from './catalog.js';
 import { LIFEBOAT_VERSION } from './version.js';
@@ -246,7 +246,7 @@ async function dumpAtSnapshot(
         `--snapshot=${snapshotId}`,
         `--file=${dumpDir}`,
         '--no-password',
-        target.database,
+        dbnameArgument(target.database),
       ],
       target,
     );
@@ -312,7 +312,7 @@ async function checksumStaging(
     update(`${files.length}/${names.length} files`);
   }
   const sums = files.map((f) => checksumLine(f.sha256, f.path)).join('');
-  await writeFile(path.join(staging, 'SHA256SUMS'), sums);
+  await writeFile(path.join(staging, 'SHA256SUMS'), sums, { mode: PRIVATE_FILE });
   files.push({ path: 'SHA256SUMS', ...(await hashFile(path.join(staging, 'SHA256SUMS'))) });
   return files;
 }

@@ -57,10 +57,15 @@ export async function readCatalog(
       try {
         const read = await readManifest(copy, key);
         entry.claimed ??= read.manifest;
-        if (read.manifest && read.problems.length === 0) entry.manifest ??= read.manifest;
-        else entry.manifestProblems.push(...read.problems.map((p) => `${copy.destination}: ${p}`));
-        entry.verifications.push(...(await readVerifications(copy, key)));
-        entry.rehearsals.push(...(await readRecords<RehearsalRecord>(copy, REHEARSALS_DIR, key)));
+        if (read.manifest && read.problems.length === 0) {
+          entry.manifest ??= read.manifest;
+          // Records count only beside a sound manifest, and only those bound to it.
+          entry.verifications.push(...(await readVerifications(copy, read.manifest, key)));
+          entry.rehearsals.push(
+            ...(await readRecords<RehearsalRecord>(copy, REHEARSALS_DIR, read.manifest, key)),
+          );
+        } else
+          entry.manifestProblems.push(...read.problems.map((p) => `${copy.destination}: ${p}`));
       } catch (err) {
         entry.manifestProblems.push(
           `${copy.destination}: cannot be read: ${storageReason(dest, err)}`,

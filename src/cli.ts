@@ -19,10 +19,17 @@ import { statusCommand } from './commands/status.js';
 import { initCommand } from './commands/init.js';
 import { historyCommand } from './commands/history.js';
 import { BadInputError } from './errors.js';
+import { registerEnvironmentSecrets } from './secrets.js';
+import { setUserUmask } from './step-env.js';
 import { LIFEBOAT_VERSION } from './version.js';
 
 /** Wiring only: each command lives in src/commands, the work in the library. */
 const wantsJson = process.argv.includes('--json');
+// Known before anything can fail: every text that leaves the process is redacted of them.
+registerEnvironmentSecrets(process.env);
+// A backup holds every row: what lifeboat and the tools it runs (pg_dump) create is the user's
+// alone, whatever their umask. Steps get the user's own umask back (see runShell).
+setUserUmask(process.umask(0o077));
 
 await yargs(hideBin(process.argv))
   .scriptName('lifeboat')

@@ -1,15 +1,19 @@
+import { stat } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { lilconfig } from 'lilconfig';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { isRecipient } from './storage/age.js';
+import { exists } from './storage/files.js';
 import { parseS3Url, type S3Location } from './storage/s3-repo.js';
 import { parseDuration } from './units.js';
 
 /**
- * lifeboat.config.{json,yaml,yml,js,mjs,cjs}, found upward from the cwd,
- * validated once into `Config`; every problem is reported together.
+ * lifeboat.config.{json,yaml,yml}, found upward from the cwd (see findConfig),
+ * or any of these and .js/.mjs/.cjs named with --config; validated once into
+ * `Config`; every problem is reported together.
  */
 export const CONFIG_NAMES = [
   'lifeboat.config.json',
@@ -80,6 +84,7 @@ const configSchema = z.strictObject({
     .optional(),
   jobs: z.number().int().min(1).max(64).optional(),
   scratchUrl: z.string().optional(),
+  restoreRole: z.string().min(1).optional(),
   pgBinDir: z.string().optional(),
   retention: z.strictObject({ keep: z.number().int().min(1) }).optional(),
 });
@@ -115,6 +120,10 @@ export interface Config {
   requireOffsite: boolean;
   jobs: number;
   scratchUrl: string | undefined;
+  /** The role that restores scratch copies; default: one lifeboat creates (see restore-role.ts). */
+  restoreRole: string | undefined;
+  /** Its password (LIFEBOAT_RESTORE_PASSWORD); never printed. */
+  restorePassword: string | undefined;
   pgBinDir: string | undefined;
   keep: number;
   /** Key for HMAC-signing manifests (LIFEBOAT_SIGNING_KEY); never printed. */
@@ -143,23 +152,53 @@ export async function loadConfig(
   cwd = process.cwd(),
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Config> {
-  const explorer = lilconfig('lifeboat', {
-    searchPlaces: CONFIG_NAMES,
-    stopDir: path.parse(cwd).root,
-    loaders,
-    cache: false,
-  });
-  let found: { filepath: string; config: unknown } | null;
-  try {
-    found = overrides.config
-      ? await explorer.load(path.resolve(cwd, overrides.config))
-      : await explorer.search(cwd);
-  } catch (cause) {
-    const file = overrides.config ?? 'the lifeboat config';
-    const reason = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
-    throw new ConfigError(`Cannot read ${file}: ${reason}`, { cause });
+  const explorer = lilconfig('lifeboat', { searchPlaces: CONFIG_NAMES, loaders, cache: false });
+  const file = overrides.config
+    ? path.resolve(cwd, overrides.config)
+    : await findConfig(cwd, env.HOME || os.homedir());
+  let found: { filepath: string; config: unknown } | null = null;
+  if (file) {
+    try {
+      found = await explorer.load(file);
+    } catch (cause) {
+      const reason = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
+      throw new ConfigError(`Cannot read ${overrides.config ?? file}: ${reason}`, { cause });
+    }
   }
   return buildConfig(found?.config ?? {}, found?.filepath, overrides, cwd, env);
+}
+
+const CODE_CONFIG = /\.(js|mjs|cjs)$/;
+
+/**
+ * lifeboat.config.* upward from `cwd`, no further than the repository root
+ * (a directory holding .git) or the home directory: a config elsewhere on the
+ * machine is not this project's. A code config found this way is refused,
+ * not run: code runs only from a file named with --config.
+ */
+async function findConfig(cwd: string, home: string): Promise<string | undefined> {
+  for (let dir = path.resolve(cwd); ; dir = path.dirname(dir)) {
+    for (const name of CONFIG_NAMES) {
+      const file = path.join(dir, name);
+      if (!(await isFile(file))) continue;
+      if (CODE_CONFIG.test(name)) {
+        const shown = path.relative(cwd, file) || file;
+        throw new ConfigError(
+          `${shown} is code: lifeboat runs a config file only when it is named, with --config ${shown}.`,
+        );
+      }
+      return file;
+    }
+    const stop = dir === path.resolve(home) || (await exists(path.join(dir, '.git')));
+    if (stop || dir === path.dirname(dir)) return undefined;
+  }
+}
+
+async function isFile(file: string): Promise<boolean> {
+  return stat(file).then(
+    (s) => s.isFile(),
+    () => false,
+  );
 }
 
 /** Pure: raw values + flags + env → a validated Config, or every problem at once. */
@@ -261,6 +300,8 @@ export function buildConfig(
     requireOffsite: overrides.requireOffsite ?? data.policy?.requireOffsite ?? false,
     jobs,
     scratchUrl: overrides.scratchUrl ?? data.scratchUrl ?? env.LIFEBOAT_SCRATCH_URL,
+    restoreRole: data.restoreRole,
+    restorePassword: env.LIFEBOAT_RESTORE_PASSWORD || undefined,
     pgBinDir: data.pgBinDir ?? env.LIFEBOAT_PG_BINDIR,
     keep: data.retention?.keep ?? 7,
     signingKey: env.LIFEBOAT_SIGNING_KEY || undefined,

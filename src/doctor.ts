@@ -10,7 +10,8 @@ import { connect } from './db.js';
 import { BadInputError, errorMessage } from './errors.js';
 import { readIdentity, type TargetIdentity } from './identity.js';
 import { findTool } from './pgtools.js';
-import { describeTarget, resolveTarget, type Target } from './target.js';
+import { restoreRoleCheck } from './restore-role.js';
+import { describeTarget, scratchServer, type Target } from './target.js';
 import { formatBytes } from './units.js';
 
 export interface Check {
@@ -71,6 +72,8 @@ export async function runDoctor(opts: {
         );
       }
       estimate = privileges.dataBytes;
+      if (!config?.scratchUrl)
+        add('restore role', ...(await restoreRoleCheck(client, config?.restoreRole)));
     } catch (err) {
       add('privileges', false, errorMessage(err));
     } finally {
@@ -79,7 +82,7 @@ export async function runDoctor(opts: {
   }
   if (config?.scratchUrl) {
     try {
-      const scratch = resolveTarget(config.scratchUrl);
+      const scratch = scratchServer(config.scratchUrl, target);
       const sc = await connect(scratch, 'lifeboat doctor');
       try {
         const p = await readPrivileges(sc);
@@ -88,6 +91,7 @@ export async function runDoctor(opts: {
           p.canCreateDb,
           `${describeTarget(scratch)}${p.canCreateDb ? '' : ': role may not create databases'}`,
         );
+        add('restore role', ...(await restoreRoleCheck(sc, config.restoreRole)));
       } finally {
         await sc.end().catch(() => undefined);
       }

@@ -382,6 +382,12 @@ jobs: 2
 # CREATEDB there.
 # scratchUrl: postgres://verify@scratch-host:5432/postgres
 
+# Who restores scratch copies. By default, connected as a superuser, lifeboat
+# creates a role with no rights for each restore, so code a table owner left in
+# a backup runs with none. Name one here (its password in
+# LIFEBOAT_RESTORE_PASSWORD) if the backups hold objects only it may create.
+# restoreRole: lifeboat_restorer
+
 # The directory of pg_dump and pg_restore when they are not on PATH (or set
 # LIFEBOAT_PG_BINDIR). They must not be older than the server.
 # pgBinDir: /usr/lib/postgresql/17/bin

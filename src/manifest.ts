@@ -1,5 +1,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
 import type { Fingerprints } from './fingerprint.js';
+import { isCopyFile } from './storage/copy-paths.js';
 import type { TargetIdentity, WriteCounters } from './identity.js';
 
 export const MANIFEST_FORMAT = 'lifeboat-backup/1';
@@ -26,19 +28,92 @@ export interface Manifest {
 }
 
 /** The result of one verification, stored beside the manifest in every copy verified. */
-export interface VerificationRecord {
-  backupId: string;
+export interface VerificationRecord extends BoundRecord {
   at: string;
   /** The destination whose copy was restored. */
   restoredFrom: string;
   ok: boolean;
   durationMs: number;
   restoreMs: number;
-  scratch: { server: string; database: string };
+  /** Where the copy was restored, and the role that restored it. */
+  scratch: { server: string; database: string; role?: string };
   /** Every comparison made, so a reviewer can see what was proved. */
   compared: { tables: number; sequences: number; largeObjects: number; schema: boolean };
   differences: { kind: string; object: string; expected: string; found: string }[];
   error?: string;
+}
+
+/**
+ * What binds a record (a verification, a rehearsal) to its backup: the id and
+ * the manifest's SHA-256, inside the signed text. A record copied beside
+ * another backup's manifest proves nothing there.
+ */
+export interface BoundRecord {
+  backupId: string;
+  manifestSha256: string;
+}
+
+/** manifest.json as lifeboat writes it; its SHA-256 is what manifest.sha256 holds. */
+export function manifestText(manifest: Manifest): string {
+  return `${JSON.stringify(manifest, null, 2)}\n`;
+}
+
+export function manifestDigest(manifest: Manifest): string {
+  return sha256Hex(manifestText(manifest));
+}
+
+export function bindingOf(manifest: Manifest): BoundRecord {
+  return { backupId: manifest.id, manifestSha256: manifestDigest(manifest) };
+}
+
+/** A record counts for a backup only when it names it and its manifest, and was made after it. */
+export function isBoundTo(
+  record: Partial<BoundRecord> & { at?: unknown },
+  manifest: Manifest,
+): boolean {
+  return (
+    record.backupId === manifest.id &&
+    record.manifestSha256 === manifestDigest(manifest) &&
+    typeof record.at === 'string' &&
+    Date.parse(record.at) >= Date.parse(manifest.createdAt)
+  );
+}
+
+const fileEntry = z.object({
+  path: z.string(),
+  size: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+
+/** The parts of a manifest that decide what is read and written; the rest is only compared. */
+const manifestShape = z.looseObject({
+  format: z.literal(MANIFEST_FORMAT),
+  id: z.string(),
+  createdAt: z.iso.datetime(),
+  tools: z.looseObject({ pgDump: z.looseObject({ version: z.string().regex(/^\d+(\.\d+)*/) }) }),
+  files: z.array(fileEntry),
+});
+
+/** Why parsed JSON is not a manifest lifeboat could have written; undefined when it is. */
+export function manifestShapeProblem(parsed: unknown): string | undefined {
+  const shape = manifestShape.safeParse(parsed);
+  if (shape.success) return undefined;
+  const issue = shape.error.issues[0]!;
+  return `manifest.json is not a lifeboat manifest (${issue.path.join('.') || 'top level'}: ${issue.message})`;
+}
+
+/**
+ * Why a manifest read from a store cannot be trusted to name its files:
+ * another backup's id, or a file name that is not a plain file of the copy.
+ */
+export function manifestProblems(manifest: Manifest, storedAs: string): string[] {
+  const problems: string[] = [];
+  if (manifest.id !== storedAs)
+    problems.push(`manifest.json is of backup ${manifest.id}, but it is stored as ${storedAs}`);
+  for (const f of manifest.files)
+    if (!isCopyFile(f.path))
+      problems.push(`manifest.json names a file outside the copy: ${f.path}`);
+  return problems;
 }
 
 export function sha256Hex(text: string | Buffer): string {

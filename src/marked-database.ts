@@ -27,8 +27,8 @@ export interface MarkedDatabase {
   keep(): void;
 }
 
-/** The lock key for a database name bound to `$1`: the kind keeps owners of different kinds apart. */
-function lockKey(kind: string): string {
+/** The lock key for a name bound to `$1`: the kind keeps owners of different kinds apart. */
+export function lockKey(kind: string): string {
   return `hashtextextended(${quoteLiteral(`${kind}:`)} || $1, 0)`;
 }
 

@@ -70,7 +70,9 @@ function planDestination(
   );
   const verified = newestFirst.filter(isVerified);
   const newestVerifiedAt = verified[0]?.manifest!.createdAt;
-  const kept = new Set(verified.slice(0, Math.max(1, dest.keep)).map((e) => e.id));
+  // Whatever keep says (NaN, 0, a fraction), the newest verified backup is among those kept.
+  const keep = Number.isInteger(dest.keep) && dest.keep >= 1 ? dest.keep : 1;
+  const kept = new Set(verified.slice(0, keep).map((e) => e.id));
   return newestFirst.map((e) => {
     const decide = (action: 'keep' | 'remove', reason: string): PruneDecision => ({
       id: e.id,

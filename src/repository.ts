@@ -1,12 +1,19 @@
+import { z } from 'zod';
 import type { Destination } from './config.js';
 import {
   hmacHex,
   hmacMatches,
+  isBoundTo,
+  manifestProblems,
+  manifestShapeProblem,
+  manifestText,
   sha256Hex,
   type FileEntry,
   type Manifest,
   type VerificationRecord,
 } from './manifest.js';
+import { AGE_SUFFIX } from './storage/age.js';
+import { isStoredFile } from './storage/copy-paths.js';
 import { hashStream } from './storage/files.js';
 import { openRepo } from './storage/open.js';
 import { WRITER_MARKER } from './storage/s3-repo.js';
@@ -82,7 +89,7 @@ export async function writeManifest(
   manifest: Manifest,
   key?: string,
 ): Promise<void> {
-  const text = `${JSON.stringify(manifest, null, 2)}\n`;
+  const text = manifestText(manifest);
   await writer.putText('manifest.sha256', `${sha256Hex(text)}  manifest.json\n`);
   if (key) await writer.putText('manifest.hmac', `${hmacHex(key, text)}\n`);
   await writer.putText('manifest.json', text);
@@ -123,12 +130,59 @@ export async function readManifest(copy: StoredCopy, key?: string): Promise<Mani
     else if (!hmacMatches(key, text, mac))
       problems.push('manifest.json is not signed by the configured key (manifest.hmac differs)');
   }
+  let parsed: unknown;
   try {
-    const manifest = JSON.parse(text) as Manifest;
-    return { manifest, problems };
+    parsed = JSON.parse(text);
   } catch {
     return { problems: [...problems, 'manifest.json is not valid JSON'] };
   }
+  const shape = manifestShapeProblem(parsed);
+  if (shape) return { problems: [...problems, shape] };
+  const manifest = parsed as Manifest;
+  // Returned with its problems, so errors can name the backup; never trusted then.
+  return { manifest, problems: [...problems, ...manifestProblems(manifest, copy.id)] };
+}
+
+const layoutShape = z.object({
+  format: z.literal('lifeboat-copy/1'),
+  encryption: z.object({ format: z.literal('age'), recipients: z.array(z.string()) }).optional(),
+  files: z.array(
+    z.object({
+      path: z.string(),
+      size: z.number().int().nonnegative(),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/),
+      etag: z.string().optional(),
+    }),
+  ),
+});
+
+/**
+ * copy.json must list exactly the manifest's files, as stored (`.age` when
+ * encrypted; the same sizes and checksums when not): the manifest says what
+ * the backup is, copy.json only how this copy holds it.
+ */
+function layoutProblems(layout: CopyLayout, manifest: Manifest): string[] {
+  const encrypted = layout.encryption !== undefined;
+  const problems: string[] = [];
+  const expected = new Map(
+    manifest.files.map((f) => [encrypted ? `${f.path}${AGE_SUFFIX}` : f.path, f]),
+  );
+  const listed = new Set<string>();
+  for (const f of layout.files) {
+    if (!isStoredFile(f.path, encrypted)) {
+      problems.push(`copy.json names a file outside the copy: ${f.path}`);
+      continue;
+    }
+    listed.add(f.path);
+    const named = expected.get(f.path);
+    if (!named) problems.push(`copy.json lists ${f.path}, which the manifest does not name`);
+    else if (!encrypted && (named.size !== f.size || named.sha256 !== f.sha256))
+      problems.push(`copy.json describes ${f.path} otherwise than the manifest`);
+  }
+  for (const name of expected.keys())
+    if (!listed.has(name))
+      problems.push(`copy.json does not list ${name}, which the manifest names`);
+  return problems;
 }
 
 /** The copy's layout: its copy.json (checked against copy.hmac when keyed), or the manifest's files. */
@@ -145,11 +199,17 @@ export async function readLayout(
     if (mac === undefined || !hmacMatches(key, text, mac))
       return { problems: ['copy.json is not signed by the configured key (copy.hmac)'] };
   }
+  let parsed: unknown;
   try {
-    return { layout: JSON.parse(text) as CopyLayout, problems: [] };
+    parsed = JSON.parse(text);
   } catch {
     return { problems: ['copy.json is not valid JSON'] };
   }
+  const shape = layoutShape.safeParse(parsed);
+  if (!shape.success) return { problems: ['copy.json is not a lifeboat copy layout'] };
+  const layout: CopyLayout = shape.data;
+  const problems = layoutProblems(layout, manifest);
+  return problems.length > 0 ? { problems } : { layout, problems };
 }
 
 /**
@@ -213,10 +273,15 @@ export async function writeRecord(
   await copy.repo.writeText(copy.id, `${name}.json`, text);
 }
 
-/** Records of one kind, oldest first; a record whose signature fails is left out. */
+/**
+ * Records of one kind about the backup whose manifest is given, oldest first.
+ * A record whose signature fails, or that is bound to another backup or
+ * manifest (see isBoundTo), is left out.
+ */
 export async function readRecords<T extends { at: string }>(
   copy: StoredCopy,
   folder: RecordFolder,
+  manifest: Manifest,
   key?: string,
 ): Promise<T[]> {
   const names = (await copy.repo.list(copy.id, `${folder}/`))
@@ -232,7 +297,8 @@ export async function readRecords<T extends { at: string }>(
         const mac = await copy.repo.readText(copy.id, name.replace(/\.json$/, '.hmac'));
         if (mac === undefined || !hmacMatches(key, text, mac)) continue;
       }
-      out.push(JSON.parse(text) as T);
+      const record = JSON.parse(text) as T;
+      if (isBoundTo(record, manifest)) out.push(record);
     } catch {
       // An unreadable or unsigned record proves nothing; it is ignored.
     }
@@ -248,8 +314,12 @@ export function writeVerification(
   return writeRecord(copy, VERIFICATIONS_DIR, record, key);
 }
 
-export function readVerifications(copy: StoredCopy, key?: string): Promise<VerificationRecord[]> {
-  return readRecords<VerificationRecord>(copy, VERIFICATIONS_DIR, key);
+export function readVerifications(
+  copy: StoredCopy,
+  manifest: Manifest,
+  key?: string,
+): Promise<VerificationRecord[]> {
+  return readRecords<VerificationRecord>(copy, VERIFICATIONS_DIR, manifest, key);
 }
 
 export function removeCopy(copy: StoredCopy): Promise<void> {

@@ -12,6 +12,8 @@ export function restoreCopy(p: {
   config: Config;
   pgRestore: string;
   into: Target;
+  /** lifeboat's own connection to `into`'s database, when `into` is an unprivileged role. */
+  own?: Target;
   keepOwners: boolean;
   update: (detail: string) => void;
 }): Promise<void> {
@@ -21,6 +23,7 @@ export function restoreCopy(p: {
       tables: p.manifest.fingerprints.tables.length,
       keepOwners: p.keepOwners,
       onProgress: p.update,
+      ...(p.own ? { own: p.own } : {}),
     }),
   );
 }

@@ -24,7 +24,10 @@ export async function runPgTool(
   const started = Date.now();
   // With a password given, a ~/.pgpass entry must not silently win over it.
   const env: NodeJS.ProcessEnv = { ...process.env, ...libpqEnv(target) };
+  // With a password given, a ~/.pgpass entry must not silently win over it; without one, the
+  // PGPASSWORD lifeboat was started with belongs to the target, not to whatever server this is.
   if (target.password !== undefined) env.PGPASSFILE = '/dev/null';
+  else delete env.PGPASSWORD;
   // zx is loaded on first use: it costs start-up time to commands that never run a tool.
   const { $ } = await import('zx');
   const child = $({

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { connect, quoteIdent, quoteLiteral } from './db.js';
 import { dropAbandoned, withMarkedDatabase } from './marked-database.js';
+import { restoreCopy } from './restore-copy.js';
+import { dropAbandonedRestoreRoles, withRestoreRole } from './restore-role.js';
 import { withDatabase, type Target } from './target.js';
 
 /**
@@ -14,12 +16,16 @@ const MARKER = 'lifeboat-scratch';
 
 export interface ScratchDatabase {
   name: string;
+  /** lifeboat's own connection to it: fingerprints, a rehearsal's steps. */
   target: Target;
+  /** The role that restores into it, owning it and nothing else (see restore-role.ts). */
+  restorer: Target;
 }
 
-/** Drop scratch databases left by lifeboat processes that are gone. Returns their names. */
+/** Drop scratch databases left by lifeboat processes that are gone, then their roles. Returns their names. */
 export async function dropAbandonedScratch(admin: pg.ClientBase): Promise<string[]> {
-  return dropAbandoned(admin, MARKER);
+  const databases = await dropAbandoned(admin, MARKER);
+  return [...databases, ...(await dropAbandonedRestoreRoles(admin))];
 }
 
 /**
@@ -31,7 +37,7 @@ export async function withScratchDatabase<T>(
   purpose: string,
   backupId: string,
   fn: (scratch: ScratchDatabase) => Promise<T>,
-  options: { encoding?: string } = {},
+  options: { encoding?: string; restoreRole?: string; restorePassword?: string } = {},
 ): Promise<T> {
   const admin = await connect(server, 'lifeboat scratch');
   try {
@@ -44,14 +50,40 @@ export async function withScratchDatabase<T>(
       maintenanceDb: server.database,
       about: { purpose, backup: backupId },
     };
-    return await withMarkedDatabase(admin, marked, async (db) => {
-      await createDatabase(admin, name, options.encoding);
-      await db.mark();
-      return fn({ name, target: withDatabase(server, name) });
-    });
+    const role = {
+      ...(options.restoreRole ? { configured: options.restoreRole } : {}),
+      ...(options.restorePassword ? { password: options.restorePassword } : {}),
+      database: name,
+      about: marked.about,
+    };
+    // The role outlives the database: it can only be dropped once the database it owns is gone.
+    return await withRestoreRole(admin, role, (restoreAs) =>
+      withMarkedDatabase(admin, marked, async (db) => {
+        await createDatabase(admin, name, options.encoding);
+        await db.mark();
+        const target = withDatabase(server, name);
+        if (!restoreAs) return fn({ name, target, restorer: target });
+        await admin.query(
+          `alter database ${quoteIdent(name)} owner to ${quoteIdent(restoreAs.name)}`,
+        );
+        return fn({
+          name,
+          target,
+          restorer: { ...target, user: restoreAs.name, password: restoreAs.password },
+        });
+      }),
+    );
   } finally {
     await admin.end().catch(() => undefined);
   }
+}
+
+/** pg_restore a copy into a scratch database: as its restoring role, without owners or privileges. */
+export function restoreIntoScratch(
+  scratch: ScratchDatabase,
+  p: Omit<Parameters<typeof restoreCopy>[0], 'into' | 'own' | 'keepOwners'>,
+): Promise<void> {
+  return restoreCopy({ ...p, into: scratch.restorer, own: scratch.target, keepOwners: false });
 }
 
 /** From template0, as pg_restore expects; in the source's encoding when the server allows it. */

@@ -1,6 +1,11 @@
+import {
+  isKeywordValueConnectionString,
+  parseKeywordValueConnectionString,
+} from '@databases/pg-connection-string';
 import { parse as parseConnectionString } from 'pg-connection-string';
 import type { ClientConfig } from 'pg';
-import { ConfigError } from './errors.js';
+import pgpass from 'pgpass';
+import { ConfigError, errorMessage } from './errors.js';
 import { registerSecret } from './secrets.js';
 
 /**
@@ -20,24 +25,53 @@ export interface Target {
 }
 
 export function resolveTarget(
-  url: string | undefined,
+  connection: string | undefined,
   env: NodeJS.ProcessEnv = process.env,
 ): Target {
-  const fromUrl = url ?? env.DATABASE_URL;
-  if (fromUrl) return targetFromUrl(fromUrl, env);
+  const given = connection ?? env.DATABASE_URL;
+  const named = given === undefined ? {} : parseConnection(given);
+  // libpq's order: what the connection string says, then the PG* variables, then defaults.
+  const user = named.user || env.PGUSER || env.USER || 'postgres';
+  const port = Number(named.port || env.PGPORT || 5432);
+  if (!Number.isInteger(port) || port <= 0 || port > 65535)
+    throw new ConfigError(`The connection has an invalid port (${named.port ?? env.PGPORT}).`);
   const target: Target = {
-    host: env.PGHOST ?? defaultHost(),
-    port: Number(env.PGPORT ?? 5432),
-    user: env.PGUSER ?? env.USER ?? 'postgres',
-    database: env.PGDATABASE ?? env.PGUSER ?? env.USER ?? 'postgres',
-    password: env.PGPASSWORD,
-    sslmode: env.PGSSLMODE,
+    host: named.host || env.PGHOST || defaultHost(),
+    port,
+    user,
+    database: named.database || env.PGDATABASE || user,
+    password: named.password ?? env.PGPASSWORD,
+    sslmode: named.sslmode ?? env.PGSSLMODE,
+    ...(named.options ? { options: named.options } : {}),
   };
   registerSecret(target.password);
   return target;
 }
 
-function targetFromUrl(url: string, env: NodeJS.ProcessEnv): Target {
+/** What a connection string names; empty values are as good as absent, as in libpq. */
+interface Named {
+  host?: string;
+  port?: string;
+  user?: string;
+  database?: string;
+  password?: string;
+  sslmode?: string;
+  options?: string;
+}
+
+/**
+ * A URL (postgres:// or postgresql://) or libpq key=value pairs, read by
+ * libpq's rules. Errors name keywords, never values: a value may be a password.
+ */
+export function parseConnection(text: string): Named {
+  if (/^postgres(ql)?:\/\//i.test(text)) return parseUrl(text);
+  if (isKeywordValueConnectionString(text)) return parseKeywordValue(text);
+  throw new ConfigError(
+    'The database connection must be a URL starting with postgres:// or postgresql:// (for example postgres://user@host:5432/db), or libpq key=value pairs (host=... dbname=...).',
+  );
+}
+
+function parseUrl(url: string): Named {
   let parsed: ReturnType<typeof parseConnectionString>;
   try {
     parsed = parseConnectionString(url);
@@ -46,35 +80,118 @@ function targetFromUrl(url: string, env: NodeJS.ProcessEnv): Target {
       cause,
     });
   }
-  if (!/^postgres(ql)?:/i.test(url) && !url.includes('=')) {
-    throw new ConfigError(
-      'The database URL must start with postgres:// or postgresql:// (for example postgres://user@host:5432/db).',
-    );
-  }
-  const password = parsed.password ? decodeURIComponentSafe(parsed.password) : env.PGPASSWORD;
-  registerSecret(password);
   registerSecret(parsed.password ?? undefined);
-  const port = Number(parsed.port || env.PGPORT || 5432);
-  if (!Number.isInteger(port) || port <= 0 || port > 65535) {
-    throw new ConfigError(`The database URL has an invalid port (${String(parsed.port)}).`);
-  }
-  const user = parsed.user || env.PGUSER || env.USER || 'postgres';
-  return {
-    host: parsed.host || env.PGHOST || defaultHost(),
-    port,
-    user,
-    database: parsed.database || env.PGDATABASE || user,
-    password,
-    sslmode: typeof parsed.sslmode === 'string' ? parsed.sslmode : env.PGSSLMODE,
+  registerSecret(rawUrlPassword(url));
+  const named: Named = {
+    host: parsed.host ?? undefined,
+    port: parsed.port ?? undefined,
+    user: parsed.user ?? undefined,
+    database: urlDatabase(url) ?? parsed.database ?? undefined,
+    ...(parsed.password ? { password: parsed.password } : {}),
+    ...(typeof parsed.sslmode === 'string' ? { sslmode: parsed.sslmode } : {}),
+    ...(typeof parsed.options === 'string' ? { options: parsed.options } : {}),
   };
+  return oneServer(named);
 }
 
-function decodeURIComponentSafe(text: string): string {
+/** The database as libpq reads it: the whole path, percent-decoded (`%2F`, `%3D` too). */
+function urlDatabase(url: string): string | undefined {
   try {
-    return decodeURIComponent(text);
+    const path = new URL(url).pathname.slice(1);
+    return path ? decodeURIComponent(path) : undefined;
   } catch {
-    return text;
+    return undefined;
   }
+}
+
+function rawUrlPassword(url: string): string | undefined {
+  try {
+    return new URL(url).password || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The libpq keywords lifeboat reads; any other is refused rather than silently ignored. */
+const KEYWORDS: Record<string, keyof Named> = {
+  host: 'host',
+  port: 'port',
+  user: 'user',
+  dbname: 'database',
+  password: 'password',
+  sslmode: 'sslmode',
+  options: 'options',
+};
+
+function parseKeywordValue(text: string): Named {
+  let config: ReturnType<typeof parseKeywordValueConnectionString>;
+  const unread: string[] = [];
+  try {
+    config = parseKeywordValueConnectionString(text, {
+      env: {},
+      invalidOptionMode: 'error',
+      unrecognisedOptionMode: (key) => void unread.push(key),
+    });
+  } catch (cause) {
+    // The library's messages name keywords (`Missing value for port`), not values.
+    throw new ConfigError(
+      `The database connection is not valid libpq key=value text: ${errorMessage(cause)}.`,
+      { cause },
+    );
+  }
+  registerSecret(config.password);
+  const named: Named = {};
+  for (const [keyword, value] of Object.entries(config) as [string, unknown][]) {
+    const field = KEYWORDS[keyword];
+    const empty = value === undefined || (Array.isArray(value) && value.length === 0);
+    if (empty) continue;
+    if (!field) unread.push(keyword);
+    else named[field] = Array.isArray(value) ? value.map(scalar).join(',') : scalar(value);
+  }
+  if (unread.length > 0) {
+    throw new ConfigError(
+      `The database connection sets ${unread.map((k) => `"${k}"`).join(', ')}, which lifeboat does not read; give ${Object.keys(KEYWORDS).join(', ')} only (or use a postgres:// URL).`,
+    );
+  }
+  return oneServer(named);
+}
+
+function scalar(value: unknown): string {
+  return typeof value === 'string' || typeof value === 'number' ? String(value) : '';
+}
+
+/** lifeboat backs up and restores one server: a list of hosts is refused, not half-used. */
+function oneServer(named: Named): Named {
+  if (named.host?.includes(',') || named.port?.includes(',')) {
+    throw new ConfigError(
+      'The database connection names several hosts; lifeboat works on one server at a time, so name one host.',
+    );
+  }
+  return named;
+}
+
+/**
+ * The server verification restores on: `scratchUrl`, else the target's. The
+ * target's password goes only to the target's own server: a scratch server
+ * elsewhere gets the password its URL gives, or none (its ~/.pgpass entry).
+ */
+export function scratchServer(
+  scratchUrl: string | undefined,
+  target: Target,
+  env: NodeJS.ProcessEnv = process.env,
+): Target {
+  if (!scratchUrl) return target;
+  const scratch = resolveTarget(scratchUrl, {
+    ...env,
+    PGPASSWORD: undefined,
+    DATABASE_URL: undefined,
+  });
+  if (scratch.password !== undefined || !sameServer(scratch, target)) return scratch;
+  return { ...scratch, password: target.password };
+}
+
+function sameServer(a: Target, b: Target): boolean {
+  return a.host.toLowerCase() === b.host.toLowerCase() && a.port === b.port;
 }
 
 function defaultHost(): string {
@@ -101,13 +218,34 @@ export function clientConfig(target: Target, applicationName = 'lifeboat'): Clie
     host: target.host,
     port: target.port,
     user: target.user,
-    password: target.password,
+    // Never pg's own fallback to PGPASSWORD: resolveTarget alone decides which password goes where.
+    password: target.password ?? (() => passwordFile(target)),
     database: target.database,
     ssl,
     application_name: applicationName,
     connectionTimeoutMillis: 10_000,
     ...(target.options ? { options: target.options } : {}),
   };
+}
+
+/** The ~/.pgpass (PGPASSFILE) entry for this server, as libpq would read it. */
+function passwordFile(target: Target): Promise<string> {
+  return new Promise((resolve) =>
+    pgpass(
+      { host: target.host, port: target.port, database: target.database, user: target.user },
+      // No entry: an empty password, which the server refuses as it refuses a wrong one.
+      (password) => resolve(password ?? ''),
+    ),
+  );
+}
+
+/**
+ * The database for pg_dump and pg_restore's argv: a quoted connection value
+ * (`--dbname=dbname='...'`), so a name like `--file=/tmp/x` or `host=elsewhere`
+ * is only ever a database name. Everything else travels in libpqEnv.
+ */
+export function dbnameArgument(database: string): string {
+  return `--dbname=dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
 /** libpq environment for pg_dump, pg_restore and psql; the password travels here, not in argv. */

@@ -1,11 +1,10 @@
 import type { Config } from './config.js';
-import { connect } from './db.js';
-import { BadInputError, ToolError, VerificationFailedError, errorMessage } from './errors.js';
+import { withClient } from './db.js';
+import { BadInputError, VerificationFailedError, errorMessage } from './errors.js';
 import { compareFingerprints, type Difference } from './fingerprint.js';
 import { fingerprintDatabase } from './fingerprint-session.js';
-import type { Manifest, VerificationRecord } from './manifest.js';
+import { manifestDigest, type Manifest, type VerificationRecord } from './manifest.js';
 import { pausePoint } from './faults.js';
-import { findTool } from './pgtools.js';
 import type { Progress } from './progress.js';
 import {
   checkFiles,
@@ -14,11 +13,10 @@ import {
   writeVerification,
   type StoredCopy,
 } from './repository.js';
-import { restoreCopy } from './restore-copy.js';
-import { withScratchDatabase } from './scratch.js';
-import { describeTarget, resolveTarget, type Target } from './target.js';
+import { restoreTool } from './restore/restore-tool.js';
+import { restoreIntoScratch, withScratchDatabase } from './scratch.js';
+import { describeTarget, scratchServer, type Target } from './target.js';
 import { findCopies } from './catalog.js';
-import { readIdentity } from './identity.js';
 
 export interface CopyCheck {
   destination: string;
@@ -64,9 +62,10 @@ export async function checkCopies(
   key: string | undefined,
   progress: Progress,
   depth: 'full' | 'quick' = 'full',
-): Promise<{ checks: CopyCheck[]; manifest?: Manifest }> {
+): Promise<{ checks: CopyCheck[]; manifest?: Manifest; sound?: Manifest }> {
   const checks: CopyCheck[] = [];
   let manifest: Manifest | undefined;
+  let sound: Manifest | undefined;
   for (const copy of copies) {
     const { check, read } = await progress.task(
       `Check checksums of the copy in ${copy.destination}`,
@@ -76,11 +75,12 @@ export async function checkCopies(
       },
     );
     if (check.intact) manifest ??= read;
+    sound ??= read;
     checks.push(check);
     if (!check.intact)
       progress.warn(`the copy in ${copy.destination} is damaged: ${check.problems.join('; ')}`);
   }
-  return { checks, manifest };
+  return { checks, manifest, sound };
 }
 
 async function checkOne(
@@ -93,7 +93,8 @@ async function checkOne(
   if (!read.manifest || read.problems.length > 0)
     return { problems: read.problems, encrypted: false };
   const { layout, problems } = await readLayout(copy, read.manifest, key);
-  if (!layout) return { problems, encrypted: false };
+  // The manifest is sound even when the files are not: records of the failure are bound to it.
+  if (!layout) return { problems, encrypted: false, manifest: read.manifest };
   const encrypted = layout.encryption !== undefined;
   if (depth === 'manifest') return { problems: [], encrypted, manifest: read.manifest };
   return {
@@ -119,15 +120,17 @@ function copyCheck(copy: StoredCopy, problems: string[], encrypted: boolean): Co
 async function checkManifests(
   copies: StoredCopy[],
   key: string | undefined,
-): Promise<{ checks: CopyCheck[]; manifest?: Manifest }> {
+): Promise<{ checks: CopyCheck[]; manifest?: Manifest; sound?: Manifest }> {
   const checks: CopyCheck[] = [];
   let manifest: Manifest | undefined;
+  let sound: Manifest | undefined;
   for (const copy of copies) {
     const one = await checkOne(copy, key, 'manifest', () => undefined);
     if (one.problems.length === 0) manifest ??= one.manifest;
+    sound ??= one.manifest;
     checks.push(copyCheck(copy, one.problems, one.encrypted));
   }
-  return { checks, manifest };
+  return { checks, manifest, sound };
 }
 
 /** Which copies to restore: the one asked for, all, or the cheapest intact one (local and plain first). */
@@ -157,10 +160,10 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
   const { config, progress } = opts;
   const started = Date.now();
   const copies = await findCopies(config.destinations, opts.backupId);
-  const { checks, manifest } = opts.checksumsJustRead
+  const { checks, manifest, sound } = opts.checksumsJustRead
     ? await checkManifests(copies, config.signingKey)
     : await checkCopies(copies, config.signingKey, progress);
-  const scratchServer = config.scratchUrl ? resolveTarget(config.scratchUrl) : opts.target;
+  const scratch = scratchServer(config.scratchUrl, opts.target);
   const recordable = copies.filter((c) =>
     checks.some(
       (k) => k.destination === c.destination && !k.problems.some((p) => p.startsWith('manifest')),
@@ -168,10 +171,12 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
   );
   const toRestore = copiesToRestore(checks, opts);
 
+  const bound = manifest ?? sound;
   const base = {
     backupId: opts.backupId,
+    manifestSha256: bound ? manifestDigest(bound) : '',
     at: new Date().toISOString(),
-    scratch: { server: describeTarget(scratchServer), database: '' },
+    scratch: { server: describeTarget(scratch), database: '' },
     compared: { tables: 0, sequences: 0, largeObjects: 0, schema: false },
   };
 
@@ -187,7 +192,7 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
       differences: [],
       error: `${which}: ${problems.join('; ')}`,
     };
-    for (const c of recordable) await writeVerification(c, record, config.signingKey);
+    if (bound) for (const c of recordable) await writeVerification(c, record, config.signingKey);
     throw new VerificationFailedError(
       opts.from
         ? `The copy of backup ${opts.backupId} in ${opts.from} is damaged, so it cannot be verified from there.`
@@ -199,11 +204,15 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
   const records: VerificationRecord[] = [];
   for (const check of toRestore) {
     const copy = copies.find((c) => c.destination === check.destination)!;
-    const outcome = await restoreAndCompare(copy, manifest, scratchServer, opts);
+    const outcome = await restoreAndCompare(copy, manifest, scratch, opts);
     const record: VerificationRecord = {
       ...base,
       at: new Date().toISOString(),
-      scratch: { ...base.scratch, database: outcome.scratchName },
+      scratch: {
+        ...base.scratch,
+        database: outcome.scratchName,
+        ...(outcome.role ? { role: outcome.role } : {}),
+      },
       restoredFrom: copy.destination,
       ok: !outcome.error && outcome.differences.length === 0 && checks.every((c) => c.intact),
       durationMs: Date.now() - started,
@@ -248,41 +257,35 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
 async function restoreAndCompare(
   copy: StoredCopy,
   manifest: Manifest,
-  scratchServer: Target,
+  server: Target,
   opts: VerifyOptions,
-): Promise<{ restoreMs: number; differences: Difference[]; error?: string; scratchName: string }> {
+): Promise<{
+  restoreMs: number;
+  differences: Difference[];
+  error?: string;
+  scratchName: string;
+  role?: string;
+}> {
   const { config, progress } = opts;
   let restoreMs = 0;
   let differences: Difference[] = [];
   let scratchName = '';
+  let role: string | undefined;
   try {
-    const scratchMajor = await serverMajor(scratchServer);
-    const pgRestore = await findTool('pg_restore', scratchMajor, config.pgBinDir);
-    const dumpMajor = Number(manifest.tools.pgDump.version.split('.')[0]);
-    if (pgRestore.major < dumpMajor) {
-      throw new ToolError(
-        `pg_restore ${pgRestore.version} cannot read an archive written by pg_dump ${manifest.tools.pgDump.version}; install client tools ${dumpMajor} or newer.`,
-      );
-    }
+    const pgRestore = await withClient(server, (admin) =>
+      restoreTool(admin, manifest, config.pgBinDir),
+    );
     await withScratchDatabase(
-      scratchServer,
+      server,
       'verify',
       manifest.id,
       async (scratch) => {
         scratchName = scratch.name;
+        role = scratch.restorer.user;
         const restoreStarted = Date.now();
         await progress.task(
           `Restore the copy in ${copy.destination} into scratch database ${scratch.name}`,
-          (update) =>
-            restoreCopy({
-              copy,
-              manifest,
-              config,
-              pgRestore: pgRestore.path,
-              into: scratch.target,
-              keepOwners: false,
-              update,
-            }),
+          (update) => restoreIntoScratch(scratch, { copy, manifest, config, pgRestore, update }),
         );
         restoreMs = Date.now() - restoreStarted;
         await pausePoint('verify:restored');
@@ -295,25 +298,20 @@ async function restoreAndCompare(
           Promise.resolve(compareFingerprints(manifest.fingerprints, found)),
         );
       },
-      { encoding: manifest.target.encoding },
+      {
+        encoding: manifest.target.encoding,
+        restoreRole: config.restoreRole,
+        restorePassword: config.restorePassword,
+      },
     );
-    return { restoreMs, differences, scratchName };
+    return { restoreMs, differences, scratchName, role };
   } catch (err) {
     // Missing tools, keys or an unreachable scratch server are bad input, not a verdict on the backup.
     if (err instanceof BadInputError) throw err;
-    return { restoreMs, differences, error: errorMessage(err), scratchName };
+    return { restoreMs, differences, error: errorMessage(err), scratchName, role };
   }
 }
 
 export function describeDifference(d: Difference): string {
   return `${d.kind} ${d.object}: expected ${d.expected}, found ${d.found}`;
-}
-
-async function serverMajor(server: Target): Promise<number> {
-  const client = await connect(server);
-  try {
-    return (await readIdentity(client)).serverMajor;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
 }

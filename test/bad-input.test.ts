@@ -159,6 +159,7 @@ describe('bad input is refused with exit 2 and changes nothing', () => {
       'server',
       'privileges: read all tables',
       'privileges: create scratch database',
+      'restore role',
       'pg_dump',
       'pg_restore',
       'destination local',

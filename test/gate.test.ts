@@ -2,7 +2,7 @@ import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../src/manifest.js';
-import { backupDirs, smallDatabase } from './support/backups.js';
+import { backupDirs, largestDataFile, smallDatabase } from './support/backups.js';
 import { runCli, runJson, workspace } from './support/cli.js';
 import type { TestDatabase } from './support/db.js';
 
@@ -79,19 +79,12 @@ describe('lifeboat gate', () => {
 
   it('refuses a backup whose latest verification failed', async () => {
     const [dir] = await backupDirs(path.join(ws.dir, '.lifeboat/backups'));
-    const manifestFile = path.join(dir!, 'manifest.json');
-    const hashFile = path.join(dir!, 'manifest.sha256');
-    const [original, originalHash] = [
-      await readFile(manifestFile, 'utf8'),
-      await readFile(hashFile, 'utf8'),
-    ];
-    // A sound-looking manifest whose figures the restore cannot match: verification fails and is recorded.
-    const edited = original.replace('"rows": 500', '"rows": 501');
-    await writeFile(manifestFile, edited);
-    await writeFile(hashFile, `${sha256Hex(edited)}  manifest.json\n`);
+    // A dump file damaged while verify read it: the failure is recorded against this backup.
+    const file = await largestDataFile(dir!);
+    const original = await readFile(file);
+    await writeFile(file, Buffer.concat([original, Buffer.from([0])]));
     expect((await runCli(['verify', '--database-url', db.url], { cwd: ws.dir })).code).toBe(4);
-    await writeFile(manifestFile, original);
-    await writeFile(hashFile, originalHash);
+    await writeFile(file, original);
     const r = await gate();
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/latest verification .* failed/);

@@ -4,7 +4,7 @@ import { readCatalog } from '../catalog.js';
 import type { Config } from '../config.js';
 import { markdownReport } from '../report.js';
 import { redact } from '../secrets.js';
-import { writeFileAtomic } from '../storage/files.js';
+import { PRIVATE_DIR, writeFileAtomic } from '../storage/files.js';
 
 /**
  * Where a command's evidence goes: `reports/` in the repository (the first
@@ -45,7 +45,7 @@ export async function writeReports(
   const dir = reportsDir(spec.config);
   const base = path.join(dir, `${at.replace(/[-:.]/g, '')}-${spec.command}`);
   try {
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
     await writeFileAtomic(`${base}.json`, json);
     await writeFileAtomic(`${base}.md`, markdown);
   } catch {

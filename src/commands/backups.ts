@@ -40,8 +40,8 @@ export const backupsCommand: CommandModule<object, BackupsArgs> = {
       .example('$0 backups list', 'every backup with its copies and last verification')
       .example('$0 backups prune --keep 3 --dry-run', 'what pruning would remove')
       .example(
-        '$0 backups prune --database-url "$DATABASE_URL"',
-        "prune this database's backups, in every destination",
+        '$0 backups prune',
+        "prune the target's backups (DATABASE_URL, or the PG* variables), in every destination",
       )
       .epilog(exitCodes(0, 2)) as unknown as Argv<BackupsArgs>,
   handler: (argv) =>
@@ -69,6 +69,10 @@ export const backupsCommand: CommandModule<object, BackupsArgs> = {
           showLines(entry),
         );
       } else {
+        if (argv.keep !== undefined && !(Number.isInteger(argv.keep) && argv.keep >= 0))
+          throw new BadInputError(
+            '--keep must be a whole number ≥ 0 (the newest verified backup is kept whatever it says).',
+          );
         const decisions = planPrune(entries, {
           ...(await journalFacts(argv, config)),
           destinations: config.destinations.map((d) => ({

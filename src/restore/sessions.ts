@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { BadInputError } from '../errors.js';
+import { sqlState } from './sql-state.js';
 
 /** How long sessions may take to go away by themselves (our own closing ones, terminated ones). */
 const SETTLE_MS = 2000;
@@ -44,17 +45,37 @@ export async function settledSessions(
   }
 }
 
-/** End `sessions`; returns those the server agreed to end. */
+/**
+ * End `sessions`, one by one; returns those the server agreed to end, and
+ * those it refused (a role that is not a superuser may not end a superuser's).
+ */
 export async function terminateSessions(
   admin: pg.ClientBase,
   sessions: Session[],
-): Promise<Session[]> {
-  const res = await admin.query<{ pid: number; ok: boolean | null }>(
-    `select pid, pg_terminate_backend(pid) as ok from unnest($1::int[]) as pid`,
-    [sessions.map((s) => s.pid)],
+): Promise<{ ended: Session[]; refused: Session[] }> {
+  const ended: Session[] = [];
+  const refused: Session[] = [];
+  for (const session of sessions) {
+    try {
+      const res = await admin.query<{ ok: boolean | null }>(
+        'select pg_terminate_backend($1) as ok',
+        [session.pid],
+      );
+      if (res.rows[0]?.ok) ended.push(session);
+    } catch (err) {
+      if (sqlState(err) !== '42501') throw err;
+      refused.push(session);
+    }
+  }
+  return { ended, refused };
+}
+
+/** Sessions the role may not end: the swap cannot happen, and nothing was renamed. */
+export function terminateRefusal(refused: Session[], restored: string): BadInputError {
+  return new BadInputError(
+    `Cannot swap: ${refused.length} session(s) could not be ended: the role may not end a superuser's session. Close them, or swap as a superuser. The proved database ${restored} is kept under its name; nothing was renamed.`,
+    { details: refused.map(describeSession), data: { sessions: refused, restored } },
   );
-  const ended = new Set(res.rows.filter((r) => r.ok).map((r) => r.pid));
-  return sessions.filter((s) => ended.has(s.pid));
 }
 
 export async function waitGone(admin: pg.ClientBase, pids: number[]): Promise<void> {

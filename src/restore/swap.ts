@@ -9,6 +9,7 @@ import {
   listSessions,
   sessionsRefusal,
   settledSessions,
+  terminateRefusal,
   terminateSessions,
   waitGone,
   type Session,
@@ -59,8 +60,9 @@ export async function swapNames(
       if (!names.terminate || attempt > SWAP_ATTEMPTS) {
         throw sessionsRefusal(sessions, names.restored);
       }
-      const ended = await terminateSessions(admin, sessions);
+      const { ended, refused } = await terminateSessions(admin, sessions);
       terminated.push(...ended);
+      if (refused.length > 0) throw terminateRefusal(refused, names.restored);
       await waitGone(
         admin,
         ended.map((e) => e.pid),

@@ -2,7 +2,8 @@ import type pg from 'pg';
 import { splitSqlStatements } from '../runbook/sql-analysis.js';
 import type { KnexMigrationStep, Step, Timeouts } from '../runbook/types.js';
 import { redact } from '../secrets.js';
-import { libpqEnv, type Target } from '../target.js';
+import { stepEnvironment, umaskPrefix, withProcessEnv } from '../step-env.js';
+import type { Target } from '../target.js';
 import { pausePoint } from '../faults.js';
 import {
   KnexMigrationError,
@@ -29,6 +30,8 @@ export interface StepRunner {
   knex: KnexSession;
   /** Told which locks a transactional step holds just before it commits (rehearsals report them). */
   observeLocks?: (stepId: string, locks: string[]) => void;
+  /** The application name steps' own connections announce (a rehearsal finds them by it). */
+  applicationName?: string;
 }
 
 export class StepFailure extends Error {
@@ -53,7 +56,13 @@ export function undoFor(step: Step, directory: string): Undo {
         : { kind: 'none' };
     case 'shell':
       return step.down
-        ? { kind: 'shell', command: step.down, timeoutMs: step.timeoutMs, directory }
+        ? {
+            kind: 'shell',
+            command: step.down,
+            timeoutMs: step.timeoutMs,
+            directory,
+            ...(step.secrets.length > 0 ? { secrets: step.secrets } : {}),
+          }
         : { kind: 'none' };
     case 'knex-migration': {
       const ref = knexRefOfStep(step);
@@ -131,9 +140,11 @@ export async function applyStep(r: StepRunner, step: Step): Promise<void> {
         runStatements(r.client, step.up.text),
       );
     } else if (step.kind === 'shell') {
-      await runShell(r, step.up, step.timeoutMs);
+      await runShell(r, step.up, step.timeoutMs, step.secrets);
     } else {
-      await r.knex.apply(knexRefOfStep(step), { timeouts: step.timeouts });
+      await withProcessEnv(stepEnv(r), () =>
+        r.knex.apply(knexRefOfStep(step), { timeouts: step.timeouts }),
+      );
     }
     if (step.verify && !(await booleanQuery(r.client, step.verify))) {
       throw new Error('its verify query returned false after up');
@@ -238,9 +249,14 @@ export async function undoStep(r: StepRunner, state: StepState, timeouts: Timeou
     if (undo.kind === 'sql')
       await withSessionTimeouts(r.client, timeouts, () => runStatements(r.client, undo.text));
     else if (undo.kind === 'shell')
-      await runShell({ ...r, directory: undo.directory }, undo.command, undo.timeoutMs);
-    else if (knexListed) await r.knex.undo(undo, { timeouts });
-    else await r.knex.undoHalfDone(undo, { timeouts });
+      await runShell(
+        { ...r, directory: undo.directory },
+        undo.command,
+        undo.timeoutMs,
+        undo.secrets ?? [],
+      );
+    else if (knexListed) await withProcessEnv(stepEnv(r), () => r.knex.undo(undo, { timeouts }));
+    else await withProcessEnv(stepEnv(r), () => r.knex.undoHalfDone(undo, { timeouts }));
   } catch (err) {
     const nothingRan = err instanceof KnexMigrationError && err.ranNothing;
     await finishEvent(r.client, r.runId, seq, 'failed', message(err), nothingRan).catch(
@@ -385,16 +401,26 @@ async function booleanQuery(client: pg.Client, sql: string): Promise<boolean> {
   return value === true;
 }
 
-async function runShell(r: StepRunner, command: string, timeoutMs: number): Promise<void> {
-  const env = {
-    ...process.env,
-    ...libpqEnv(r.target),
-    LIFEBOAT_RUN_ID: r.runId,
-  };
+/** What a step's code sees: the database it works on, and none of lifeboat's secrets it did not ask for. */
+function stepEnv(r: StepRunner, secrets: readonly string[] = []): NodeJS.ProcessEnv {
+  return stepEnvironment(r.target, {
+    runId: r.runId,
+    secrets,
+    ...(r.applicationName ? { applicationName: r.applicationName } : {}),
+  });
+}
+
+async function runShell(
+  r: StepRunner,
+  command: string,
+  timeoutMs: number,
+  secrets: readonly string[],
+): Promise<void> {
   const { $ } = await import('zx');
   const out = await $({
     cwd: r.directory,
-    env,
+    env: stepEnv(r, secrets),
+    prefix: `${$.prefix}${umaskPrefix()}`,
     quiet: true,
     nothrow: true,
     timeout: timeoutMs,

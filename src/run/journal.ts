@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { quoteIdent } from '../db.js';
+import { redact } from '../secrets.js';
 import type { KnexMigrationRef, SqlRunner } from './knex-migration.js';
 
 /**
@@ -55,7 +56,7 @@ export type RunStatus =
 /** How to undo an applied step, stored with it. */
 export type Undo =
   | { kind: 'sql'; text: string; transaction: boolean }
-  | { kind: 'shell'; command: string; timeoutMs: number; directory: string }
+  | { kind: 'shell'; command: string; timeoutMs: number; directory: string; secrets?: string[] }
   | ({ kind: 'knex' } & KnexMigrationRef)
   | { kind: 'nothing-to-undo' }
   /** No way back; a knex migration keeps its reference so knex's table can still decide it. */
@@ -144,7 +145,7 @@ export async function setRunStatus(
     `update lifeboat_journal.runs set status = $2, error = coalesce($3, error),
             finished_at = ${ongoing ? 'null' : 'clock_timestamp()'}
       where id = $1`,
-    [runId, status, error],
+    [runId, status, error === null ? null : redact(error)],
   );
 }
 
@@ -232,7 +233,7 @@ export async function recordEvent(client: SqlRunner, e: NewEvent): Promise<numbe
       e.transactional,
       e.undo ? JSON.stringify(e.undo) : null,
       e.verify ?? null,
-      e.error ?? null,
+      e.error ? redact(e.error) : null,
     ],
   );
   return (res.rows[0] as { seq: number }).seq;
@@ -254,7 +255,7 @@ export async function finishEvent(
   await client.query(
     `update lifeboat_journal.steps set status = $3, error = $4, finished_at = clock_timestamp(),
             transactional = transactional or $5 where run_id = $1 and seq = $2`,
-    [runId, seq, status, error, nothingRan],
+    [runId, seq, status, error === null ? null : redact(error), nothingRan],
   );
 }
 

@@ -1,18 +1,18 @@
 import { findCopies } from '../catalog.js';
 import type { Config } from '../config.js';
-import { connect } from '../db.js';
+import { connect, withClient } from '../db.js';
 import { GuardRefusedError } from '../errors.js';
 import type { Difference } from '../fingerprint.js';
 import { fingerprintDatabase } from '../fingerprint-session.js';
-import { readIdentity } from '../identity.js';
-import { findTool } from '../pgtools.js';
+import { bindingOf, type BoundRecord } from '../manifest.js';
 import type { Progress } from '../progress.js';
 import { REHEARSALS_DIR, writeRecord } from '../repository.js';
-import { restoreCopy } from '../restore-copy.js';
+import { restoreTool } from '../restore/restore-tool.js';
 import { runbookChecksum } from '../runbook/checksum.js';
 import type { Runbook } from '../runbook/types.js';
-import { withScratchDatabase } from '../scratch.js';
-import { resolveTarget, type Target } from '../target.js';
+import { restoreIntoScratch, withScratchDatabase } from '../scratch.js';
+import { scratchServer, type Target } from '../target.js';
+import { readTargetState, targetChange, waitForSessionsToLeave } from '../target-watch.js';
 import { checkCopies } from '../verify.js';
 import { applyStep, type StepRunner } from './execute.js';
 import { readKnexTruth } from './journal-view.js';
@@ -36,9 +36,8 @@ import { stepStates, withKnexTruth } from './state.js';
  * Each step's duration and the locks it took forecast the real run; the
  * rollback must bring the copy back to the backup's fingerprints.
  */
-export interface RehearsalRecord {
+export interface RehearsalRecord extends BoundRecord {
   at: string;
-  backupId: string;
   runbook: string;
   runbookChecksum: string;
   passed: boolean;
@@ -51,8 +50,13 @@ export interface RehearsalRecord {
     locks?: string[];
   }[];
   rollback: { complete: boolean; undone: string[]; differences: Difference[] };
+  /** How the real target changed while the rehearsal ran (it must not): a step reached it. */
+  targetChanged?: string;
   durationMs: number;
 }
+
+/** The application name of every session a rehearsal's steps open: how they are found on the target. */
+const REHEARSAL_APPLICATION = 'lifeboat rehearsal';
 
 export async function rehearseRunbook(opts: {
   config: Config;
@@ -78,18 +82,14 @@ export async function rehearseRunbook(opts: {
       details: checks.flatMap((c) => c.problems.map((p) => `${c.destination}: ${p}`)),
     });
   }
-  const server = config.scratchUrl ? resolveTarget(config.scratchUrl) : opts.target;
-  const major = await connect(server).then(async (c) => {
-    try {
-      return (await readIdentity(c)).serverMajor;
-    } finally {
-      await c.end();
-    }
-  });
-  const pgRestore = await findTool('pg_restore', major, config.pgBinDir);
+  const server = scratchServer(config.scratchUrl, opts.target);
+  // The same choice verify and restore make: the server's version, and able to read the archive.
+  const pgRestore = await withClient(server, (admin) =>
+    restoreTool(admin, manifest, config.pgBinDir),
+  );
   const record: RehearsalRecord = {
     at: new Date().toISOString(),
-    backupId,
+    ...bindingOf(manifest),
     runbook: runbook.name,
     runbookChecksum: runbookChecksum(
       runbook.name,
@@ -104,116 +104,126 @@ export async function rehearseRunbook(opts: {
     durationMs: 0,
   };
 
-  await withScratchDatabase(server, 'rehearse', backupId, async (scratch) => {
-    await progress.task(
-      `Restore backup ${backupId} into ${scratch.name} for the rehearsal`,
-      (update) =>
-        restoreCopy({
-          copy: intact,
-          manifest,
-          config,
-          pgRestore: pgRestore.path,
-          into: scratch.target,
-          keepOwners: false,
-          update,
-        }),
-    );
-    const client = await connect(scratch.target, 'lifeboat rehearsal');
-    await withKnexSession(scratch.target, async (knex) => {
-      await ensureJournal(client);
-      const runId = `rehearsal-${newRunId()}`;
-      await insertRun(client, {
-        id: runId,
-        runbook: runbook.name,
-        runbookFile: runbook.file,
-        status: 'running',
-        backupId,
-        host: 'rehearsal',
-        pid: process.pid,
-        frozenAt: null,
-      });
-      const before = await fingerprintDatabase(scratch.target, {
-        excludeSchemas: [JOURNAL_SCHEMA],
-      });
-      await savePreFingerprints(client, runId, before);
-      // The copy carries the journal and knex's table as they were at the backup: what the target
-      // had applied stays applied. Read before knex's tables are created for the rehearsal.
-      const events = await readEvents(client);
-      const tables = await readKnexTruth(client, events, runbook);
-      const states = withKnexTruth(stepStates(events, runbook.name), tables);
-      await saveCreatedTables(client, runId, await knex.ensureTables(runbook.steps));
-      const locks = new Map<string, string[]>();
-      const runner: StepRunner = {
-        client,
-        target: scratch.target,
-        runId,
-        directory: runbook.directory,
-        knex,
-        observeLocks: (id, held) => locks.set(id, held),
-      };
-      for (const [i, step] of runbook.steps.entries()) {
-        const entry = record.steps[i]!;
-        const state =
-          states.get(step.id)?.effect ??
-          (step.kind === 'knex-migration' && knexBatch(tables, step) !== undefined
-            ? 'applied'
-            : undefined);
-        if (state === 'applied') {
-          entry.outcome = 'already-applied';
-          continue;
+  const targetBefore = await readTargetState(opts.target, [JOURNAL_SCHEMA]);
+  const restoreAs = { restoreRole: config.restoreRole, restorePassword: config.restorePassword };
+  await withScratchDatabase(
+    server,
+    'rehearse',
+    backupId,
+    async (scratch) => {
+      await progress.task(
+        `Restore backup ${backupId} into ${scratch.name} for the rehearsal`,
+        (update) =>
+          restoreIntoScratch(scratch, { copy: intact, manifest, config, pgRestore, update }),
+      );
+      const client = await connect(scratch.target, 'lifeboat rehearsal');
+      await withKnexSession(scratch.target, async (knex) => {
+        await ensureJournal(client);
+        const runId = `rehearsal-${newRunId()}`;
+        await insertRun(client, {
+          id: runId,
+          runbook: runbook.name,
+          runbookFile: runbook.file,
+          status: 'running',
+          backupId,
+          host: 'rehearsal',
+          pid: process.pid,
+          frozenAt: null,
+        });
+        const before = await fingerprintDatabase(scratch.target, {
+          excludeSchemas: [JOURNAL_SCHEMA],
+        });
+        await savePreFingerprints(client, runId, before);
+        // The copy carries the journal and knex's table as they were at the backup: what the target
+        // had applied stays applied. Read before knex's tables are created for the rehearsal.
+        const events = await readEvents(client);
+        const tables = await readKnexTruth(client, events, runbook);
+        const states = withKnexTruth(stepStates(events, runbook.name), tables);
+        await saveCreatedTables(client, runId, await knex.ensureTables(runbook.steps));
+        const locks = new Map<string, string[]>();
+        const runner: StepRunner = {
+          client,
+          target: scratch.target,
+          runId,
+          directory: runbook.directory,
+          knex,
+          observeLocks: (id, held) => locks.set(id, held),
+          applicationName: REHEARSAL_APPLICATION,
+        };
+        for (const [i, step] of runbook.steps.entries()) {
+          const entry = record.steps[i]!;
+          const state =
+            states.get(step.id)?.effect ??
+            (step.kind === 'knex-migration' && knexBatch(tables, step) !== undefined
+              ? 'applied'
+              : undefined);
+          if (state === 'applied') {
+            entry.outcome = 'already-applied';
+            continue;
+          }
+          if (state === 'in-doubt') {
+            record.failedStep = step.id;
+            record.error =
+              'it is in doubt in the backup’s journal; decide it on the target first (lifeboat run --resolve)';
+            break;
+          }
+          const t = Date.now();
+          try {
+            await progress.task(`Rehearse step ${i + 1}/${runbook.steps.length}: ${step.id}`, () =>
+              applyStep(runner, step),
+            );
+            Object.assign(entry, {
+              outcome: 'applied',
+              durationMs: Date.now() - t,
+              locks: locks.get(step.id),
+            });
+          } catch (err) {
+            Object.assign(entry, { outcome: 'failed', durationMs: Date.now() - t });
+            record.failedStep = step.id;
+            record.error = err instanceof Error ? err.message : String(err);
+            break;
+          }
         }
-        if (state === 'in-doubt') {
-          record.failedStep = step.id;
-          record.error =
-            'it is in doubt in the backup’s journal; decide it on the target first (lifeboat run --resolve)';
-          break;
+        const byId = new Map(runbook.steps.map((s) => [s.id, s]));
+        const rollback = await rollbackRun({
+          runner,
+          runbook: runbook.name,
+          timeouts: (id) => byId.get(id)?.timeouts ?? {},
+          resolutions: {},
+          progress,
+        });
+        record.rollback = {
+          complete: rollback.complete,
+          undone: rollback.outcomes.filter((o) => o.outcome === 'undone').map((o) => o.id),
+          differences: rollback.proof?.differences ?? [],
+        };
+        if (!rollback.complete && !record.error) {
+          record.error = `its rollback did not return to the backup's state: ${rollback.blockers.map((b) => `${b.stepId} ${b.reason}`).join('; ') || `${record.rollback.differences.length} difference(s)`}`;
         }
-        const t = Date.now();
-        try {
-          await progress.task(`Rehearse step ${i + 1}/${runbook.steps.length}: ${step.id}`, () =>
-            applyStep(runner, step),
-          );
-          Object.assign(entry, {
-            outcome: 'applied',
-            durationMs: Date.now() - t,
-            locks: locks.get(step.id),
-          });
-        } catch (err) {
-          Object.assign(entry, { outcome: 'failed', durationMs: Date.now() - t });
-          record.failedStep = step.id;
-          record.error = err instanceof Error ? err.message : String(err);
-          break;
-        }
-      }
-      const byId = new Map(runbook.steps.map((s) => [s.id, s]));
-      const rollback = await rollbackRun({
-        runner,
-        runbook: runbook.name,
-        timeouts: (id) => byId.get(id)?.timeouts ?? {},
-        resolutions: {},
-        progress,
-      });
-      record.rollback = {
-        complete: rollback.complete,
-        undone: rollback.outcomes.filter((o) => o.outcome === 'undone').map((o) => o.id),
-        differences: rollback.proof?.differences ?? [],
-      };
-      if (!rollback.complete && !record.error) {
-        record.error = `its rollback did not return to the backup's state: ${rollback.blockers.map((b) => `${b.stepId} ${b.reason}`).join('; ') || `${record.rollback.differences.length} difference(s)`}`;
-      }
-      record.passed = !record.failedStep && rollback.complete;
-    }).finally(() => client.end().catch(() => undefined));
-  });
+        record.passed = !record.failedStep && rollback.complete;
+      }).finally(() => client.end().catch(() => undefined));
+    },
+    restoreAs,
+  );
+  // Every way a step could find a database led to the copy; if the target changed anyway, say so.
+  await waitForSessionsToLeave(opts.target, REHEARSAL_APPLICATION);
+  const change = targetChange(targetBefore, await readTargetState(opts.target, [JOURNAL_SCHEMA]));
+  if (change) {
+    record.targetChanged = change;
+    record.passed = false;
+    record.error = `the target database changed during the rehearsal: ${change}; a step reached it instead of the scratch copy${record.error ? ` (and ${record.error})` : ''}`;
+  }
   record.durationMs = Date.now() - started;
   for (const c of intactCopies) await writeRecord(c, REHEARSALS_DIR, record, config.signingKey);
   return record;
 }
 
-/** A failed rehearsal refuses the real run, naming the step and what its rollback undid. */
+/** A failed rehearsal refuses the real run, naming the step. */
 export function rehearsalRefusal(record: RehearsalRecord): GuardRefusedError {
-  const failed = record.failedStep
-    ? `step ${record.failedStep} failed on the rehearsal copy: ${record.error ?? ''}`
-    : (record.error ?? 'it did not pass');
+  const failed =
+    record.failedStep && !record.targetChanged
+      ? `step ${record.failedStep} failed on the rehearsal copy: ${record.error ?? ''}`
+      : (record.error ?? 'it did not pass');
   const undone = record.rollback.undone;
   const rollback = record.rollback.complete
     ? `; the rollback ${undone.length > 0 ? `undid ${undone.join(', ')} and ` : ''}brought the copy back to the backup's state`
@@ -226,7 +236,9 @@ export function rehearsalRefusal(record: RehearsalRecord): GuardRefusedError {
         ...record.rollback.differences.map(
           (d) => `${d.kind} ${d.object}: expected ${d.expected}, found ${d.found}`,
         ),
-        'Nothing was changed in the target. Fix the runbook, then rehearse again: lifeboat rehearse <runbook>',
+        record.targetChanged
+          ? 'The TARGET was changed by a step: find what it wrote before anything else. Every step must reach its database through DATABASE_URL or the PG* variables.'
+          : 'Nothing was changed in the target. Fix the runbook, then rehearse again: lifeboat rehearse <runbook>',
       ],
       data: record,
     },

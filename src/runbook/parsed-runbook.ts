@@ -92,7 +92,7 @@ export function buildParsedStep(
     };
   }
   if (spec.shell !== undefined) {
-    const { up, down, verify, timeout } = spec.shell;
+    const { up, down, verify, timeout, secrets } = spec.shell;
     return {
       ...common,
       kind: 'shell',
@@ -100,6 +100,7 @@ export function buildParsedStep(
       down,
       verify: verify === undefined ? undefined : inline(verify, ['shell', 'verify']),
       timeoutMs: timeout,
+      ...(secrets ? { secrets } : {}),
     };
   }
   // runbook-structure guarantees exactly one kind, so this is the knex step.

@@ -128,6 +128,8 @@ function resolveStep(
           down: step.down,
           verify: step.verify?.text,
           timeoutMs: step.timeoutMs ?? DEFAULT_SHELL_TIMEOUT_MS,
+          // The environment, not the content: giving a step a secret is not an edit of it.
+          secrets: step.secrets ?? [],
           checksum: stepChecksum('shell', [step.up, step.down, step.verify?.text]),
           risks: [
             {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { MAX_TIMEOUT_MS, parseDuration } from './durations.js';
 import { relativePathProblem } from './relative-path.js';
+import { SECRET_VARIABLES, isSecretVariable } from '../secrets.js';
 
 /**
  * The shape of a runbook file, key by key. Every object is strict so a typo
@@ -60,11 +61,21 @@ export const knexSpec = z.strictObject({
   verify: z.record(z.string(), text).optional(),
 });
 
+/** Which of lifeboat's own secrets a shell step gets, by variable name (it gets none otherwise). */
+const secretName = z.string().superRefine((name, ctx) => {
+  if (!isSecretVariable(name))
+    ctx.addIssue({
+      code: 'custom',
+      message: `${name} is not one of lifeboat's own secrets (${SECRET_VARIABLES.join(', ')}, AWS_*); a step gets every other variable already`,
+    });
+});
+
 export const shellSpec = z.strictObject({
   up: z.string().min(1, 'must not be empty'),
   down: z.string().min(1, 'must not be empty').optional(),
   verify: text.optional(),
   timeout: timeout.optional(),
+  secrets: z.array(secretName).optional(),
 });
 
 export const STEP_KINDS = ['sql', 'check', 'knex', 'shell'] as const;

@@ -111,6 +111,8 @@ export interface ParsedShellStep extends ParsedStepCommon {
   down?: string;
   verify?: InlineText;
   timeoutMs?: number;
+  /** lifeboat's own secrets the command gets, by variable name. */
+  secrets?: string[];
 }
 
 export interface ParsedKnexStep extends ParsedStepCommon {
@@ -184,6 +186,8 @@ export interface ShellStep extends StepCommon {
   down?: string;
   verify?: string;
   timeoutMs: number;
+  /** lifeboat's own secrets the command gets, by variable name (see src/step-env.ts). */
+  secrets: string[];
 }
 
 /** One migration file of a `knex` step, run through knex so its bookkeeping stays correct. */

@@ -6,7 +6,8 @@ import { pipeline } from 'node:stream/promises';
 import type { Manifest } from '../manifest.js';
 import { DUMP_DIR, readLayout, type StoredCopy } from '../repository.js';
 import { AGE_SUFFIX, decryptStream, loadIdentities } from './age.js';
-import { HashTap, removeTree } from './files.js';
+import { inside } from './copy-paths.js';
+import { HashTap, PRIVATE_DIR, PRIVATE_FILE, removeTree } from './files.js';
 import { formatBytes } from '../units.js';
 
 /**
@@ -38,8 +39,9 @@ export async function withDumpDir<T>(
         ? await decryptStream(identities, raw, `${copy.destination}: ${stored}`)
         : raw;
       const hash = new HashTap();
-      await mkdir(path.dirname(path.join(tmp, file.path)), { recursive: true });
-      await pipeline(plain, hash, createWriteStream(path.join(tmp, file.path)));
+      const into = inside(tmp, file.path);
+      await mkdir(path.dirname(into), { recursive: true, mode: PRIVATE_DIR });
+      await pipeline(plain, hash, createWriteStream(into, { mode: PRIVATE_FILE }));
       if (hash.sha256() !== file.sha256)
         throw new Error(`${copy.destination}: ${stored} does not match the manifest once fetched`);
       fetched += file.size;

@@ -7,6 +7,10 @@ import { pipeline } from 'node:stream/promises';
 
 /** Streaming file helpers: nothing here holds a whole file in memory. */
 
+/** What lifeboat writes is its user's alone: a backup holds every row. */
+export const PRIVATE_FILE = 0o600;
+export const PRIVATE_DIR = 0o700;
+
 export function hashFile(file: string): Promise<{ size: number; sha256: string }> {
   return hashStream(createReadStream(file, { highWaterMark: 1 << 20 }));
 }
@@ -93,7 +97,7 @@ export async function fsyncTree(dir: string): Promise<void> {
 /** Write a small file so that a crash leaves either the old or the new content. */
 export async function writeFileAtomic(file: string, content: string): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, content);
+  await writeFile(tmp, content, { mode: PRIVATE_FILE });
   await fsyncPath(tmp);
   await rename(tmp, file);
   await fsyncPath(path.dirname(file));

@@ -12,7 +12,10 @@ import {
   listFiles,
   removeTree,
   writeFileAtomic,
+  PRIVATE_DIR,
+  PRIVATE_FILE,
 } from './files.js';
+import { inside } from './copy-paths.js';
 import { parseWriterMarker, writerIsGone, writerMarker } from './writer-marker.js';
 import type { CopyWriter, FileStat, Repo, StoredBytes } from './repo.js';
 
@@ -42,6 +45,11 @@ export class LocalRepo implements Repo {
     return path.join(this.root, id);
   }
 
+  /** A file of a copy; a name that would lead outside the copy is refused. */
+  private file(id: string, rel: string): string {
+    return inside(this.localDir(id), rel);
+  }
+
   async listIds(): Promise<string[]> {
     let names: string[];
     try {
@@ -61,11 +69,13 @@ export class LocalRepo implements Repo {
   }
 
   async begin(id: string): Promise<CopyWriter> {
-    await mkdir(this.root, { recursive: true });
+    await mkdir(this.root, { recursive: true, mode: PRIVATE_DIR });
     await this.cleanStale();
     const dir = path.join(this.root, `${PARTIAL_PREFIX}${id}`);
-    await mkdir(dir);
-    await writeFile(path.join(dir, '.owner'), JSON.stringify(writerMarker()));
+    await mkdir(dir, { mode: PRIVATE_DIR });
+    await writeFile(path.join(dir, '.owner'), JSON.stringify(writerMarker()), {
+      mode: PRIVATE_FILE,
+    });
     return new LocalCopyWriter(dir, this.copyLocation(id), this.root);
   }
 
@@ -81,12 +91,12 @@ export class LocalRepo implements Repo {
   }
 
   async head(id: string, rel: string): Promise<FileStat | undefined> {
-    const info = await stat(path.join(this.localDir(id), rel)).catch(() => undefined);
+    const info = await stat(this.file(id, rel)).catch(() => undefined);
     return info?.isFile() ? { path: rel, size: info.size } : undefined;
   }
 
   read(id: string, rel: string): Promise<Readable> {
-    const stream = createReadStream(path.join(this.localDir(id), rel), { highWaterMark: 1 << 20 });
+    const stream = createReadStream(this.file(id, rel), { highWaterMark: 1 << 20 });
     // Surface ENOENT here rather than on the first read.
     return new Promise((resolve, reject) => {
       stream.once('open', () => resolve(stream));
@@ -95,12 +105,12 @@ export class LocalRepo implements Repo {
   }
 
   readText(id: string, rel: string): Promise<string | undefined> {
-    return readFile(path.join(this.localDir(id), rel), 'utf8').catch(() => undefined);
+    return readFile(this.file(id, rel), 'utf8').catch(() => undefined);
   }
 
   async writeText(id: string, rel: string, text: string): Promise<void> {
-    const file = path.join(this.localDir(id), rel);
-    await mkdir(path.dirname(file), { recursive: true });
+    const file = this.file(id, rel);
+    await mkdir(path.dirname(file), { recursive: true, mode: PRIVATE_DIR });
     await writeFileAtomic(file, text);
   }
 
@@ -147,15 +157,15 @@ class LocalCopyWriter implements CopyWriter {
     onBytes?: (n: number) => void,
   ): Promise<StoredBytes> {
     const file = path.join(this.dir, rel);
-    await mkdir(path.dirname(file), { recursive: true });
+    await mkdir(path.dirname(file), { recursive: true, mode: PRIVATE_DIR });
     if (onBytes) body.on('data', (chunk: Buffer) => onBytes(chunk.length));
-    await pipeline(body, createWriteStream(file));
+    await pipeline(body, createWriteStream(file, { mode: PRIVATE_FILE }));
     await fsyncPath(file);
     return hashFile(file);
   }
 
   async putText(rel: string, text: string): Promise<void> {
-    await mkdir(path.dirname(path.join(this.dir, rel)), { recursive: true });
+    await mkdir(path.dirname(path.join(this.dir, rel)), { recursive: true, mode: PRIVATE_DIR });
     await writeFileAtomic(path.join(this.dir, rel), text);
   }
 

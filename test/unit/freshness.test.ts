@@ -8,6 +8,7 @@ const policy = { maxAgeMs: 24 * 3600_000, copies: 2 };
 function verification(ok: boolean, error?: string): VerificationRecord {
   return {
     backupId: 'b1',
+    manifestSha256: 'f'.repeat(64),
     at: '2026-11-21T11:00:00Z',
     restoredFrom: 'local',
     ok,
