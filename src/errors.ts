@@ -28,6 +28,10 @@ export class BadInputError extends LifeboatError {
   readonly exitCode = 2;
   readonly kind: string = 'bad-input';
 }
+/** Exit 2: the command line itself is wrong (an unknown flag, a missing argument); nothing ran. */
+export class UsageError extends BadInputError {
+  override readonly kind = 'usage';
+}
 export class ConfigError extends BadInputError {
   override readonly kind = 'config';
 }
