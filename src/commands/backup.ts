@@ -4,6 +4,8 @@ import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.j
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
 import type { ReportSpec } from '../cli/reports.js';
+import { StorageError } from '../errors.js';
+import { redact } from '../secrets.js';
 import { describeTarget } from '../target.js';
 import { formatBytes, formatDuration } from '../units.js';
 import { verifyBackup, type VerifyResult } from '../verify.js';
@@ -41,7 +43,21 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         const verification = argv.verify
           ? await verifyBackup({ ...ctx, backupId: backup.id, checksumsJustRead: true })
           : undefined;
-        return emit(argv, backupDocument(backup, verification), backupLines(backup, verification));
+        const doc = backupDocument(backup, verification);
+        const lines = backupLines(backup, verification);
+        const missed = backup.copies.filter((c) => !c.ok);
+        if (missed.length > 0) {
+          // A nightly job must not stay green without a copy it was configured to keep.
+          if (!argv.json) process.stdout.write(`${redact(lines.join('\n'))}\n`);
+          throw new StorageError(
+            `Backup ${backup.id} is missing from ${missed.length} of ${backup.copies.length} destinations; the copies in ${backup.copies
+              .filter((c) => c.ok)
+              .map((c) => c.destination)
+              .join(', ')} were kept${verification ? ' and verified' : ''}.`,
+            { details: missed.map((c) => `${c.destination}: ${c.error}`), data: doc },
+          );
+        }
+        return emit(argv, doc, lines);
       },
       report,
     );
