@@ -18,6 +18,7 @@ import { runCommandModule } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
 import { initCommand } from './commands/init.js';
 import { historyCommand } from './commands/history.js';
+import { configCommand } from './commands/config.js';
 import { UsageError } from './errors.js';
 import { LIFEBOAT_VERSION } from './version.js';
 
@@ -38,6 +39,7 @@ const cli = yargs(args)
   )
   .command(initCommand)
   .command(doctorCommand)
+  .command(configCommand)
   .command(backupCommand)
   .command(verifyCommand)
   .command(backupsCommand)

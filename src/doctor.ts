@@ -38,8 +38,10 @@ export async function runDoctor(opts: {
   const add = (name: string, ok: boolean, detail: string): void =>
     void checks.push({ name, ok, detail });
 
-  if (opts.configProblems.length > 0) add('config', false, opts.configProblems.join('; '));
-  else add('config', true, config?.file ? `valid (${config.file})` : 'valid (built-in defaults)');
+  // One line per problem, each with its place in the file.
+  for (const problem of opts.configProblems) add('config', false, problem);
+  if (opts.configProblems.length === 0)
+    add('config', true, config?.file ? `valid (${config.file})` : 'valid (built-in defaults)');
 
   let client: pg.Client | undefined;
   let identity: TargetIdentity | undefined;

@@ -136,9 +136,11 @@ describe('bad input is refused with exit 2 and changes nothing', () => {
     try {
       const r = await runCli(['backup', '--database-url', db.url], { cwd: cfgWs.dir });
       expect(r.code).toBe(2);
-      expect(r.stderr).toMatch(/The configuration has 4 problems\./);
-      expect(r.stderr).toMatch(/policy\.maxAge: "whenever" is not a duration/);
-      expect(r.stderr).toMatch(/colour/);
+      expect(r.stderr).toMatch(/The configuration lifeboat\.config\.json has 4 problems\./);
+      expect(r.stderr).toMatch(
+        /lifeboat\.config\.json:\d+:\d+: policy\.maxAge: write a duration with its unit.*\(got "whenever"\)/,
+      );
+      expect(r.stderr).toMatch(/lifeboat\.config\.json:\d+:\d+: colour: unknown key "colour"/);
     } finally {
       await cfgWs.cleanup();
     }
