@@ -21,7 +21,7 @@ export const configCommand: CommandModule<object, ConfigArgs> = {
         'the lifeboat.config.* found from here: every problem, with its line',
       )
       .example('$0 config check --config ci/lifeboat.config.yaml --json', 'a given file, as JSON')
-      .epilog(exitCodes(0, 2)) as unknown as Argv<ConfigArgs>,
+      .epilog(exitCodes(0, 2)),
   handler: (argv) =>
     runCommand(argv, async () => {
       const config = await loadConfig({ config: argv.config });
