@@ -83,9 +83,38 @@ describe('bad input is refused with exit 2 and changes nothing', () => {
     expect(r.code).toBe(2);
     expectPlainError(r.stderr);
     expect(r.stderr).toMatch(
-      /pg_dump was not found in .*no-tools; install the PostgreSQL client tools/,
+      /pg_dump was not found in .*no-tools, the directory LIFEBOAT_PG_BINDIR names; point LIFEBOAT_PG_BINDIR at/,
     );
     expect(await backupDirs(path.join(ws.dir, '.lifeboat/backups'))).toEqual([]);
+  });
+
+  it('LIFEBOAT_PG_BINDIR naming a directory that does not exist', async () => {
+    const r = await runCli(['backup', '--database-url', db.url], {
+      cwd: ws.dir,
+      env: { LIFEBOAT_PG_BINDIR: '/nowhere/pg/bin' },
+    });
+    expect(r.code).toBe(2);
+    expectPlainError(r.stderr);
+    expect(r.stderr).toMatch(
+      /^error: LIFEBOAT_PG_BINDIR names \/nowhere\/pg\/bin, which does not exist; point it at the directory holding pg_dump/m,
+    );
+  });
+
+  it('a password with an unencoded @ or #, and an unknown sslmode', async () => {
+    const url = new URL(db.url);
+    const r = await runCli(
+      ['gate', '--database-url', `postgres://app:se@cret#word@${url.host}/${db.name}`],
+      { cwd: ws.dir },
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^error: The user name or password in the database URL holds an @/m);
+    expect(r.stderr).not.toMatch(/cret/);
+    const bogus = new URL(db.url);
+    bogus.searchParams.set('sslmode', 'bogus');
+    const ssl = await runCli(['gate', '--database-url', bogus.toString()], { cwd: ws.dir });
+    expect(ssl.code).toBe(2);
+    expect(ssl.stderr).toMatch(/sslmode="bogus" is not an sslmode/);
+    expect(ssl.stderr).not.toMatch(/does not support SSL/);
   });
 
   it('pg_dump older than the server', async () => {

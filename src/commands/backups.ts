@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { readCatalog, type CatalogEntry } from '../catalog.js';
+import { readCatalog, resolveBackupId, type CatalogEntry } from '../catalog.js';
 import { globalOptions, targetFor, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
@@ -26,7 +26,10 @@ export const backupsCommand: CommandModule<object, BackupsArgs> = {
   builder: (y: Argv) =>
     globalOptions(y)
       .positional('action', { choices: ['list', 'show', 'prune'] as const, demandOption: true })
-      .positional('id', { type: 'string', describe: 'Backup id (for show)' })
+      .positional('id', {
+        type: 'string',
+        describe: 'Backup id, or latest (the newest backup of the target), for show',
+      })
       .option('keep', {
         type: 'number',
         describe:
@@ -38,6 +41,10 @@ export const backupsCommand: CommandModule<object, BackupsArgs> = {
         describe: 'prune: only say what would go',
       })
       .example('$0 backups list', 'every backup with its copies and last verification')
+      .example(
+        '$0 backups show latest',
+        'the newest backup of the target: copies, content, verifications',
+      )
       .example('$0 backups prune --keep 3 --dry-run', 'what pruning would remove')
       .example(
         '$0 backups prune --database-url "$DATABASE_URL"',
@@ -51,7 +58,15 @@ export const backupsCommand: CommandModule<object, BackupsArgs> = {
       if (argv.action === 'list') {
         emit(argv, { backups: entries.map(summary) }, listLines(entries));
       } else if (argv.action === 'show') {
-        const entry = entries.find((e) => e.id === argv.id);
+        const id =
+          argv.id === 'latest'
+            ? await resolveBackupId('latest', {
+                destinations: config.destinations,
+                key: config.signingKey,
+                target: targetFor(argv, config),
+              })
+            : argv.id;
+        const entry = entries.find((e) => e.id === id);
         if (!argv.id || !entry) {
           throw new BadInputError(
             `No backup ${argv.id ?? '(no id given)'}; see \`lifeboat backups list\`.`,

@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { resolveBackupId } from '../catalog.js';
 import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
@@ -25,7 +26,11 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
     'Restore a backup into a new database beside the target, prove it, optionally swap it in',
   builder: (y: Argv) =>
     globalOptions(y)
-      .positional('id', { type: 'string', demandOption: true, describe: 'Backup id' })
+      .positional('id', {
+        type: 'string',
+        demandOption: true,
+        describe: 'Backup id, or latest (the newest backup of the target)',
+      })
       .option('as', {
         type: 'string',
         describe: 'Name of the new database (default <target>__restored_<yyyymmddhhmmss>)',
@@ -55,6 +60,7 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
       })
       .implies('terminate', 'swap')
       .example('$0 restore 20261121T101500123Z-app-1f2e3d', 'restore beside the target, prove it')
+      .example('$0 restore latest', "the target's newest backup, beside it")
       .example(
         '$0 restore 20261121T101500123Z-app-1f2e3d --as app_yesterday',
         'under a name of your choice',
@@ -75,9 +81,14 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
   handler: (argv) =>
     runCommand(argv, async () => {
       const ctx = await commandContext(argv, { jobs: argv.jobs });
+      const backupId = await resolveBackupId(argv.id, {
+        destinations: ctx.config.destinations,
+        key: ctx.config.signingKey,
+        target: ctx.target,
+      });
       const result = await restoreBackup({
         ...ctx,
-        backupId: argv.id,
+        backupId,
         as: argv.as,
         swap: argv.swap,
         terminate: argv.terminate,
