@@ -1,3 +1,5 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { LifeboatError } from '../errors.js';
 import { redact } from '../secrets.js';
 import type { GlobalArgs } from './context.js';
@@ -44,19 +46,47 @@ export async function runCommand(
   }
 }
 
+/**
+ * The operator runbook that explains an outcome a person must act on: shipped
+ * with lifeboat, shown relative to the current directory when it is below it.
+ */
+export function operatorRunbook(err: LifeboatError): string | undefined {
+  const name =
+    err.exitCode === 6
+      ? /in doubt/.test(err.message)
+        ? 'step-in-doubt.md'
+        : 'run-exit-6.md'
+      : err.exitCode === 4
+        ? 'verify-failed.md'
+        : err.exitCode === 7
+          ? 'lock-held-by-dead-host.md'
+          : undefined;
+  if (!name) return undefined;
+  const file = fileURLToPath(new URL(`../../runbooks/operator/${name}`, import.meta.url));
+  const relative = path.relative(process.cwd(), file);
+  return relative.startsWith('..') ? file : relative;
+}
+
 export function reportError(argv: { json?: boolean }, err: unknown): number {
   if (err instanceof LifeboatError) {
+    const runbook = operatorRunbook(err);
     if (argv.json) {
       const doc = {
         ok: false,
         exitCode: err.exitCode,
-        error: { kind: err.kind, message: err.message, details: err.details },
+        error: {
+          kind: err.kind,
+          message: err.message,
+          details: err.details,
+          ...(runbook ? { runbook } : {}),
+        },
         ...(err.data && typeof err.data === 'object' ? { result: err.data } : {}),
       };
       process.stdout.write(`${redact(JSON.stringify(doc, null, 2))}\n`);
     }
     process.stderr.write(`${redact(`error: ${err.message}`)}\n`);
     for (const line of err.details) process.stderr.write(`  - ${redact(line)}\n`);
+    if (runbook) process.stderr.write(`What to do, step by step: ${runbook}\n`);
     return err.exitCode;
   }
   const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
