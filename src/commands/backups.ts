@@ -4,7 +4,8 @@ import { globalOptions, targetFor, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
 import { loadConfig, type Config } from '../config.js';
-import { BadInputError, errorMessage } from '../errors.js';
+import { BadInputError, VerificationFailedError, errorMessage } from '../errors.js';
+import { redact } from '../secrets.js';
 import { withClient } from '../db.js';
 import { readIdentity, type TargetIdentity } from '../identity.js';
 import { readRuns } from '../run/journal.js';
@@ -72,17 +73,22 @@ export const backupsCommand: CommandModule<object, BackupsArgs> = {
             `No backup ${argv.id ?? '(no id given)'}; see \`lifeboat backups list\`.`,
           );
         }
-        emit(
-          argv,
-          {
-            backup: {
-              ...summary(entry),
-              manifest: entry.manifest,
-              verifications: entry.verifications,
-            },
+        const doc = {
+          backup: {
+            ...summary(entry),
+            manifest: entry.manifest ?? null,
+            verifications: entry.verifications,
           },
-          showLines(entry),
-        );
+        };
+        if (!entry.manifest) {
+          // Nothing in it can be trusted: what it claims is shown, and the exit says so.
+          if (!argv.json) process.stdout.write(`${redact(showLines(entry).join('\n'))}\n`);
+          throw new VerificationFailedError(
+            `Backup ${entry.id} is damaged: its manifest cannot be trusted, so it is never used.`,
+            { details: entry.manifestProblems, data: doc },
+          );
+        }
+        emit(argv, doc, showLines(entry));
       } else {
         const decisions = planPrune(entries, {
           ...(await journalFacts(argv, config)),
@@ -133,13 +139,22 @@ function listLines(entries: CatalogEntry[]): string[] {
   if (entries.length === 0) return ['No backups yet; run `lifeboat backup`.'];
   return entries.map(
     (e) =>
-      `${e.id}  ${e.manifest?.target.database ?? '?'}  ${e.manifest ? formatBytes(e.manifest.dump.bytes) : 'manifest unreadable'}  ${e.copies.map((c) => c.destination).join(',')}  ${verifiedText(e)}`,
+      `${e.id}  ${e.manifest?.target.database ?? '?'}  ${e.manifest ? formatBytes(e.manifest.dump.bytes) : 'DAMAGED'}  ${e.copies.map((c) => c.destination).join(',')}  ${e.manifest ? verifiedText(e) : `never used: ${e.manifestProblems[0] ?? 'manifest unreadable'}`}`,
   );
 }
 
 function showLines(e: CatalogEntry): string[] {
   const m = e.manifest;
-  if (!m) return [`${e.id}: manifest unreadable`, ...e.manifestProblems.map((p) => `  ${p}`)];
+  if (!m) {
+    return [
+      `${e.id}: DAMAGED, never used`,
+      ...(e.claimed
+        ? [`  claims     ${e.claimed.target.described}, taken ${e.claimed.createdAt} (untrusted)`]
+        : []),
+      ...e.copies.map((c) => `  copy       ${c.destination}: ${c.location}`),
+      ...e.manifestProblems.map((p) => `  damaged    ${p}`),
+    ];
+  }
   return [
     `${e.id}`,
     `  target     ${m.target.described} (system ${m.target.systemIdentifier}, PostgreSQL ${m.target.serverVersion})`,
@@ -147,6 +162,7 @@ function showLines(e: CatalogEntry): string[] {
     `  dump       ${formatBytes(m.dump.bytes)}, ${m.files.length} files, pg_dump ${m.tools.pgDump.version}`,
     `  content    ${m.fingerprints.tables.length} tables, ${m.fingerprints.sequences.length} sequences, ${m.fingerprints.largeObjects.count} large objects`,
     ...e.copies.map((c) => `  copy       ${c.destination}: ${c.location}`),
+    ...e.manifestProblems.map((p) => `  damaged    ${p}`),
     ...e.verifications.map(
       (v) =>
         `  verified   ${v.at} ${v.ok ? 'ok' : `FAILED: ${v.error ?? `${v.differences.length} difference(s)`}`} (from ${v.restoredFrom || '-'})`,
