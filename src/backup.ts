@@ -14,6 +14,7 @@ import {
   type Manifest,
 } from './manifest.js';
 import { pausePoint } from './faults.js';
+import { requirePrivileges } from './privileges.js';
 import { findTool } from './pgtools.js';
 import type { Progress } from './progress.js';
 import { DUMP_DIR, writeManifest } from './repository.js';
@@ -61,6 +62,8 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupResult> {
   const createdAt = now();
 
   return withExportedSnapshot(target, async (snapshot) => {
+    // Everything the dump and the fingerprints read must be readable: say so before starting.
+    await requirePrivileges(snapshot.client, ['read'], 'A backup');
     const identity = await readIdentity(snapshot.client);
     const counters = await readWriteCounters(snapshot.client);
     const pgDump = await findTool('pg_dump', identity.serverMajor, config.pgBinDir);

@@ -41,6 +41,10 @@ export class ConnectionError extends BadInputError {
 export class ToolError extends BadInputError {
   override readonly kind = 'tools';
 }
+/** Exit 2: the role lacks a privilege; the error names the GRANT or ALTER ROLE that gives it. */
+export class PrivilegeError extends BadInputError {
+  override readonly kind = 'privileges';
+}
 export class StorageError extends BadInputError {
   override readonly kind = 'storage';
 }

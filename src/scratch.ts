@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { connect, quoteIdent, quoteLiteral } from './db.js';
 import { dropAbandoned, withMarkedDatabase } from './marked-database.js';
+import { createdbGap, privilegeError } from './privileges.js';
+import { sqlState } from './restore/sql-state.js';
 import { withDatabase, type Target } from './target.js';
 
 /**
@@ -45,7 +47,13 @@ export async function withScratchDatabase<T>(
       about: { purpose, backup: backupId },
     };
     return await withMarkedDatabase(admin, marked, async (db) => {
-      await createDatabase(admin, name, options.encoding);
+      await createDatabase(admin, name, options.encoding).catch((err: unknown) => {
+        // Not a verdict on the backup: the role may not create databases here.
+        if (sqlState(err) === '42501') {
+          throw privilegeError([createdbGap(server.user)], 'A scratch database');
+        }
+        throw err;
+      });
       await db.mark();
       return fn({ name, target: withDatabase(server, name) });
     });

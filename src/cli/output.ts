@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LifeboatError } from '../errors.js';
+import { LifeboatError, PrivilegeError, errorMessage } from '../errors.js';
+import { sqlState } from '../restore/sql-state.js';
 import { redact } from '../secrets.js';
 import type { GlobalArgs } from './context.js';
 import { writeReports, type ReportSpec } from './reports.js';
@@ -88,6 +89,16 @@ export function reportError(argv: { json?: boolean }, err: unknown): number {
     for (const line of err.details) process.stderr.write(`  - ${redact(line)}\n`);
     if (runbook) process.stderr.write(`What to do, step by step: ${runbook}\n`);
     return err.exitCode;
+  }
+  if (sqlState(err) === '42501') {
+    // A privilege nothing checked for: still bad input (exit 2), never a stack trace.
+    return reportError(
+      argv,
+      new PrivilegeError(
+        `The server refused: ${errorMessage(err)}. \`lifeboat doctor\` lists every privilege lifeboat needs and the statement that grants it.`,
+        { cause: err },
+      ),
+    );
   }
   const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
   if (argv.json) {

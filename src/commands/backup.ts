@@ -4,7 +4,7 @@ import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.j
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
 import type { ReportSpec } from '../cli/reports.js';
-import { StorageError } from '../errors.js';
+import { BadInputError, StorageError } from '../errors.js';
 import { redact } from '../secrets.js';
 import { describeTarget } from '../target.js';
 import { formatBytes, formatDuration } from '../units.js';
@@ -40,9 +40,27 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         const ctx = await commandContext(argv, { jobs: argv.jobs, scratchUrl: argv.scratchUrl });
         Object.assign(report, { config: ctx.config, target: describeTarget(ctx.target) });
         const backup = await takeBackup(ctx);
-        const verification = argv.verify
-          ? await verifyBackup({ ...ctx, backupId: backup.id, checksumsJustRead: true })
-          : undefined;
+        let verification: VerifyResult | undefined;
+        try {
+          verification = argv.verify
+            ? await verifyBackup({ ...ctx, backupId: backup.id, checksumsJustRead: true })
+            : undefined;
+        } catch (err) {
+          // The backup is stored; verification could not run (a privilege, a tool, the scratch
+          // server). That says nothing against the backup: it is unverified, not failed.
+          if (!(err instanceof BadInputError)) throw err;
+          const doc = { ...backupDocument(backup, undefined), unverified: { reason: err.message } };
+          if (!argv.json)
+            process.stdout.write(`${redact(backupLines(backup, undefined).join('\n'))}\n`);
+          throw new BadInputError(
+            `Backup ${backup.id} is stored but unverified: ${err.message.charAt(0).toLowerCase()}${err.message.slice(1)}`,
+            {
+              details: err.details,
+              data: doc,
+              cause: err,
+            },
+          );
+        }
         const doc = backupDocument(backup, verification);
         const lines = backupLines(backup, verification);
         const missed = backup.copies.filter((c) => !c.ok);

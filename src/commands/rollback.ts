@@ -3,6 +3,8 @@ import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.j
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
 import type { ReportSpec } from '../cli/reports.js';
+import { withClient } from '../db.js';
+import { requirePrivileges } from '../privileges.js';
 import { describeTarget } from '../target.js';
 import { runReportLines } from '../cli/run-report.js';
 import { undoRun } from '../run/undo-run.js';
@@ -47,6 +49,10 @@ export const rollbackCommand: CommandModule<object, RollbackArgs> = {
       async () => {
         const ctx = await commandContext(argv);
         Object.assign(spec, { config: ctx.config, target: describeTarget(ctx.target) });
+        // The journal and the fingerprints that prove a rollback: refused before anything runs.
+        await withClient(ctx.target, (c) =>
+          requirePrivileges(c, ['read', 'journal'], 'A rollback'),
+        );
         const report = await printingReport(argv, () =>
           undoRun({
             ...ctx,

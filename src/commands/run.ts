@@ -3,6 +3,8 @@ import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.j
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
 import type { ReportSpec } from '../cli/reports.js';
+import { withClient } from '../db.js';
+import { requirePrivileges } from '../privileges.js';
 import { describeTarget } from '../target.js';
 import { runReportLines } from '../cli/run-report.js';
 import { BadInputError, LifeboatError } from '../errors.js';
@@ -80,6 +82,8 @@ export const runCommandModule: CommandModule<object, RunArgs> = {
       async () => {
         const ctx = await commandContext(argv, { jobs: argv.jobs, scratchUrl: argv.scratchUrl });
         Object.assign(spec, { config: ctx.config, target: describeTarget(ctx.target) });
+        // The journal and the fingerprints that prove a rollback: refused before anything runs.
+        await withClient(ctx.target, (c) => requirePrivileges(c, ['read', 'journal'], 'A run'));
         const report = await printingReport(argv, () =>
           runRunbook({
             ...ctx,
