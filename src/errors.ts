@@ -52,7 +52,11 @@ export class StorageError extends BadInputError {
 /** Exit 3: the guard refused; nothing was changed. */
 export class GuardRefusedError extends LifeboatError {
   readonly exitCode = 3;
-  readonly kind = 'guard-refused';
+  readonly kind: string = 'guard-refused';
+}
+/** Exit 3: the fresh backup is of a schema that has changed since. */
+export class SchemaChangedError extends GuardRefusedError {
+  override readonly kind = 'schema-changed';
 }
 
 /** Exit 4: the backup does not restore, or its content differs. */

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { schemaObjects } from './schema-objects.js';
 
 /**
  * Fingerprints prove that a restored copy holds what the dump's snapshot held
@@ -27,6 +28,8 @@ export interface Fingerprints {
   /** The output settings the values were rendered under, and the server encoding. */
   settings: Record<string, string>;
   schemaHash: string;
+  /** `<hash> <object>` for each line of the schema description, to name what changed later. */
+  schemaObjects?: string[];
   tables: TableFingerprint[];
   sequences: SequenceFingerprint[];
   largeObjects: { count: number; hash: string };
@@ -365,7 +368,14 @@ export async function computeFingerprints(
   const loRow = lo.rows[0]!;
   const largeObjects = { count: Number(loRow.rows), hash: contentHash(loRow) };
 
-  return { settings, schemaHash, tables, sequences, largeObjects };
+  return {
+    settings,
+    schemaHash,
+    schemaObjects: schemaObjects(schema),
+    tables,
+    sequences,
+    largeObjects,
+  };
 }
 
 interface TableRow {

@@ -8,9 +8,8 @@ import { redact } from '../secrets.js';
  * timestamped lines otherwise (CI, pipes), nothing at all under --json.
  */
 export function terminalProgress(options: { json: boolean; quiet?: boolean }): Progress {
-  if (options.json || options.quiet) {
-    return options.json ? silentProgress : { ...silentProgress, warn: (m) => warnLine(m) };
-  }
+  // Warnings are logs: on stderr even under --json, whose stdout holds the one document.
+  if (options.json || options.quiet) return { ...silentProgress, warn: (m) => warnLine(m) };
   const tty = Boolean(process.stdout.isTTY) && !process.env.CI;
   return {
     async task<T>(title: string, fn: (update: (detail: string) => void) => Promise<T>): Promise<T> {

@@ -1,6 +1,8 @@
 import { takeBackup } from '../backup.js';
 import type { Config } from '../config.js';
-import { GuardRefusedError } from '../errors.js';
+import { readCatalog } from '../catalog.js';
+import { GuardRefusedError, SchemaChangedError } from '../errors.js';
+import { readSchemaDrift } from '../schema-drift.js';
 import type { Policy } from '../freshness.js';
 import { runGate } from '../gate.js';
 import type { Progress } from '../progress.js';
@@ -35,12 +37,34 @@ export async function guard(opts: {
   if (mode !== 'new') {
     try {
       const verdict = await runGate({ config, target, policy, progress });
+      await refuseSchemaDrift(config, target, verdict.backup!.id);
       return { backupId: verdict.backup!.id, reused: true };
     } catch (err) {
       if (mode === 'existing' || !(err instanceof GuardRefusedError)) throw err;
+      if (err.kind === 'schema-changed') progress.warn(`${err.message} Taking a new backup.`);
     }
   }
   const backup = await takeBackup({ config, target, progress });
   await verifyBackup({ config, target, backupId: backup.id, progress, checksumsJustRead: true });
   return { backupId: backup.id, reused: false };
+}
+
+/** A backup of an older schema guards nothing: refused (exit 3) with what changed since. */
+async function refuseSchemaDrift(config: Config, target: Target, backupId: string): Promise<void> {
+  const manifest = (await readCatalog(config.destinations, config.signingKey)).find(
+    (e) => e.id === backupId,
+  )?.manifest;
+  if (!manifest) return;
+  const drift = await readSchemaDrift(target, manifest.fingerprints);
+  if (!drift.changed) return;
+  throw new SchemaChangedError(
+    `The schema of ${target.database} changed since backup ${backupId} was taken, so that backup no longer guards it.`,
+    {
+      details: [
+        ...drift.changes.slice(0, 20),
+        ...(drift.changes.length > 20 ? [`and ${drift.changes.length - 20} more`] : []),
+        'take a new backup: run with --backup auto or new, or `lifeboat backup` first',
+      ],
+    },
+  );
 }
