@@ -3,9 +3,22 @@
  * listr2-backed implementation, tests and --json give a silent one.
  */
 export interface Progress {
-  /** Run one named piece of work; `update` reports how far it got (bytes, tables). */
-  task<T>(title: string, fn: (update: (detail: string) => void) => Promise<T>): Promise<T>;
+  /**
+   * Run one named piece of work; `update` reports how far it got, in words
+   * (bytes, rows, time left) and, when the whole is known, as an amount a
+   * terminal draws as a bar.
+   */
+  task<T>(
+    title: string,
+    fn: (update: (detail: string, amount?: Amount) => void) => Promise<T>,
+  ): Promise<T>;
   warn(message: string): void;
+}
+
+/** How much of a whole is done, in any unit (bytes, rows). */
+export interface Amount {
+  done: number;
+  total: number;
 }
 
 export const silentProgress: Progress = {

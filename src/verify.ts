@@ -68,19 +68,30 @@ export async function checkCopies(
   const checks: CopyCheck[] = [];
   let manifest: Manifest | undefined;
   for (const copy of copies) {
-    const { check, read } = await progress.task(
-      `Check checksums of the copy in ${copy.destination}`,
-      async (update) => {
+    // A damaged copy fails its task (✖ / FAIL), never shows as done; the check goes on.
+    const { check, read } = await progress
+      .task(`Check checksums of the copy in ${copy.destination}`, async (update) => {
         const one = await checkOne(copy, key, depth, update);
-        return { check: copyCheck(copy, one.problems, one.encrypted), read: one.manifest };
-      },
-    );
+        const found = { check: copyCheck(copy, one.problems, one.encrypted), read: one.manifest };
+        if (!found.check.intact) throw new DamagedCopy(found);
+        return found;
+      })
+      .catch((err: unknown) => {
+        if (err instanceof DamagedCopy) return err.found;
+        throw err;
+      });
     if (check.intact) manifest ??= read;
     checks.push(check);
     if (!check.intact)
       progress.warn(`the copy in ${copy.destination} is damaged: ${check.problems.join('; ')}`);
   }
   return { checks, manifest };
+}
+
+class DamagedCopy extends Error {
+  constructor(readonly found: { check: CopyCheck; read?: Manifest }) {
+    super(`damaged: ${found.check.problems.join('; ')}`);
+  }
 }
 
 async function checkOne(
