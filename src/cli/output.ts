@@ -4,6 +4,7 @@ import { LifeboatError, PrivilegeError, errorMessage } from '../errors.js';
 import { sqlState } from '../restore/sql-state.js';
 import { redact } from '../secrets.js';
 import type { GlobalArgs } from './context.js';
+import { annotations, inGitHubActions, stepOutputs, writeStepOutputs } from './github.js';
 import { writeReports, type ReportSpec } from './reports.js';
 
 /** Print the command's result: its JSON document, or its human lines. Returns the document. */
@@ -30,13 +31,20 @@ export async function runCommand(
   try {
     const doc = await fn();
     process.exitCode = 0;
-    if (report)
+    if (report) {
       await writeReports(report, { ok: true, exitCode: 0, doc: doc ?? {} }).catch(reportFailed);
+      await writeStepOutputs(stepOutputs(report.command, { exitCode: 0, doc: doc ?? {} })).catch(
+        reportFailed,
+      );
+    }
   } catch (err) {
     process.exitCode = reportError(argv, err);
     if (report && err instanceof LifeboatError) {
       const data =
         err.data && typeof err.data === 'object' ? (err.data as Record<string, unknown>) : {};
+      await writeStepOutputs(
+        stepOutputs(report.command, { exitCode: err.exitCode, doc: dataDocument(report, data) }),
+      ).catch(reportFailed);
       await writeReports(report, {
         ok: false,
         exitCode: err.exitCode,
@@ -85,6 +93,7 @@ export function reportError(argv: { json?: boolean }, err: unknown): number {
       };
       process.stdout.write(`${redact(JSON.stringify(doc, null, 2))}\n`);
     }
+    if (inGitHubActions()) for (const a of annotations(err)) process.stderr.write(`${redact(a)}\n`);
     process.stderr.write(`${redact(`error: ${err.message}`)}\n`);
     for (const line of err.details) process.stderr.write(`  - ${redact(line)}\n`);
     if (runbook) process.stderr.write(`What to do, step by step: ${runbook}\n`);
@@ -113,6 +122,13 @@ export function reportError(argv: { json?: boolean }, err: unknown): number {
     `${redact(`internal error (a bug in lifeboat; please report it):\n${text}`)}\n`,
   );
   return 1;
+}
+
+/** A failure's data as the command's document: the whole document, or the part under its key. */
+function dataDocument(report: ReportSpec, data: Record<string, unknown>): Record<string, unknown> {
+  return 'backup' in data || 'verification' in data
+    ? data
+    : { [report.dataKey ?? report.command]: data };
 }
 
 /** Evidence that cannot be written is worth a warning, never a changed outcome. */
