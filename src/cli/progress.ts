@@ -106,8 +106,8 @@ function stderrLogger(plain: boolean): ListrLogger<ListrLogLevels> {
 const BAR_SIZE = 24;
 const BAR = {
   barsize: BAR_SIZE,
-  barCompleteString: cliProgress.Presets.shades_classic.barCompleteChar!.repeat(BAR_SIZE),
-  barIncompleteString: cliProgress.Presets.shades_classic.barIncompleteChar!.repeat(BAR_SIZE),
+  barCompleteString: cliProgress.Presets.shades_classic.barCompleteChar.repeat(BAR_SIZE),
+  barIncompleteString: cliProgress.Presets.shades_classic.barIncompleteChar.repeat(BAR_SIZE),
   barGlue: '',
 };
 
@@ -115,7 +115,7 @@ const BAR = {
 function bar(amount: Amount): string {
   const share = amount.total > 0 ? Math.min(Math.max(amount.done / amount.total, 0), 1) : 0;
   const percent = `${Math.floor(share * 100)}%`.padStart(4);
-  return `${cliProgress.Format.BarFormat(share, BAR as cliProgress.Options)} ${percent}`;
+  return `${cliProgress.Format.BarFormat(share, BAR)} ${percent}`;
 }
 
 function warnLine(message: string): void {
