@@ -83,6 +83,12 @@ export class LockHeldError extends LifeboatError {
   readonly kind = 'lock-held';
 }
 
+/** Exit 130 (128 + SIGINT, as shells report it): stopped by the operator; what was half done is gone. */
+export class InterruptedError extends LifeboatError {
+  readonly exitCode = 130;
+  readonly kind = 'interrupted';
+}
+
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

@@ -1,5 +1,6 @@
 import type { Config } from './config.js';
 import type { Manifest } from './manifest.js';
+import type { Amount } from './progress.js';
 import { restoreArchive } from './pg-restore.js';
 import type { StoredCopy } from './repository.js';
 import { withDumpDir } from './storage/dump-dir.js';
@@ -13,14 +14,17 @@ export function restoreCopy(p: {
   pgRestore: string;
   into: Target;
   keepOwners: boolean;
-  update: (detail: string) => void;
+  update: (detail: string, amount?: Amount) => void;
+  signal?: AbortSignal;
 }): Promise<void> {
   return withDumpDir(p.copy, p.manifest, p.config.signingKey, p.update, (dumpDir) =>
     restoreArchive(p.pgRestore, dumpDir, p.into, {
       jobs: p.config.jobs,
       tables: p.manifest.fingerprints.tables.length,
+      rows: p.manifest.fingerprints.tables.reduce((sum, t) => sum + t.rows, 0),
       keepOwners: p.keepOwners,
       onProgress: p.update,
+      signal: p.signal,
     }),
   );
 }

@@ -1,6 +1,12 @@
 import type { Config } from './config.js';
 import { connect } from './db.js';
-import { BadInputError, ToolError, VerificationFailedError, errorMessage } from './errors.js';
+import {
+  BadInputError,
+  InterruptedError,
+  ToolError,
+  VerificationFailedError,
+  errorMessage,
+} from './errors.js';
 import { compareFingerprints, type Difference } from './fingerprint.js';
 import { fingerprintDatabase } from './fingerprint-session.js';
 import type { Manifest, VerificationRecord } from './manifest.js';
@@ -53,6 +59,8 @@ export interface VerifyOptions {
   from?: string;
   /** Restore every copy, one after the other. */
   allCopies?: boolean;
+  /** An interrupt: the restore stops, the scratch database is dropped, nothing is recorded. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -165,6 +173,18 @@ function copiesToRestore(checks: CopyCheck[], opts: VerifyOptions): CopyCheck[] 
  * every copy whose manifest is sound.
  */
 export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
+  try {
+    return await proveBackup(opts);
+  } catch (err) {
+    if (!opts.signal?.aborted || err instanceof InterruptedError) throw err;
+    throw new InterruptedError(
+      `Interrupted: the verification of backup ${opts.backupId} was stopped; its scratch database was dropped and nothing was recorded.`,
+      { cause: err },
+    );
+  }
+}
+
+async function proveBackup(opts: VerifyOptions): Promise<VerifyResult> {
   const { config, progress } = opts;
   const started = Date.now();
   const copies = await findCopies(config.destinations, opts.backupId);
@@ -293,14 +313,13 @@ async function restoreAndCompare(
               into: scratch.target,
               keepOwners: false,
               update,
+              signal: opts.signal,
             }),
         );
         restoreMs = Date.now() - restoreStarted;
         await pausePoint('verify:restored');
         const found = await progress.task('Fingerprint the restored copy', (update) =>
-          fingerprintDatabase(scratch.target, {
-            onTable: (done, total) => update(`${done}/${total} tables`),
-          }),
+          fingerprintDatabase(scratch.target, { onProgress: update, signal: opts.signal }),
         );
         differences = await progress.task('Compare fingerprints', () =>
           Promise.resolve(compareFingerprints(manifest.fingerprints, found)),
@@ -310,8 +329,9 @@ async function restoreAndCompare(
     );
     return { restoreMs, differences, scratchName };
   } catch (err) {
-    // Missing tools, keys or an unreachable scratch server are bad input, not a verdict on the backup.
-    if (err instanceof BadInputError) throw err;
+    // Missing tools, keys or an unreachable scratch server are bad input, not a verdict on the
+    // backup; nor is an interrupt.
+    if (err instanceof BadInputError || opts.signal?.aborted) throw err;
     return { restoreMs, differences, error: errorMessage(err), scratchName };
   }
 }

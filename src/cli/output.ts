@@ -1,9 +1,10 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LifeboatError, PrivilegeError, errorMessage } from '../errors.js';
+import { InterruptedError, LifeboatError, PrivilegeError, errorMessage } from '../errors.js';
 import { sqlState } from '../restore/sql-state.js';
 import { redact } from '../secrets.js';
 import type { GlobalArgs } from './context.js';
+import { handleInterrupts, type InterruptPolicy } from './interrupt.js';
 import { annotations, inGitHubActions, stepOutputs, writeStepOutputs } from './github.js';
 import { writeReports, type ReportSpec } from './reports.js';
 
@@ -25,11 +26,21 @@ export function emit(
  */
 export async function runCommand(
   argv: GlobalArgs,
-  fn: () => Promise<Record<string, unknown> | void>,
+  fn: (signal: AbortSignal) => Promise<Record<string, unknown> | void>,
   report?: ReportSpec,
+  interrupt: InterruptPolicy = { kind: 'exit' },
 ): Promise<void> {
+  const interrupts = handleInterrupts(interrupt);
   try {
-    const doc = await fn();
+    const doc = await fn(interrupts.signal).catch((err: unknown) => {
+      // Whatever broke once the tools were stopped, the cause is the interrupt.
+      if (!interrupts.signal.aborted || interrupt.kind !== 'abort') throw err;
+      if (err instanceof InterruptedError) throw err;
+      throw new InterruptedError(
+        `Interrupted: ${interrupt.stopping} was stopped, and what it had half done was removed.`,
+        { cause: err },
+      );
+    });
     process.exitCode = 0;
     if (report) {
       await writeReports(report, { ok: true, exitCode: 0, doc: doc ?? {} }).catch(reportFailed);
@@ -52,6 +63,8 @@ export async function runCommand(
         error: { message: err.message, details: err.details },
       }).catch(reportFailed);
     }
+  } finally {
+    interrupts.done();
   }
 }
 

@@ -4,7 +4,7 @@ import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.j
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
 import type { ReportSpec } from '../cli/reports.js';
-import { BadInputError, StorageError } from '../errors.js';
+import { BadInputError, InterruptedError, StorageError } from '../errors.js';
 import { redact } from '../secrets.js';
 import { describeTarget } from '../target.js';
 import { formatBytes, formatDuration } from '../units.js';
@@ -36,16 +36,21 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
     const report: ReportSpec = { command: 'backup', dataKey: 'verification' };
     return runCommand(
       argv,
-      async () => {
+      async (signal) => {
         const ctx = await commandContext(argv, { jobs: argv.jobs, scratchUrl: argv.scratchUrl });
         Object.assign(report, { config: ctx.config, target: describeTarget(ctx.target) });
-        const backup = await takeBackup(ctx);
+        const backup = await takeBackup({ ...ctx, signal });
         let verification: VerifyResult | undefined;
         try {
           verification = argv.verify
-            ? await verifyBackup({ ...ctx, backupId: backup.id, checksumsJustRead: true })
+            ? await verifyBackup({ ...ctx, backupId: backup.id, checksumsJustRead: true, signal })
             : undefined;
         } catch (err) {
+          if (err instanceof InterruptedError) {
+            throw new InterruptedError(
+              `Interrupted: backup ${backup.id} is stored but unverified; its verification was stopped and the scratch database dropped. \`lifeboat verify ${backup.id}\` proves it later.`,
+            );
+          }
           // The backup is stored; verification could not run (a privilege, a tool, the scratch
           // server). That says nothing against the backup: it is unverified, not failed.
           if (!(err instanceof BadInputError)) throw err;
@@ -78,6 +83,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         return emit(argv, doc, lines);
       },
       report,
+      { kind: 'abort', stopping: 'the backup' },
     );
   },
 };

@@ -53,67 +53,74 @@ export const backupsCommand: CommandModule<object, BackupsArgs> = {
       )
       .epilog(exitCodes(0, 2)) as unknown as Argv<BackupsArgs>,
   handler: (argv) =>
-    runCommand(argv, async () => {
-      const config = await loadConfig({ config: argv.config });
-      const entries = await readCatalog(config.destinations, config.signingKey);
-      if (argv.action === 'list') {
-        emit(argv, { backups: entries.map(summary) }, listLines(entries));
-      } else if (argv.action === 'show') {
-        const id =
-          argv.id === 'latest'
-            ? await resolveBackupId('latest', {
-                destinations: config.destinations,
-                key: config.signingKey,
-                target: targetFor(argv, config),
-              })
-            : argv.id;
-        const entry = entries.find((e) => e.id === id);
-        if (!argv.id || !entry) {
-          throw new BadInputError(
-            `No backup ${argv.id ?? '(no id given)'}; see \`lifeboat backups list\`.`,
-          );
-        }
-        const doc = {
-          backup: {
-            ...summary(entry),
-            manifest: entry.manifest ?? null,
-            verifications: entry.verifications,
-          },
-        };
-        if (!entry.manifest) {
-          // Nothing in it can be trusted: what it claims is shown, and the exit says so.
-          if (!argv.json) process.stdout.write(`${redact(showLines(entry).join('\n'))}\n`);
-          throw new VerificationFailedError(
-            `Backup ${entry.id} is damaged: its manifest cannot be trusted, so it is never used.`,
-            { details: entry.manifestProblems, data: doc },
-          );
-        }
-        emit(argv, doc, showLines(entry));
-      } else {
-        const decisions = planPrune(entries, {
-          ...(await journalFacts(argv, config)),
-          destinations: config.destinations.map((d) => ({
-            name: d.name,
-            keep: argv.keep ?? d.keep ?? config.keep,
-          })),
-        });
-        const removed = decisions.filter((d) => d.action === 'remove');
-        if (!argv.dryRun)
-          for (const d of removed) {
-            const copy = entries
-              .find((e) => e.id === d.id)!
-              .copies.find((c) => c.destination === d.destination)!;
-            await removeCopy(copy);
+    runCommand(
+      argv,
+      async (signal) => {
+        const config = await loadConfig({ config: argv.config });
+        const entries = await readCatalog(config.destinations, config.signingKey);
+        if (argv.action === 'list') {
+          emit(argv, { backups: entries.map(summary) }, listLines(entries));
+        } else if (argv.action === 'show') {
+          const id =
+            argv.id === 'latest'
+              ? await resolveBackupId('latest', {
+                  destinations: config.destinations,
+                  key: config.signingKey,
+                  target: targetFor(argv, config),
+                })
+              : argv.id;
+          const entry = entries.find((e) => e.id === id);
+          if (!argv.id || !entry) {
+            throw new BadInputError(
+              `No backup ${argv.id ?? '(no id given)'}; see \`lifeboat backups list\`.`,
+            );
           }
-        emit(argv, { prune: { dryRun: argv.dryRun, decisions } }, [
-          ...decisions.map(
-            (d) =>
-              `${d.action === 'keep' ? 'keep  ' : argv.dryRun ? 'would remove' : 'remove'}  ${d.id}  ${d.destination}  (${d.reason})`,
-          ),
-          `${removed.length} cop${removed.length === 1 ? 'y' : 'ies'} ${argv.dryRun ? 'would be ' : ''}removed`,
-        ]);
-      }
-    }),
+          const doc = {
+            backup: {
+              ...summary(entry),
+              manifest: entry.manifest ?? null,
+              verifications: entry.verifications,
+            },
+          };
+          if (!entry.manifest) {
+            // Nothing in it can be trusted: what it claims is shown, and the exit says so.
+            if (!argv.json) process.stdout.write(`${redact(showLines(entry).join('\n'))}\n`);
+            throw new VerificationFailedError(
+              `Backup ${entry.id} is damaged: its manifest cannot be trusted, so it is never used.`,
+              { details: entry.manifestProblems, data: doc },
+            );
+          }
+          emit(argv, doc, showLines(entry));
+        } else {
+          const decisions = planPrune(entries, {
+            ...(await journalFacts(argv, config)),
+            destinations: config.destinations.map((d) => ({
+              name: d.name,
+              keep: argv.keep ?? d.keep ?? config.keep,
+            })),
+          });
+          const removed = decisions.filter((d) => d.action === 'remove');
+          if (!argv.dryRun)
+            for (const d of removed) {
+              // An interrupt stops between copies: each removal is whole (manifest first).
+              signal.throwIfAborted();
+              const copy = entries
+                .find((e) => e.id === d.id)!
+                .copies.find((c) => c.destination === d.destination)!;
+              await removeCopy(copy);
+            }
+          emit(argv, { prune: { dryRun: argv.dryRun, decisions } }, [
+            ...decisions.map(
+              (d) =>
+                `${d.action === 'keep' ? 'keep  ' : argv.dryRun ? 'would remove' : 'remove'}  ${d.id}  ${d.destination}  (${d.reason})`,
+            ),
+            `${removed.length} cop${removed.length === 1 ? 'y' : 'ies'} ${argv.dryRun ? 'would be ' : ''}removed`,
+          ]);
+        }
+      },
+      undefined,
+      { kind: 'abort', stopping: 'the pruning' },
+    ),
 };
 
 function summary(e: CatalogEntry): Record<string, unknown> {

@@ -79,24 +79,30 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
         ].join('\n'),
       ),
   handler: (argv) =>
-    runCommand(argv, async () => {
-      const ctx = await commandContext(argv, { jobs: argv.jobs });
-      const backupId = await resolveBackupId(argv.id, {
-        destinations: ctx.config.destinations,
-        key: ctx.config.signingKey,
-        target: ctx.target,
-      });
-      const result = await restoreBackup({
-        ...ctx,
-        backupId,
-        as: argv.as,
-        swap: argv.swap,
-        terminate: argv.terminate,
-        keepOwners: argv.owner,
-        maintenanceDb: argv.maintenanceDb,
-      });
-      emit(argv, { restore: result }, restoreLines(result, ctx.target.database));
-    }),
+    runCommand(
+      argv,
+      async (signal) => {
+        const ctx = await commandContext(argv, { jobs: argv.jobs });
+        const backupId = await resolveBackupId(argv.id, {
+          destinations: ctx.config.destinations,
+          key: ctx.config.signingKey,
+          target: ctx.target,
+        });
+        const result = await restoreBackup({
+          ...ctx,
+          backupId,
+          as: argv.as,
+          swap: argv.swap,
+          terminate: argv.terminate,
+          keepOwners: argv.owner,
+          maintenanceDb: argv.maintenanceDb,
+          signal,
+        });
+        emit(argv, { restore: result }, restoreLines(result, ctx.target.database));
+      },
+      undefined,
+      { kind: 'abort', stopping: 'the restore' },
+    ),
 };
 
 export function restoreLines(r: RestoreResult, target: string): string[] {

@@ -9,6 +9,7 @@ import { describeTarget } from '../target.js';
 import { runReportLines } from '../cli/run-report.js';
 import { undoRun } from '../run/undo-run.js';
 import { lockWait, parseResolutions, printingReport } from './run.js';
+import type { InterruptPolicy } from '../cli/interrupt.js';
 
 interface RollbackArgs extends GlobalArgs {
   run?: string;
@@ -64,6 +65,15 @@ export const rollbackCommand: CommandModule<object, RollbackArgs> = {
         return emit(argv, { rollback: report }, runReportLines(report));
       },
       spec,
+      ROLLBACK_INTERRUPTS,
     );
   },
+};
+
+/** A rollback is not stopped half-way: that would leave the database in neither state. */
+const ROLLBACK_INTERRUPTS: InterruptPolicy = {
+  kind: 'safe-point',
+  first:
+    'interrupt: the rollback goes on to its end, each step checkpointed: stopping half-way would leave the database in neither state. It ends by itself; `lifeboat status` shows where it is.',
+  later: 'interrupt: the rollback is still finishing; it ends by itself.',
 };

@@ -2,6 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
+import type { InterruptPolicy } from '../cli/interrupt.js';
 import type { ReportSpec } from '../cli/reports.js';
 import { withClient } from '../db.js';
 import { requirePrivileges } from '../privileges.js';
@@ -79,7 +80,7 @@ export const runCommandModule: CommandModule<object, RunArgs> = {
     const spec: ReportSpec = { command: 'run' };
     return runCommand(
       argv,
-      async () => {
+      async (signal) => {
         const ctx = await commandContext(argv, { jobs: argv.jobs, scratchUrl: argv.scratchUrl });
         Object.assign(spec, { config: ctx.config, target: describeTarget(ctx.target) });
         // The journal and the fingerprints that prove a rollback: refused before anything runs.
@@ -93,12 +94,13 @@ export const runCommandModule: CommandModule<object, RunArgs> = {
             resolutions: parseResolutions(argv.resolve),
             freeze: argv.freeze,
             rehearse: argv.rehearse,
-            signal: interruptions(),
+            signal,
           }),
         );
         return emit(argv, { run: report }, runReportLines(report));
       },
       spec,
+      STEP_INTERRUPTS,
     );
   },
 };
@@ -138,26 +140,11 @@ export function parseResolutions(items: string[]): Resolutions {
   return out;
 }
 
-/**
- * Ctrl-C (or SIGTERM) during a run: the first stops it at the next safe point
- * (between steps) and rolls back as a failure would; later ones say what is
- * still happening instead of leaving a half-done state.
- */
-function interruptions(): AbortSignal {
-  const controller = new AbortController();
-  const onSignal = (): void => {
-    if (!controller.signal.aborted) {
-      process.stderr.write(
-        '\ninterrupt: stopping at the next safe point (after the current step), then rolling back as a failure would.\n',
-      );
-      controller.abort();
-    } else {
-      process.stderr.write(
-        '\ninterrupt: lifeboat is finishing the current step or its rollback, each checkpointed; stopping now would leave a step in doubt. It ends by itself; `lifeboat status` shows where it is.\n',
-      );
-    }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  return controller.signal;
-}
+/** Ctrl-C during a run or rollback: the steps stop at the next safe point, each checkpointed. */
+export const STEP_INTERRUPTS: InterruptPolicy = {
+  kind: 'safe-point',
+  first:
+    'interrupt: stopping at the next safe point (after the current step), then rolling back as a failure would.',
+  later:
+    'interrupt: lifeboat is finishing the current step or its rollback, each checkpointed; stopping now would leave a step in doubt. It ends by itself; `lifeboat status` shows where it is.',
+};

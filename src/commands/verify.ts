@@ -44,7 +44,7 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
     const report: ReportSpec = { command: 'verify', dataKey: 'verification' };
     return runCommand(
       argv,
-      async () => {
+      async (signal) => {
         if (argv.from && argv.allCopies)
           throw new BadInputError('Give --from DEST or --all-copies, not both.');
         const ctx = await commandContext(argv, { jobs: argv.jobs, scratchUrl: argv.scratchUrl });
@@ -59,6 +59,7 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
           backupId: id,
           from: argv.from,
           allCopies: argv.allCopies,
+          signal,
         });
         return emit(
           argv,
@@ -67,6 +68,7 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
         );
       },
       report,
+      { kind: 'abort', stopping: 'the verification' },
     );
   },
 };
