@@ -34,12 +34,16 @@ interface RoleFacts {
   ownsDatabase: boolean;
 }
 
-/** Every gap for `needs` in the database `client` is connected to. Reads only. */
+/**
+ * Every gap for `needs` in the database `client` is connected to (or, for the
+ * database-level needs, in `database` on the same server). Reads only.
+ */
 export async function readPrivilegeGaps(
   client: pg.ClientBase,
   needs: readonly Need[],
+  database?: string,
 ): Promise<PrivilegeGap[]> {
-  const facts = await roleFacts(client);
+  const facts = await roleFacts(client, database);
   if (facts.superuser) return [];
   const unreadable = needs.includes('read') ? await unreadableObjects(client) : [];
   return privilegeGaps(facts, unreadable, needs);
@@ -153,14 +157,15 @@ export function createdbGap(roleName: string): PrivilegeGap {
   };
 }
 
-async function roleFacts(client: pg.ClientBase): Promise<RoleFacts> {
+async function roleFacts(client: pg.ClientBase, database?: string): Promise<RoleFacts> {
   const res = await client.query<RoleFacts>(
-    `select current_user as role, current_database() as database,
+    `select current_user as role, d.datname as database,
             r.rolsuper as superuser, r.rolcreatedb or r.rolsuper as createdb,
-            has_database_privilege(current_database(), 'CREATE') as "createOnDatabase",
+            has_database_privilege(d.oid, 'CREATE') as "createOnDatabase",
             pg_has_role(d.datdba, 'USAGE') as "ownsDatabase"
        from pg_roles r, pg_database d
-      where r.rolname = current_user and d.datname = current_database()`,
+      where r.rolname = current_user and d.datname = coalesce($1, current_database())`,
+    [database ?? null],
   );
   return res.rows[0]!;
 }

@@ -41,7 +41,7 @@ describe('lifeboat history', () => {
     first = path.basename((await backupDirs(path.join(ws.dir, 'backups')))[0]!);
     await cli('verify', first, '--database-url', db.url);
     await cli('run', 'widgets.yaml', '--backup', 'existing', '--database-url', db.url);
-    await cli('rollback', '--database-url', db.url);
+    await cli('rollback', '--yes', '--database-url', db.url);
     // A newer backup whose verification fails, and a backup of another database.
     await cli('backup', '--no-verify', '--database-url', db.url);
     second = (await backupDirs(path.join(ws.dir, 'backups')))

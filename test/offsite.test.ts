@@ -665,7 +665,7 @@ describe('faults of the object store', () => {
     try {
       const env = awsEnv();
       const ids = [await backupId(ws, env), await backupId(ws, env), await backupId(ws, env)];
-      const r = await runJson(['backups', 'prune', '--database-url', dbUrl()], {
+      const r = await runJson(['backups', 'prune', '--yes', '--database-url', dbUrl()], {
         cwd: ws.dir,
         env,
       });

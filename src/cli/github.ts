@@ -46,6 +46,7 @@ export function stepOutputs(
 }
 
 function verdictOf(command: string, exitCode: number, doc: Record<string, unknown>): string {
+  if (doc.dryRun) return exitCode === 0 ? 'would-proceed' : 'would-refuse';
   if (command === 'gate') return exitCode === 0 ? 'passed' : exitCode === 3 ? 'refused' : 'error';
   if (command === 'backup' || command === 'verify') {
     if (exitCode === 4) return 'failed';

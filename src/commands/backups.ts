@@ -3,6 +3,7 @@ import { readCatalog, resolveBackupId, type CatalogEntry } from '../catalog.js';
 import { globalOptions, targetFor, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
+import { confirm } from '../cli/confirm.js';
 import { loadConfig, type Config } from '../config.js';
 import { BadInputError, VerificationFailedError, errorMessage } from '../errors.js';
 import { redact } from '../secrets.js';
@@ -19,6 +20,7 @@ interface BackupsArgs extends GlobalArgs {
   id?: string;
   keep?: number;
   dryRun: boolean;
+  yes: boolean;
 }
 
 export const backupsCommand: CommandModule<object, BackupsArgs> = {
@@ -46,10 +48,15 @@ export const backupsCommand: CommandModule<object, BackupsArgs> = {
         '$0 backups show latest',
         'the newest backup of the target: copies, content, verifications',
       )
+      .option('yes', {
+        type: 'boolean',
+        default: false,
+        describe: 'prune: do not ask for confirmation (needed when not on a terminal)',
+      })
       .example('$0 backups prune --keep 3 --dry-run', 'what pruning would remove')
       .example(
-        '$0 backups prune --database-url "$DATABASE_URL"',
-        "prune this database's backups, in every destination",
+        '$0 backups prune --yes --database-url "$DATABASE_URL"',
+        "prune this database's backups, in every destination, without asking",
       )
       .epilog(exitCodes(0, 2)) as unknown as Argv<BackupsArgs>,
   handler: (argv) =>
@@ -100,6 +107,12 @@ export const backupsCommand: CommandModule<object, BackupsArgs> = {
             })),
           });
           const removed = decisions.filter((d) => d.action === 'remove');
+          if (!argv.dryRun && removed.length > 0) {
+            await confirm(
+              `Remove ${removed.length} cop${removed.length === 1 ? 'y' : 'ies'}: ${removed.map((d) => `${d.id} in ${d.destination}`).join(', ')}?`,
+              { yes: argv.yes, command: 'backups prune' },
+            );
+          }
           if (!argv.dryRun)
             for (const d of removed) {
               // An interrupt stops between copies: each removal is whole (manifest first).
