@@ -3,7 +3,7 @@ import { mkdtemp, statfs, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Config, Destination } from './config.js';
-import { StorageError, ToolError } from './errors.js';
+import { InterruptedError, StorageError, ToolError } from './errors.js';
 import { computeFingerprints } from './fingerprint.js';
 import { readIdentity, readWriteCounters, type TargetIdentity } from './identity.js';
 import {
@@ -14,8 +14,9 @@ import {
   type Manifest,
 } from './manifest.js';
 import { pausePoint } from './faults.js';
+import { requirePrivileges } from './privileges.js';
 import { findTool } from './pgtools.js';
-import type { Progress } from './progress.js';
+import type { Amount, Progress } from './progress.js';
 import { DUMP_DIR, writeManifest } from './repository.js';
 import { storeCopy } from './store-copy.js';
 import { describeDestination, openRepo } from './storage/open.js';
@@ -34,6 +35,8 @@ export interface BackupOptions {
   target: Target;
   progress: Progress;
   now?: () => Date;
+  /** An interrupt: pg_dump is stopped, the partial backup removed, nothing listed. */
+  signal?: AbortSignal;
 }
 
 export interface CopyOutcome {
@@ -56,11 +59,25 @@ export interface BackupResult {
  * only then renamed into place.
  */
 export async function takeBackup(opts: BackupOptions): Promise<BackupResult> {
-  const { config, target, progress } = opts;
+  try {
+    return await dumpAndStore(opts);
+  } catch (err) {
+    if (!opts.signal?.aborted || err instanceof InterruptedError) throw err;
+    throw new InterruptedError(
+      'Interrupted: the backup was stopped before it was stored; pg_dump was stopped, the partial backup removed, and nothing was listed.',
+      { cause: err },
+    );
+  }
+}
+
+async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
+  const { config, target, progress, signal } = opts;
   const now = opts.now ?? (() => new Date());
   const createdAt = now();
 
   return withExportedSnapshot(target, async (snapshot) => {
+    // Everything the dump and the fingerprints read must be readable: say so before starting.
+    await requirePrivileges(snapshot.client, ['read'], 'A backup');
     const identity = await readIdentity(snapshot.client);
     const counters = await readWriteCounters(snapshot.client);
     const pgDump = await findTool('pg_dump', identity.serverMajor, config.pgBinDir);
@@ -77,7 +94,8 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupResult> {
         async (update) => {
           let dumped = '';
           let tables = '';
-          const show = (): void => update([dumped, tables].filter(Boolean).join(' · '));
+          let dumpAmount: Amount | undefined;
+          const show = (): void => update([dumped, tables].filter(Boolean).join(' · '), dumpAmount);
           const [dump, fingerprinted] = await Promise.all([
             dumpAtSnapshot(
               pgDump.path,
@@ -86,10 +104,12 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupResult> {
               target,
               config.jobs,
               previous,
-              (d) => {
+              (d, amount) => {
                 dumped = d;
+                dumpAmount = amount;
                 show();
               },
+              signal,
             ),
             (async () => {
               const started = Date.now();
@@ -98,6 +118,7 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupResult> {
                 const fingerprints = await computeFingerprints(snapshot.client, {
                   helpers: [helper],
                   onTable: (done, total) => {
+                    signal?.throwIfAborted();
                     tables = `${done}/${total} tables fingerprinted`;
                     show();
                   },
@@ -112,9 +133,11 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupResult> {
         },
       );
 
+      signal?.throwIfAborted();
       const files = await progress.task('Checksum the dump', async (update) =>
         checksumStaging(source.dir, update),
       );
+      signal?.throwIfAborted();
       const manifest: Manifest = {
         format: MANIFEST_FORMAT,
         id,
@@ -153,6 +176,20 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupResult> {
       const done = new Set(copies.map((c) => c.destination));
       const sourceDir = copies.find((c) => c.ok)?.location ?? source.dir;
       for (const dest of config.destinations.filter((d) => !done.has(d.name))) {
+        if (signal?.aborted) {
+          // The published copy is whole and kept; the copies not made are said.
+          throw new InterruptedError(
+            `Interrupted: backup ${id} is stored in ${
+              copies
+                .filter((c) => c.ok)
+                .map((c) => c.destination)
+                .join(', ') || 'no destination'
+            }, but its copies to ${config.destinations
+              .filter((d) => !copies.some((c) => c.destination === d.name && c.ok))
+              .map((d) => d.name)
+              .join(', ')} were stopped and removed; it is not verified.`,
+          );
+        }
         copies.push(
           await progress.task(`Copy to ${dest.name} (${describeDestination(dest)})`, (update) =>
             storeCopy({
@@ -162,6 +199,7 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupResult> {
               key: config.signingKey,
               update,
               warn: (m) => progress.warn(m),
+              signal,
             }),
           ),
         );
@@ -228,12 +266,16 @@ async function dumpAtSnapshot(
   target: Target,
   jobs: number,
   previous: { bytes: number; durationMs: number } | undefined,
-  update: (detail: string) => void,
+  update: (detail: string, amount?: Amount) => void,
+  signal: AbortSignal | undefined,
 ): Promise<{ durationMs: number; bytes: number }> {
   const started = Date.now();
   const timer = setInterval(() => {
     void directorySize(dumpDir).then((n) =>
-      update(dumpProgress(n, Date.now() - started, previous)),
+      update(
+        dumpProgress(n, Date.now() - started, previous),
+        previous ? { done: n, total: previous.bytes } : undefined,
+      ),
     );
   }, 500);
   let result;
@@ -249,6 +291,8 @@ async function dumpAtSnapshot(
         dbnameArgument(target.database),
       ],
       target,
+      undefined,
+      signal,
     );
   } finally {
     clearInterval(timer);

@@ -1,8 +1,9 @@
 import type { Destination } from './config.js';
 import { BadInputError } from './errors.js';
 import { storageReason } from './storage/reasons.js';
-import type { TargetIdentity } from './identity.js';
-import { sameTarget } from './identity.js';
+import { withClient } from './db.js';
+import { readIdentity, sameTarget, type TargetIdentity } from './identity.js';
+import { describeTarget, type Target } from './target.js';
 import type { Manifest, VerificationRecord } from './manifest.js';
 import {
   REHEARSALS_DIR,
@@ -106,6 +107,25 @@ export function latestFor(
     .filter((e) => said(e) && sameTarget(said(e)!.target, identity))
     .sort((a, b) => said(a)!.createdAt.localeCompare(said(b)!.createdAt))
     .at(-1);
+}
+
+/**
+ * `latest` names the newest backup of the target (it needs the target's
+ * identity); any other word is taken as an id. The same for verify, show and restore.
+ */
+export async function resolveBackupId(
+  id: string,
+  opts: { destinations: Destination[]; key: string | undefined; target: Target },
+): Promise<string> {
+  if (id !== 'latest') return id;
+  const identity = await withClient(opts.target, readIdentity);
+  const latest = latestFor(await readCatalog(opts.destinations, opts.key), identity);
+  if (!latest) {
+    throw new BadInputError(
+      `There is no backup of ${describeTarget(opts.target)}, so "latest" names nothing; run \`lifeboat backup\` first.`,
+    );
+  }
+  return latest.id;
 }
 
 const warned = new Set<string>();

@@ -2,6 +2,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { reportError } from './cli/output.js';
+import { missingValue, usageMessage } from './cli/usage-message.js';
 import { backupCommand } from './commands/backup.js';
 import { baselineCommand } from './commands/baseline.js';
 import { backupsCommand } from './commands/backups.js';
@@ -18,12 +19,19 @@ import { runCommandModule } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
 import { initCommand } from './commands/init.js';
 import { historyCommand } from './commands/history.js';
-import { BadInputError } from './errors.js';
+import { configCommand } from './commands/config.js';
+import { UsageError } from './errors.js';
 import { registerEnvironmentSecrets } from './secrets.js';
 import { setUserUmask } from './step-env.js';
 import { LIFEBOAT_VERSION } from './version.js';
 
 /** Wiring only: each command lives in src/commands, the work in the library. */
+
+/** What yargs' usage object (the third argument of .fail) knows; its types do not say. */
+interface KnownWords {
+  getDescriptions(): Record<string, unknown>;
+  getCommands(): [string, ...unknown[]][];
+}
 const wantsJson = process.argv.includes('--json');
 // Known before anything can fail: every text that leaves the process is redacted of them.
 registerEnvironmentSecrets(process.env);
@@ -31,13 +39,15 @@ registerEnvironmentSecrets(process.env);
 // alone, whatever their umask. Steps get the user's own umask back (see runShell).
 setUserUmask(process.umask(0o077));
 
-await yargs(hideBin(process.argv))
+const args = hideBin(process.argv);
+const cli = yargs(args)
   .scriptName('lifeboat')
   .usage(
     '$0 <command>\n\nA guarded runner for PostgreSQL storage upgrades: no upgrade without a backup proved to restore.',
   )
   .command(initCommand)
   .command(doctorCommand)
+  .command(configCommand)
   .command(backupCommand)
   .command(verifyCommand)
   .command(backupsCommand)
@@ -58,12 +68,25 @@ await yargs(hideBin(process.argv))
   .help()
   .completion('completion', 'Print a shell completion script')
   .wrap(Math.min(110, process.stdout.columns || 100))
-  .fail((message, err, y) => {
-    if (err) throw err;
-    if (!wantsJson) process.stderr.write(`${y.help() && ''}`);
-    process.exitCode = reportError(
-      { json: wantsJson },
-      new BadInputError(`${message} (see lifeboat --help)`),
-    );
+  // A usage error (an unknown flag, a typo) must stop before anything runs: throwing here
+  // keeps yargs from going on to the command's handler, which a returning handler does not.
+  .middleware((argv) => {
+    const flag = missingValue(args, argv);
+    if (flag) throw new UsageError(`${flag} needs a value (see lifeboat --help).`);
   })
-  .parseAsync();
+  .fail((message, err, usage) => {
+    if (err) throw err;
+    const known = usage as unknown as KnownWords;
+    throw new UsageError(
+      usageMessage(message, args, {
+        options: Object.keys(known.getDescriptions()),
+        commands: known.getCommands().map((c) => c[0].split(' ')[0]!),
+      }),
+    );
+  });
+
+try {
+  await cli.parseAsync();
+} catch (err) {
+  process.exitCode = reportError({ json: wantsJson }, err);
+}

@@ -1,14 +1,22 @@
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { lilconfig } from 'lilconfig';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { isRecipient } from './storage/age.js';
 import { exists } from './storage/files.js';
 import { parseS3Url, type S3Location } from './storage/s3-repo.js';
-import { parseDuration } from './units.js';
+import {
+  crossProblems,
+  defaultDestinationName,
+  formatConfigProblems,
+  schemaProblems,
+  type ConfigLocator,
+  type ConfigProblem,
+} from './config-problems.js';
+import { isTextConfig, parseConfigText } from './config-source.js';
+import { parseDuration } from './runbook/durations.js';
 
 /**
  * lifeboat.config.{json,yaml,yml}, found upward from the cwd (see findConfig),
@@ -24,10 +32,11 @@ export const CONFIG_NAMES = [
   'lifeboat.config.cjs',
 ];
 
-const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+/** A duration with its unit and longer than zero: `maxAge: 24` is refused, not read as 24 ms. */
+const duration = z.unknown().transform((v, ctx) => {
   const millis = parseDuration(v);
-  if (millis === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (write 90s, 15m, 1h, 7d)` });
+  if (typeof millis === 'string') {
+    ctx.addIssue({ code: 'custom', message: millis });
     return z.NEVER;
   }
   return millis;
@@ -89,6 +98,15 @@ const configSchema = z.strictObject({
   retention: z.strictObject({ keep: z.number().int().min(1) }).optional(),
 });
 
+/** Every key the format knows, for "did you mean" on an unknown one. */
+const KNOWN_KEYS = [
+  ...Object.keys(configSchema.shape),
+  ...Object.keys(configSchema.shape.policy.unwrap().shape),
+  ...Object.keys(destinationSchema.shape),
+  'recipients',
+  'recipientsFile',
+];
+
 export type Destination = LocalDestination | S3Destination;
 
 interface DestinationBase {
@@ -142,10 +160,9 @@ export interface ConfigOverrides {
 
 export const DEFAULT_DESTINATION = '.lifeboat/backups';
 
-const loaders = {
-  '.yaml': (_file: string, content: string): unknown => parseYaml(content),
-  '.yml': (_file: string, content: string): unknown => parseYaml(content),
-};
+const textLoader = (file: string, content: string): unknown =>
+  parseConfigText(path.relative(process.cwd(), file) || file, content).raw;
+const loaders = { '.json': textLoader, '.yaml': textLoader, '.yml': textLoader };
 
 export async function loadConfig(
   overrides: ConfigOverrides = {},
@@ -153,19 +170,27 @@ export async function loadConfig(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Config> {
   const explorer = lilconfig('lifeboat', { searchPlaces: CONFIG_NAMES, loaders, cache: false });
-  const file = overrides.config
+  const named = overrides.config
     ? path.resolve(cwd, overrides.config)
     : await findConfig(cwd, env.HOME || os.homedir());
   let found: { filepath: string; config: unknown } | null = null;
-  if (file) {
+  if (named) {
     try {
-      found = await explorer.load(file);
+      found = await explorer.load(named);
     } catch (cause) {
+      if (cause instanceof ConfigError) throw cause;
       const reason = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
-      throw new ConfigError(`Cannot read ${overrides.config ?? file}: ${reason}`, { cause });
+      throw new ConfigError(`Cannot read ${overrides.config ?? named}: ${reason}`, { cause });
     }
   }
-  return buildConfig(found?.config ?? {}, found?.filepath, overrides, cwd, env);
+  const file = found?.filepath;
+  // Problems name their line: the text is read again only when there is one to locate.
+  let locate: ConfigLocator | undefined;
+  if (file && isTextConfig(file)) {
+    const text = await readFile(file, 'utf8');
+    locate = (at, atKey) => parseConfigText(file, text).locate(at, atKey);
+  }
+  return buildConfig(found?.config ?? {}, file, overrides, cwd, env, locate);
 }
 
 const CODE_CONFIG = /\.(js|mjs|cjs)$/;
@@ -201,36 +226,43 @@ async function isFile(file: string): Promise<boolean> {
   );
 }
 
-/** Pure: raw values + flags + env → a validated Config, or every problem at once. */
+/**
+ * Pure: raw values + flags + env → a validated Config, or every problem at
+ * once, each with its line and column when `locate` can find it.
+ */
 export function buildConfig(
   raw: unknown,
   file: string | undefined,
   overrides: ConfigOverrides,
   cwd: string,
   env: NodeJS.ProcessEnv,
+  locate?: ConfigLocator,
 ): Config {
-  const problems: string[] = [];
-  const where = file ? path.relative(cwd, file) || file : 'config';
-  const parsed = configSchema.safeParse(raw ?? {});
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      const at = issue.path.length ? issue.path.join('.') : '(top level)';
-      problems.push(`${where}: ${at}: ${issue.message}`);
-    }
-  }
+  const parsed = configSchema.safeParse(raw ?? {}, { reportInput: true });
+  const found: ConfigProblem[] = [
+    ...(parsed.success ? [] : schemaProblems(parsed.error.issues, KNOWN_KEYS)),
+    ...crossProblems(raw, overrides),
+  ];
   const data = parsed.success ? parsed.data : {};
   let maxAgeMs = data.policy?.maxAge ?? 24 * 3600_000;
   if (overrides.maxAge !== undefined) {
     const v = parseDuration(overrides.maxAge);
-    if (v === undefined)
-      problems.push(`--max-age: "${overrides.maxAge}" is not a duration (write 90s, 15m, 1h, 7d)`);
+    if (typeof v === 'string') found.push({ path: [], message: `--max-age: ${v}` });
     else maxAgeMs = v;
   }
   const copies = overrides.copies ?? data.policy?.copies ?? 1;
   if (!Number.isInteger(copies) || copies < 1)
-    problems.push('--copies: must be a whole number ≥ 1');
+    found.push({ path: [], message: '--copies: must be a whole number ≥ 1' });
   const jobs = overrides.jobs ?? data.jobs ?? 2;
-  if (!Number.isInteger(jobs) || jobs < 1) problems.push('--jobs: must be a whole number ≥ 1');
+  if (!Number.isInteger(jobs) || jobs < 1)
+    found.push({ path: [], message: '--jobs: must be a whole number ≥ 1' });
+  if (found.length > 0) {
+    const where = file ? path.relative(cwd, file) || file : undefined;
+    throw new ConfigError(
+      `The configuration${where ? ` ${where}` : ''} has ${found.length} problem${found.length > 1 ? 's' : ''}.`,
+      { details: formatConfigProblems(found, where, locate) },
+    );
+  }
 
   const base = file ? path.dirname(file) : cwd;
   const destinations = (data.destinations ?? [{ path: DEFAULT_DESTINATION }]).map(
@@ -251,7 +283,7 @@ export function buildConfig(
       if (d.url) {
         const where = parseS3Url(d.url)!;
         return {
-          name: d.name ?? (i === 0 ? 's3' : `s3-${i + 1}`),
+          name: d.name ?? defaultDestinationName(i, true),
           kind: 's3',
           s3: {
             ...where,
@@ -264,33 +296,13 @@ export function buildConfig(
         };
       }
       return {
-        name: d.name ?? (i === 0 ? 'local' : `local${i + 1}`),
+        name: d.name ?? defaultDestinationName(i, false),
         kind: 'local',
         path: path.resolve(base, d.path!),
         ...common,
       };
     },
   );
-  const names = new Set<string>();
-  for (const d of destinations) {
-    if (names.has(d.name))
-      problems.push(`${where}: destinations: the name "${d.name}" is used twice`);
-    names.add(d.name);
-  }
-  if (copies > destinations.length) {
-    problems.push(
-      `copies is ${copies} but only ${destinations.length} destination(s) are configured; add destinations or lower copies`,
-    );
-  }
-  const offsite = overrides.requireOffsite ?? data.policy?.requireOffsite ?? false;
-  if (offsite && !destinations.some((d) => d.kind === 's3'))
-    problems.push('requireOffsite is set but no s3:// destination is configured');
-  if (problems.length > 0) {
-    throw new ConfigError(
-      `The configuration has ${problems.length} problem${problems.length > 1 ? 's' : ''}.`,
-      { details: problems },
-    );
-  }
   return {
     file,
     databaseUrl: overrides.databaseUrl ?? data.databaseUrl,

@@ -33,7 +33,7 @@ export interface DemoResult {
  */
 export async function runDemo(
   progress: Progress,
-  options: { freeze?: boolean } = {},
+  options: { freeze?: boolean; signal?: AbortSignal } = {},
 ): Promise<DemoResult> {
   const cluster = await progress.task('Start a throwaway PostgreSQL on 127.0.0.1', () =>
     startThrowawayCluster(),
@@ -81,6 +81,7 @@ export async function runDemo(
         resolutions: {},
         freeze: options.freeze ?? false,
         rehearse: false,
+        signal: options.signal,
       });
     } catch (err) {
       // The demo's upgrade is meant to fail and be rolled back; anything else is a real failure.

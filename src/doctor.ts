@@ -10,6 +10,7 @@ import { connect } from './db.js';
 import { BadInputError, errorMessage } from './errors.js';
 import { readIdentity, type TargetIdentity } from './identity.js';
 import { findTool } from './pgtools.js';
+import { readPrivilegeGaps, type Need } from './privileges.js';
 import { restoreRoleCheck } from './restore-role.js';
 import { describeTarget, scratchServer, type Target } from './target.js';
 import { formatBytes } from './units.js';
@@ -18,6 +19,8 @@ export interface Check {
   name: string;
   ok: boolean;
   detail: string;
+  /** lifeboat works without it (only one feature does not): reported, but doctor still passes. */
+  optional?: boolean;
 }
 
 export interface DoctorReport {
@@ -36,11 +39,13 @@ export async function runDoctor(opts: {
 }): Promise<DoctorReport> {
   const { config, target } = opts;
   const checks: Check[] = [];
-  const add = (name: string, ok: boolean, detail: string): void =>
-    void checks.push({ name, ok, detail });
+  const add = (name: string, ok: boolean, detail: string, optional = false): void =>
+    void checks.push({ name, ok, detail, ...(optional ? { optional } : {}) });
 
-  if (opts.configProblems.length > 0) add('config', false, opts.configProblems.join('; '));
-  else add('config', true, config?.file ? `valid (${config.file})` : 'valid (built-in defaults)');
+  // One line per problem, each with its place in the file.
+  for (const problem of opts.configProblems) add('config', false, problem);
+  if (opts.configProblems.length === 0)
+    add('config', true, config?.file ? `valid (${config.file})` : 'valid (built-in defaults)');
 
   let client: pg.Client | undefined;
   let identity: TargetIdentity | undefined;
@@ -54,24 +59,20 @@ export async function runDoctor(opts: {
   }
   if (client && identity) {
     try {
-      const privileges = await readPrivileges(client);
-      add(
-        'privileges: read all tables',
-        privileges.unreadable.length === 0,
-        privileges.unreadable.length === 0
-          ? `SELECT on all ${privileges.tables} table(s)`
-          : `no SELECT on ${privileges.unreadable.slice(0, 5).join(', ')}${privileges.unreadable.length > 5 ? ', …' : ''} (grant pg_read_all_data, or SELECT)`,
-      );
-      if (!config?.scratchUrl) {
+      const needs: Need[] = ['read', 'journal', 'swap', 'freeze', 'owners'];
+      if (!config?.scratchUrl) needs.push('createdb');
+      const gaps = await readPrivilegeGaps(client, needs);
+      for (const [need, name, optional, ok] of PRIVILEGE_CHECKS) {
+        if (need === 'createdb' && config?.scratchUrl) continue;
+        const missing = gaps.filter((g) => g.need === need);
         add(
-          'privileges: create scratch database',
-          privileges.canCreateDb,
-          privileges.canCreateDb
-            ? 'may create databases (CREATEDB) for verification'
-            : `role ${target.user} may not create databases; ALTER ROLE ${target.user} CREATEDB, or set scratchUrl`,
+          name,
+          missing.length === 0,
+          missing.length === 0 ? ok : missing.map((g) => `${g.missing}: ${g.fix}`).join('; '),
+          optional,
         );
       }
-      estimate = privileges.dataBytes;
+      estimate = await dataBytes(client);
       if (!config?.scratchUrl)
         add('restore role', ...(await restoreRoleCheck(client, config?.restoreRole)));
     } catch (err) {
@@ -85,11 +86,11 @@ export async function runDoctor(opts: {
       const scratch = scratchServer(config.scratchUrl, target);
       const sc = await connect(scratch, 'lifeboat doctor');
       try {
-        const p = await readPrivileges(sc);
+        const gaps = await readPrivilegeGaps(sc, ['createdb']);
         add(
           'scratch server',
-          p.canCreateDb,
-          `${describeTarget(scratch)}${p.canCreateDb ? '' : ': role may not create databases'}`,
+          gaps.length === 0,
+          `${describeTarget(scratch)}${gaps.map((g) => `: ${g.missing}: ${g.fix}`).join('')}`,
         );
         add('restore role', ...(await restoreRoleCheck(sc, config.restoreRole)));
       } finally {
@@ -117,30 +118,44 @@ export async function runDoctor(opts: {
         : await checkDestination(dest.path, estimate)),
     );
   }
-  return { ok: checks.every((c) => c.ok), checks };
+  return { ok: checks.every((c) => c.ok || c.optional), checks };
 }
 
-async function readPrivileges(
-  client: pg.ClientBase,
-): Promise<{ tables: number; unreadable: string[]; canCreateDb: boolean; dataBytes: number }> {
-  const tables = await client.query<{ name: string; readable: boolean; bytes: string }>(
-    `select format('%I.%I', n.nspname, c.relname) as name,
-            has_table_privilege(c.oid, 'SELECT') as readable,
-            pg_table_size(c.oid)::text as bytes
+/** Each privilege check: what it is for, whether lifeboat works without it, and what "ok" says. */
+const PRIVILEGE_CHECKS: [Need, string, boolean, string][] = [
+  [
+    'read',
+    'privileges: read everything (backup, fingerprints)',
+    false,
+    'USAGE on every schema, SELECT on every table and sequence',
+  ],
+  [
+    'journal',
+    'privileges: run journal (run, rollback)',
+    false,
+    'may create schema lifeboat_journal',
+  ],
+  [
+    'createdb',
+    'privileges: create scratch database (verify, rehearse, restore)',
+    false,
+    'may create databases (CREATEDB)',
+  ],
+  ['swap', 'privileges: restore --swap', true, 'owns the database and may create databases'],
+  ['freeze', 'privileges: run --freeze', true, 'superuser'],
+  ['owners', 'privileges: restore owners and privileges', true, 'superuser'],
+];
+
+/** Table data: an upper bound for a compressed dump. */
+async function dataBytes(client: pg.ClientBase): Promise<number> {
+  const res = await client.query<{ bytes: string | null }>(
+    `select sum(pg_table_size(c.oid))::text as bytes
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
       where c.relkind in ('r', 'm', 'p')
         and n.nspname not in ('pg_catalog', 'information_schema')
         and n.nspname not like 'pg\\_toast%' and n.nspname not like 'pg\\_temp%'`,
   );
-  const role = await client.query<{ ok: boolean }>(
-    'select rolcreatedb or rolsuper as ok from pg_roles where rolname = current_user',
-  );
-  return {
-    tables: tables.rows.length,
-    unreadable: tables.rows.filter((r) => !r.readable).map((r) => r.name),
-    canCreateDb: role.rows[0]?.ok ?? false,
-    dataBytes: tables.rows.reduce((sum, r) => sum + Number(r.bytes), 0),
-  };
+  return Number(res.rows[0]?.bytes ?? 0);
 }
 
 /** Writable, and room for the dump: table data is an upper bound for a compressed dump. */
@@ -180,7 +195,7 @@ async function checkRemoteDestination(dest: S3Destination): Promise<[boolean, st
 }
 
 export function doctorFailure(report: DoctorReport): BadInputError {
-  const failed = report.checks.filter((c) => !c.ok);
+  const failed = report.checks.filter((c) => !c.ok && !c.optional);
   return new BadInputError(`${failed.length} preflight check(s) failed.`, {
     details: failed.map((c) => `${c.name}: ${c.detail}`),
     data: report,

@@ -28,6 +28,10 @@ export class BadInputError extends LifeboatError {
   readonly exitCode = 2;
   readonly kind: string = 'bad-input';
 }
+/** Exit 2: the command line itself is wrong (an unknown flag, a missing argument); nothing ran. */
+export class UsageError extends BadInputError {
+  override readonly kind = 'usage';
+}
 export class ConfigError extends BadInputError {
   override readonly kind = 'config';
 }
@@ -37,6 +41,10 @@ export class ConnectionError extends BadInputError {
 export class ToolError extends BadInputError {
   override readonly kind = 'tools';
 }
+/** Exit 2: the role lacks a privilege; the error names the GRANT or ALTER ROLE that gives it. */
+export class PrivilegeError extends BadInputError {
+  override readonly kind = 'privileges';
+}
 export class StorageError extends BadInputError {
   override readonly kind = 'storage';
 }
@@ -44,7 +52,11 @@ export class StorageError extends BadInputError {
 /** Exit 3: the guard refused; nothing was changed. */
 export class GuardRefusedError extends LifeboatError {
   readonly exitCode = 3;
-  readonly kind = 'guard-refused';
+  readonly kind: string = 'guard-refused';
+}
+/** Exit 3: the fresh backup is of a schema that has changed since. */
+export class SchemaChangedError extends GuardRefusedError {
+  override readonly kind = 'schema-changed';
 }
 
 /** Exit 4: the backup does not restore, or its content differs. */
@@ -69,6 +81,12 @@ export class RollbackIncompleteError extends LifeboatError {
 export class LockHeldError extends LifeboatError {
   readonly exitCode = 7;
   readonly kind = 'lock-held';
+}
+
+/** Exit 130 (128 + SIGINT, as shells report it): stopped by the operator; what was half done is gone. */
+export class InterruptedError extends LifeboatError {
+  readonly exitCode = 130;
+  readonly kind = 'interrupted';
 }
 
 export function errorMessage(err: unknown): string {

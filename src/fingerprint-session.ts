@@ -2,7 +2,9 @@ import type pg from 'pg';
 import { connect } from './db.js';
 import { joinSnapshot } from './snapshot.js';
 import { computeFingerprints, type Fingerprints } from './fingerprint.js';
+import { howFar, type Amount } from './progress.js';
 import type { Target } from './target.js';
+import { formatBytes } from './units.js';
 
 /**
  * Fingerprint a whole database at one snapshot: a REPEATABLE READ, READ ONLY
@@ -14,7 +16,11 @@ export async function fingerprintDatabase(
   options: {
     excludeSchemas?: string[];
     onTable?: (done: number, total: number) => void;
+    /** How far, in bytes of table data, with the time left: for a progress bar. */
+    onProgress?: (detail: string, amount: Amount) => void;
     parallel?: number;
+    /** An interrupt ends the sessions, which ends the hashing. */
+    signal?: AbortSignal;
   } = {},
 ): Promise<Fingerprints> {
   // Two sessions by default: tables hash side by side on the 2 cores a small server has.
@@ -33,9 +39,17 @@ export async function fingerprintDatabase(
         helpers.push(helper);
       }
     }
+    const started = Date.now();
     const fingerprints = await computeFingerprints(main, {
       excludeSchemas: options.excludeSchemas,
-      onTable: options.onTable ? (d, t) => options.onTable!(d, t) : undefined,
+      onTable: (d, t) => {
+        options.signal?.throwIfAborted();
+        options.onTable?.(d, t);
+      },
+      onBytes: options.onProgress
+        ? (done, total) =>
+            options.onProgress!(...howFar(done, total, Date.now() - started, formatBytes, 'hashed'))
+        : undefined,
       helpers,
     });
     for (const s of sessions) await s.query('commit');

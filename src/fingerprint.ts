@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { schemaObjects } from './schema-objects.js';
 
 /**
  * Fingerprints prove that a restored copy holds what the dump's snapshot held
@@ -27,6 +28,8 @@ export interface Fingerprints {
   /** The output settings the values were rendered under, and the server encoding. */
   settings: Record<string, string>;
   schemaHash: string;
+  /** `<hash> <object>` for each line of the schema description, to name what changed later. */
+  schemaObjects?: string[];
   tables: TableFingerprint[];
   sequences: SequenceFingerprint[];
   largeObjects: { count: number; hash: string };
@@ -44,6 +47,8 @@ export interface FingerprintOptions {
   /** Schemas left out entirely (lifeboat's own journal, for instance). */
   excludeSchemas?: string[];
   onTable?: (done: number, total: number, table: string) => void;
+  /** Bytes of table data hashed so far, of the whole, after each piece. */
+  onBytes?: (done: number, total: number) => void;
   /** More sessions, already reading the same snapshot, to fingerprint tables in parallel. */
   helpers?: pg.ClientBase[];
   /** Blocks per query when a big table is cut into ranges (default 4096, 32 MiB). */
@@ -313,6 +318,11 @@ export async function computeFingerprints(
   // Block ranges are read by TID range scans, which PostgreSQL has from version 14.
   const split = sessions.length > 1 && Number(version.rows[0]!.v) >= 140000;
   const pieces = planPieces(list.rows, split, opts.pieceBlocks ?? PIECE_BLOCKS);
+  const blockSize = 8192;
+  const blocksOf = (p: Piece): number =>
+    p.table.populated ? (p.to ?? p.table.blocks) - (p.from ?? 0) : 0;
+  const totalBytes = pieces.reduce((sum, p) => sum + blocksOf(p) * blockSize, 0);
+  let bytesDone = 0;
   const partial = list.rows.map(() => ({ rows: 0n, sum: 0n, left: 0 }));
   for (const piece of pieces) partial[piece.index]!.left++;
   const tables: TableFingerprint[] = new Array<TableFingerprint>(list.rows.length);
@@ -328,6 +338,8 @@ export async function computeFingerprints(
           tables[i] = { schema: t.schema, name: t.name, rows: 0, hash: 'not populated' };
         } else {
           const row = await pieceContent(session, piece);
+          bytesDone += blocksOf(piece) * blockSize;
+          opts.onBytes?.(bytesDone, totalBytes);
           const acc = partial[i]!;
           acc.rows += BigInt(row.rows);
           acc.sum += BigInt(row.h0);
@@ -365,7 +377,14 @@ export async function computeFingerprints(
   const loRow = lo.rows[0]!;
   const largeObjects = { count: Number(loRow.rows), hash: contentHash(loRow) };
 
-  return { settings, schemaHash, tables, sequences, largeObjects };
+  return {
+    settings,
+    schemaHash,
+    schemaObjects: schemaObjects(schema),
+    tables,
+    sequences,
+    largeObjects,
+  };
 }
 
 interface TableRow {

@@ -100,10 +100,21 @@ export function noBackupReason(entries: CatalogEntry[], identity: TargetIdentity
   if (others.length > 0) {
     reasons.push(`${others.length} backup(s) of other databases or servers were not considered`);
   }
-  for (const e of entries.filter((e) => !e.manifest)) {
-    reasons.push(`backup ${e.id} was not considered: ${e.manifestProblems.join('; ')}`);
-  }
-  return reasons;
+  return [...reasons, ...damagedBackups(entries, identity)];
+}
+
+/**
+ * Backups whose manifest cannot be trusted (tampered, truncated, unsigned
+ * with a key set) that may be of this target: never considered, always said.
+ * What a damaged manifest claims is untrusted, so one that names another
+ * target is left to that target's gate, and one that names none is said here.
+ */
+export function damagedBackups(entries: CatalogEntry[], identity: TargetIdentity): string[] {
+  return entries
+    .filter((e) => !e.manifest && (!e.claimed || sameTarget(e.claimed.target, identity)))
+    .map(
+      (e) => `backup ${e.id} is damaged and was not considered: ${e.manifestProblems.join('; ')}`,
+    );
 }
 
 export interface ChangeEstimate {

@@ -4,6 +4,7 @@ import { withClient } from './db.js';
 import { GuardRefusedError } from './errors.js';
 import {
   assessBackup,
+  damagedBackups,
   damagedCopies,
   candidatesFor,
   changesSince,
@@ -118,7 +119,8 @@ export async function runGate(opts: {
         verifiedAt: facts.lastVerification!.at,
       };
       verdict.changesSinceBackup = changesSince(manifest.snapshot.counters, counters);
-      verdict.warnings = damagedCopies(facts);
+      // A damaged backup is never counted, and never passed over in silence either.
+      verdict.warnings = [...damagedBackups(entries, identity), ...damagedCopies(facts)];
       for (const w of verdict.warnings) progress.warn(w);
       return verdict;
     }
@@ -126,6 +128,7 @@ export async function runGate(opts: {
     if (verdict.reasons.length === 0) verdict.reasons.push(...reasons);
     if (isTooOld(manifest.createdAt, policy, now)) break;
   }
+  if (candidates.length > 0) verdict.reasons.push(...damagedBackups(entries, identity));
   verdict.reasons.push(...runbookReasons);
   throw new GuardRefusedError(
     runbookReasons.length > 0 || opts.requireRehearsal

@@ -5,6 +5,7 @@ import { errorMessage, LifeboatError } from './errors.js';
 import { ageMs } from './freshness.js';
 import { readIdentity, type TargetIdentity } from './identity.js';
 import type { Manifest } from './manifest.js';
+import type { StepEvent } from './run/journal.js';
 import { readJournal, type JournalView } from './run/journal-view.js';
 import { describeTarget, type Target } from './target.js';
 
@@ -44,10 +45,12 @@ export interface RunHistory {
   startedAt: string;
   finishedAt: string | null;
   durationMs: number | null;
-  /** Step events that ended done going up, done going down, and failed. */
+  /** Steps by their outcome in this run, counted as the run's own report shows them. */
   applied: number;
   undone: number;
   failed: number;
+  /** Each step the run touched, oldest first: its outcome and how long its up took. */
+  steps: { id: string; outcome: string; durationMs: number | null }[];
   error: string | null;
 }
 
@@ -198,11 +201,34 @@ function backupHistory(e: CatalogEntry): BackupHistory {
   };
 }
 
+/**
+ * What became of each step of one run, as the run's report says it: a step
+ * undone by its down is `undone`, not also `applied`; a check's bookkeeping
+ * down changes nothing, so a check that held stays `applied`.
+ */
+export function stepOutcomes(events: readonly StepEvent[]): RunHistory['steps'] {
+  const byStep = new Map<string, StepEvent[]>();
+  for (const e of events) byStep.set(e.stepId, [...(byStep.get(e.stepId) ?? []), e]);
+  return [...byStep.entries()].map(([id, evs]) => {
+    const up = evs.filter((e) => e.direction === 'up').at(-1);
+    const down = evs.filter((e) => e.direction === 'down').at(-1);
+    let outcome: string;
+    if (up?.status === 'failed') outcome = 'failed';
+    else if (down && down.kind !== 'check')
+      outcome =
+        down.status === 'done' ? 'undone' : down.status === 'failed' ? 'undo-failed' : 'in-doubt';
+    else outcome = up?.status === 'done' ? 'applied' : 'in-doubt';
+    const durationMs = up?.finishedAt
+      ? new Date(up.finishedAt).getTime() - new Date(up.startedAt).getTime()
+      : null;
+    return { id, outcome, durationMs };
+  });
+}
+
 function runHistory(journal: JournalView): RunHistory[] {
   return journal.runs.map((run) => {
-    const events = journal.events.filter((e) => e.runId === run.id);
-    const count = (direction: 'up' | 'down', status: 'done' | 'failed'): number =>
-      events.filter((e) => e.direction === direction && e.status === status).length;
+    const steps = stepOutcomes(journal.events.filter((e) => e.runId === run.id));
+    const count = (outcome: string): number => steps.filter((s) => s.outcome === outcome).length;
     return {
       id: run.id,
       runbook: run.runbook,
@@ -215,9 +241,10 @@ function runHistory(journal: JournalView): RunHistory[] {
       durationMs: run.finishedAt
         ? new Date(run.finishedAt).getTime() - new Date(run.startedAt).getTime()
         : null,
-      applied: count('up', 'done'),
-      undone: count('down', 'done'),
-      failed: events.filter((e) => e.status === 'failed').length,
+      applied: count('applied'),
+      undone: count('undone'),
+      failed: count('failed'),
+      steps,
       error: run.error,
     };
   });

@@ -1,14 +1,16 @@
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { quoteIdent, withClient } from './db.js';
+import type pg from 'pg';
+import { connect, quoteIdent, withClient } from './db.js';
+import { howFar, type Amount } from './progress.js';
 import { runPgTool } from './run-tool.js';
 import { removeTree } from './storage/files.js';
 import { dbnameArgument, type Target } from './target.js';
 
 /**
  * pg_restore of a directory archive into an existing, empty database, with
- * progress in tables. Verification restores without owners and privileges
+ * progress in rows. Verification restores without owners and privileges
  * (the roles may not exist on a scratch server); a real restore keeps them.
  *
  * With `own` (lifeboat's own connection to the database), the restore runs as
@@ -22,8 +24,11 @@ import { dbnameArgument, type Target } from './target.js';
 export interface RestoreOptions {
   jobs: number;
   tables: number;
+  /** Rows the archive holds (from the manifest): the whole of the progress bar. */
+  rows: number;
   keepOwners: boolean;
-  onProgress?: (detail: string) => void;
+  onProgress?: (detail: string, amount?: Amount) => void;
+  signal?: AbortSignal;
   /** lifeboat's own connection to the database, when `into` is another, unprivileged role. */
   own?: Target;
 }
@@ -34,13 +39,37 @@ export async function restoreArchive(
   into: Target,
   options: RestoreOptions,
 ): Promise<void> {
+  let tables = 0;
+  const onTable = (): void => void tables++;
+  const watch = options.onProgress
+    ? watchRows(into, options.rows, (detail, amount) =>
+        options.onProgress!(
+          `${detail} (${Math.min(tables, options.tables)}/${options.tables} tables)`,
+          amount,
+        ),
+      )
+    : undefined;
+  try {
+    await restorePasses(pgRestore, dumpDir, into, options, onTable);
+  } finally {
+    await watch?.stop();
+  }
+}
+
+async function restorePasses(
+  pgRestore: string,
+  dumpDir: string,
+  into: Target,
+  options: RestoreOptions,
+  onTable: () => void,
+): Promise<void> {
   const own = options.own;
-  if (!own || own.user === into.user) return runRestore(pgRestore, dumpDir, into, options);
+  if (!own || own.user === into.user) return runRestore(pgRestore, dumpDir, into, options, onTable);
   const work = await mkdtemp(path.join(os.tmpdir(), 'lifeboat-toc-'));
   try {
     const toc = await contents(pgRestore, dumpDir, into, work);
     const extensions = toc.filter((l) => ENTRY.extension.test(l));
-    if (extensions.length === 0) await runRestore(pgRestore, dumpDir, into, options);
+    if (extensions.length === 0) await runRestore(pgRestore, dumpDir, into, options, onTable);
     else {
       const schemas = toc.filter((l) => ENTRY.schema.test(l));
       const rest = toc.filter((l) => !Object.values(ENTRY).some((entry) => entry.test(l)));
@@ -51,6 +80,7 @@ export async function restoreArchive(
           dumpDir,
           into,
           { ...options, jobs: 1 },
+          onTable,
           await list('schemas', schemas),
         );
       const named = await extensionsOf(
@@ -60,7 +90,7 @@ export async function restoreArchive(
         await list('extensions', extensions),
       );
       await createExtensions(named, own, into.user);
-      await runRestore(pgRestore, dumpDir, into, options, await list('rest', rest));
+      await runRestore(pgRestore, dumpDir, into, options, onTable, await list('rest', rest));
     }
     await withClient(own, (admin) =>
       admin.query(`alter database ${quoteIdent(own.database)} reset all`),
@@ -83,9 +113,9 @@ async function runRestore(
   dumpDir: string,
   into: Target,
   options: RestoreOptions,
+  onTable: () => void,
   list?: string,
 ): Promise<void> {
-  let restored = 0;
   const result = await runPgTool(
     pgRestore,
     [
@@ -103,11 +133,9 @@ async function runRestore(
     ],
     into,
     (line) => {
-      if (/processing data for table|launching item \d+ TABLE DATA/.test(line)) {
-        restored++;
-        options.onProgress?.(`${Math.min(restored, options.tables)}/${options.tables} tables`);
-      }
+      if (/processing data for table|launching item \d+ TABLE DATA/.test(line)) onTable();
     },
+    options.signal,
   );
   if (!result.ok) {
     throw new Error(
@@ -195,4 +223,64 @@ async function tool(file: string, args: string[], target: Target, what: string):
     throw new Error(
       `pg_restore could not ${what}: ${result.errorLines.slice(-3).join(' | ') || `exit ${result.exitCode ?? result.signal}`}`,
     );
+}
+
+const POLL_MS = 1000;
+
+/**
+ * Rows restored so far, read once a second from the server on a session of
+ * its own: the rows of tables whose COPY has committed (the statistics) and
+ * of those still copying (pg_stat_progress_copy, PostgreSQL 14+). One small
+ * query a second: restoring 3 million rows (384 MB) took 10.7 s on average
+ * with it and 10.9 s without (5 runs each, alternating, on a loaded 2-core
+ * machine), a difference lost in the noise.
+ */
+function watchRows(
+  into: Target,
+  total: number,
+  report: (detail: string, amount?: Amount) => void,
+): { stop(): Promise<void> } {
+  const started = Date.now();
+  let client: pg.Client | undefined;
+  let best = 0;
+  let copyView = true;
+  const poll = async (): Promise<void> => {
+    client ??= await connect(into, 'lifeboat restore progress');
+    const copying = copyView
+      ? `(select coalesce(sum(tuples_processed), 0) from pg_stat_progress_copy where datid = (select oid from pg_database where datname = current_database()))`
+      : '0';
+    const res = await client
+      .query<{ rows: string }>(
+        `select (coalesce((select sum(n_tup_ins) from pg_stat_user_tables), 0) + ${copying})::text as rows`,
+      )
+      .catch((err: unknown) => {
+        if (!copyView) throw err;
+        copyView = false; // PostgreSQL 13 has no pg_stat_progress_copy
+        return undefined;
+      });
+    if (!res) return;
+    best = Math.max(best, Math.min(Number(res.rows[0]!.rows), total));
+    if (total > 0 && best >= total) report('every row restored; building indexes and constraints');
+    else report(...howFar(best, total, Date.now() - started, count, 'rows restored'));
+  };
+  let busy: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    // Progress is worth a try, never a failure of the restore.
+    busy ??= poll()
+      .catch(() => undefined)
+      .finally(() => (busy = undefined));
+  }, POLL_MS);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await busy;
+      await client?.end().catch(() => undefined);
+    },
+  };
+}
+
+function count(n: number): string {
+  if (n < 10_000) return String(n);
+  if (n < 1_000_000) return `${(n / 1000).toFixed(n < 100_000 ? 1 : 0)}k`;
+  return `${(n / 1_000_000).toFixed(1)}M`;
 }

@@ -89,9 +89,25 @@ export async function findTool(
 ): Promise<PgTool> {
   const tools = await findTools(name, explicitDir);
   const where = explicitDir ?? process.env.LIFEBOAT_PG_BINDIR;
+  if (tools.length === 0 && where) {
+    // A pinned directory is the only place looked at: say who pinned it.
+    const setting =
+      explicitDir !== undefined && explicitDir !== process.env.LIFEBOAT_PG_BINDIR
+        ? 'pgBinDir in the config'
+        : 'LIFEBOAT_PG_BINDIR';
+    const exists = await access(where).then(
+      () => true,
+      () => false,
+    );
+    throw new ToolError(
+      exists
+        ? `${name} was not found in ${where}, the directory ${setting} names; point ${setting} at the directory holding pg_dump and pg_restore, or unset it to search PATH.`
+        : `${setting} names ${where}, which does not exist; point it at the directory holding pg_dump and pg_restore, or unset it to search PATH.`,
+    );
+  }
   if (tools.length === 0) {
     throw new ToolError(
-      `${name} was not found ${where ? `in ${where}` : 'on PATH, through pg_config, or in /usr/lib/postgresql/*/bin'}; install the PostgreSQL client tools (Debian: apt-get install postgresql-client).`,
+      `${name} was not found on PATH, through pg_config, or in /usr/lib/postgresql/*/bin; install the PostgreSQL client tools (Debian: apt-get install postgresql-client).`,
     );
   }
   if (serverMajor === undefined) return tools[0]!;

@@ -1,5 +1,6 @@
 import type { Config } from './config.js';
 import type { Manifest } from './manifest.js';
+import type { Amount } from './progress.js';
 import { restoreArchive } from './pg-restore.js';
 import type { StoredCopy } from './repository.js';
 import { withDumpDir } from './storage/dump-dir.js';
@@ -15,15 +16,18 @@ export function restoreCopy(p: {
   /** lifeboat's own connection to `into`'s database, when `into` is an unprivileged role. */
   own?: Target;
   keepOwners: boolean;
-  update: (detail: string) => void;
+  update: (detail: string, amount?: Amount) => void;
+  signal?: AbortSignal;
 }): Promise<void> {
   return withDumpDir(p.copy, p.manifest, p.config.signingKey, p.update, (dumpDir) =>
     restoreArchive(p.pgRestore, dumpDir, p.into, {
       jobs: p.config.jobs,
       tables: p.manifest.fingerprints.tables.length,
+      rows: p.manifest.fingerprints.tables.reduce((sum, t) => sum + t.rows, 0),
       keepOwners: p.keepOwners,
       onProgress: p.update,
       ...(p.own ? { own: p.own } : {}),
+      signal: p.signal,
     }),
   );
 }

@@ -20,7 +20,10 @@ export async function runPgTool(
   args: string[],
   target: Target,
   onStderrLine?: (line: string) => void,
+  signal?: AbortSignal,
 ): Promise<ToolResult> {
+  // Interrupted before it started: it never starts.
+  signal?.throwIfAborted();
   const started = Date.now();
   // With a password given, a ~/.pgpass entry must not silently win over it.
   const env: NodeJS.ProcessEnv = { ...process.env, ...libpqEnv(target) };
@@ -36,6 +39,9 @@ export async function runPgTool(
     nothrow: true,
     stdio: ['ignore', 'ignore', 'pipe'],
   })`${file} ${args}`;
+  // An interrupt stops the tool; the caller removes what it wrote.
+  const stop = (): void => void child.kill('SIGTERM').catch(() => undefined);
+  signal?.addEventListener('abort', stop, { once: true });
   const tail: string[] = [];
   let partial = '';
   child.stderr.on('data', (chunk: Buffer) => {
@@ -50,7 +56,7 @@ export async function runPgTool(
     tail.push(clean);
     if (tail.length > 20) tail.shift();
   }
-  const out = await child;
+  const out = await child.finally(() => signal?.removeEventListener('abort', stop));
   if (partial) handle(partial);
   return {
     ok: out.exitCode === 0,

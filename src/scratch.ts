@@ -4,6 +4,8 @@ import { connect, quoteIdent, quoteLiteral } from './db.js';
 import { dropAbandoned, withMarkedDatabase } from './marked-database.js';
 import { restoreCopy } from './restore-copy.js';
 import { dropAbandonedRestoreRoles, withRestoreRole } from './restore-role.js';
+import { createdbGap, privilegeError } from './privileges.js';
+import { sqlState } from './restore/sql-state.js';
 import { withDatabase, type Target } from './target.js';
 
 /**
@@ -59,7 +61,13 @@ export async function withScratchDatabase<T>(
     // The role outlives the database: it can only be dropped once the database it owns is gone.
     return await withRestoreRole(admin, role, (restoreAs) =>
       withMarkedDatabase(admin, marked, async (db) => {
-        await createDatabase(admin, name, options.encoding);
+        await createDatabase(admin, name, options.encoding).catch((err: unknown) => {
+          // Not a verdict on the backup: the role may not create databases here.
+          if (sqlState(err) === '42501') {
+            throw privilegeError([createdbGap(server.user)], 'A scratch database');
+          }
+          throw err;
+        });
         await db.mark();
         const target = withDatabase(server, name);
         if (!restoreAs) return fn({ name, target, restorer: target });

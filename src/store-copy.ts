@@ -27,6 +27,8 @@ export async function storeCopy(p: {
   key: string | undefined;
   update: (detail: string) => void;
   warn: (message: string) => void;
+  /** An interrupt stops the copy between files; the unfinished copy is removed. */
+  signal?: AbortSignal;
 }): Promise<CopyOutcome> {
   const { dest, manifest } = p;
   const repo = openRepo(dest);
@@ -38,6 +40,7 @@ export async function storeCopy(p: {
     let copied = 0;
     let paused = false;
     for (const file of manifest.files) {
+      p.signal?.throwIfAborted();
       const read = new HashTap(async (total) => {
         // A named point in the middle of a multipart upload, for the fault tests.
         if (!paused && repo.remote && total > PART_SIZE * 1.5) {

@@ -41,11 +41,39 @@ export function resolveTarget(
     user,
     database: named.database || env.PGDATABASE || user,
     password: named.password ?? env.PGPASSWORD,
-    sslmode: named.sslmode ?? env.PGSSLMODE,
+    sslmode:
+      named.sslmode !== undefined
+        ? checkSslMode(named.sslmode, 'The database connection has')
+        : checkSslMode(env.PGSSLMODE, 'PGSSLMODE has'),
     ...(named.options ? { options: named.options } : {}),
   };
   registerSecret(target.password);
   return target;
+}
+
+/** libpq's sslmode values; anything else is a typo, not a server without SSL. */
+export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
+
+function checkSslMode(mode: string | undefined, from: string): string | undefined {
+  if (mode === undefined || SSL_MODES.includes(mode)) return mode;
+  throw new ConfigError(
+    `${from} sslmode=${JSON.stringify(mode)} is not an sslmode; use one of ${SSL_MODES.join(', ')}.`,
+  );
+}
+
+/**
+ * A user name or password with an unencoded @, #, / or ? is cut in the wrong
+ * place by every URL parser, and part of it then reads as the host. Pure;
+ * looks only at the text before the last @ of the authority.
+ */
+export function hasUnencodedUserinfo(url: string): boolean {
+  const m = /^postgres(?:ql)?:\/\/(.*)$/is.exec(url);
+  if (!m) return false;
+  let rest = m[1]!;
+  const query = rest.search(/\?[A-Za-z_]+=/);
+  if (query >= 0) rest = rest.slice(0, query);
+  const at = rest.lastIndexOf('@');
+  return at >= 0 && /[@#/?]/.test(rest.slice(0, at));
 }
 
 /** What a connection string names; empty values are as good as absent, as in libpq. */
@@ -72,6 +100,12 @@ export function parseConnection(text: string): Named {
 }
 
 function parseUrl(url: string): Named {
+  if (hasUnencodedUserinfo(url)) {
+    // Never echo any of it: the part that would be shown is a piece of the password.
+    throw new ConfigError(
+      'The user name or password in the database URL holds an @, #, / or ? that is not percent-encoded, so the URL cannot be read as meant; write @ as %40, # as %23, / as %2F and ? as %3F (for example postgres://app:p%40ssw0rd@host/shop), or pass the password in PGPASSWORD.',
+    );
+  }
   let parsed: ReturnType<typeof parseConnectionString>;
   try {
     parsed = parseConnectionString(url);

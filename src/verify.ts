@@ -1,6 +1,11 @@
 import type { Config } from './config.js';
 import { withClient } from './db.js';
-import { BadInputError, VerificationFailedError, errorMessage } from './errors.js';
+import {
+  BadInputError,
+  InterruptedError,
+  VerificationFailedError,
+  errorMessage,
+} from './errors.js';
 import { compareFingerprints, type Difference } from './fingerprint.js';
 import { fingerprintDatabase } from './fingerprint-session.js';
 import { manifestDigest, type Manifest, type VerificationRecord } from './manifest.js';
@@ -51,6 +56,8 @@ export interface VerifyOptions {
   from?: string;
   /** Restore every copy, one after the other. */
   allCopies?: boolean;
+  /** An interrupt: the restore stops, the scratch database is dropped, nothing is recorded. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -67,13 +74,18 @@ export async function checkCopies(
   let manifest: Manifest | undefined;
   let sound: Manifest | undefined;
   for (const copy of copies) {
-    const { check, read } = await progress.task(
-      `Check checksums of the copy in ${copy.destination}`,
-      async (update) => {
+    // A damaged copy fails its task (✖ / FAIL), never shows as done; the check goes on.
+    const { check, read } = await progress
+      .task(`Check checksums of the copy in ${copy.destination}`, async (update) => {
         const one = await checkOne(copy, key, depth, update);
-        return { check: copyCheck(copy, one.problems, one.encrypted), read: one.manifest };
-      },
-    );
+        const found = { check: copyCheck(copy, one.problems, one.encrypted), read: one.manifest };
+        if (!found.check.intact) throw new DamagedCopy(found);
+        return found;
+      })
+      .catch((err: unknown) => {
+        if (err instanceof DamagedCopy) return err.found;
+        throw err;
+      });
     if (check.intact) manifest ??= read;
     sound ??= read;
     checks.push(check);
@@ -81,6 +93,12 @@ export async function checkCopies(
       progress.warn(`the copy in ${copy.destination} is damaged: ${check.problems.join('; ')}`);
   }
   return { checks, manifest, sound };
+}
+
+class DamagedCopy extends Error {
+  constructor(readonly found: { check: CopyCheck; read?: Manifest }) {
+    super(`damaged: ${found.check.problems.join('; ')}`);
+  }
 }
 
 async function checkOne(
@@ -157,6 +175,18 @@ function copiesToRestore(checks: CopyCheck[], opts: VerifyOptions): CopyCheck[] 
  * every copy whose manifest is sound.
  */
 export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
+  try {
+    return await proveBackup(opts);
+  } catch (err) {
+    if (!opts.signal?.aborted || err instanceof InterruptedError) throw err;
+    throw new InterruptedError(
+      `Interrupted: the verification of backup ${opts.backupId} was stopped; its scratch database was dropped and nothing was recorded.`,
+      { cause: err },
+    );
+  }
+}
+
+async function proveBackup(opts: VerifyOptions): Promise<VerifyResult> {
   const { config, progress } = opts;
   const started = Date.now();
   const copies = await findCopies(config.destinations, opts.backupId);
@@ -285,14 +315,20 @@ async function restoreAndCompare(
         const restoreStarted = Date.now();
         await progress.task(
           `Restore the copy in ${copy.destination} into scratch database ${scratch.name}`,
-          (update) => restoreIntoScratch(scratch, { copy, manifest, config, pgRestore, update }),
+          (update) =>
+            restoreIntoScratch(scratch, {
+              copy,
+              manifest,
+              config,
+              pgRestore,
+              update,
+              signal: opts.signal,
+            }),
         );
         restoreMs = Date.now() - restoreStarted;
         await pausePoint('verify:restored');
         const found = await progress.task('Fingerprint the restored copy', (update) =>
-          fingerprintDatabase(scratch.target, {
-            onTable: (done, total) => update(`${done}/${total} tables`),
-          }),
+          fingerprintDatabase(scratch.target, { onProgress: update, signal: opts.signal }),
         );
         differences = await progress.task('Compare fingerprints', () =>
           Promise.resolve(compareFingerprints(manifest.fingerprints, found)),
@@ -306,8 +342,9 @@ async function restoreAndCompare(
     );
     return { restoreMs, differences, scratchName, role };
   } catch (err) {
-    // Missing tools, keys or an unreachable scratch server are bad input, not a verdict on the backup.
-    if (err instanceof BadInputError) throw err;
+    // Missing tools, keys or an unreachable scratch server are bad input, not a verdict on the
+    // backup; nor is an interrupt.
+    if (err instanceof BadInputError || opts.signal?.aborted) throw err;
     return { restoreMs, differences, error: errorMessage(err), scratchName, role };
   }
 }

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../src/manifest.js';
@@ -153,6 +153,44 @@ describe('lifeboat backup to several destinations', () => {
     expect(
       (await runCli(['gate', '--database-url', db.url, '--copies', '1'], { cwd: ws.dir })).code,
     ).toBe(0);
+  });
+});
+
+describe('a backup that misses a destination', () => {
+  it('exits 2 naming the destination, and keeps and verifies the copy that succeeded', async () => {
+    const db = await smallDatabase('backup_missed');
+    const ws = await workspace({
+      destinations: [
+        { name: 'near', path: 'near' },
+        // A second destination that cannot be written: a path below a plain file.
+        { name: 'nas', path: 'not-a-dir/backups' },
+      ],
+      policy: { copies: 1 },
+    });
+    try {
+      await writeFile(path.join(ws.dir, 'not-a-dir'), 'a file, not a directory');
+      const r = await runJson(['backup', '--database-url', db.url], { cwd: ws.dir });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(
+        /^error: Backup \S+ is missing from 1 of 2 destinations; the copies in near were kept and verified\.$/m,
+      );
+      expect(r.stderr).toMatch(/^ {2}- nas: .*not-a-dir\/backups/m);
+      const result = r.doc.result as { backup: { copies: { destination: string; ok: boolean }[] } };
+      expect(result.backup.copies).toEqual([
+        expect.objectContaining({ destination: 'near', ok: true }),
+        expect.objectContaining({ destination: 'nas', ok: false }),
+      ]);
+      expect(await backupDirs(path.join(ws.dir, 'near'))).toHaveLength(1);
+      // What was kept is a real, verified backup: the policy (one copy) is met.
+      expect((await runCli(['gate', '--database-url', db.url], { cwd: ws.dir })).code).toBe(0);
+      // In text, the copy's failure is shown beside the result, then the error.
+      const text = await runCli(['backup', '--database-url', db.url], { cwd: ws.dir });
+      expect(text.code).toBe(2);
+      expect(text.stdout).toMatch(/copy {5}nas: FAILED/);
+    } finally {
+      await db.drop();
+      await ws.cleanup();
+    }
   });
 });
 

@@ -83,9 +83,38 @@ describe('bad input is refused with exit 2 and changes nothing', () => {
     expect(r.code).toBe(2);
     expectPlainError(r.stderr);
     expect(r.stderr).toMatch(
-      /pg_dump was not found in .*no-tools; install the PostgreSQL client tools/,
+      /pg_dump was not found in .*no-tools, the directory LIFEBOAT_PG_BINDIR names; point LIFEBOAT_PG_BINDIR at/,
     );
     expect(await backupDirs(path.join(ws.dir, '.lifeboat/backups'))).toEqual([]);
+  });
+
+  it('LIFEBOAT_PG_BINDIR naming a directory that does not exist', async () => {
+    const r = await runCli(['backup', '--database-url', db.url], {
+      cwd: ws.dir,
+      env: { LIFEBOAT_PG_BINDIR: '/nowhere/pg/bin' },
+    });
+    expect(r.code).toBe(2);
+    expectPlainError(r.stderr);
+    expect(r.stderr).toMatch(
+      /^error: LIFEBOAT_PG_BINDIR names \/nowhere\/pg\/bin, which does not exist; point it at the directory holding pg_dump/m,
+    );
+  });
+
+  it('a password with an unencoded @ or #, and an unknown sslmode', async () => {
+    const url = new URL(db.url);
+    const r = await runCli(
+      ['gate', '--database-url', `postgres://app:se@cret#word@${url.host}/${db.name}`],
+      { cwd: ws.dir },
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^error: The user name or password in the database URL holds an @/m);
+    expect(r.stderr).not.toMatch(/cret/);
+    const bogus = new URL(db.url);
+    bogus.searchParams.set('sslmode', 'bogus');
+    const ssl = await runCli(['gate', '--database-url', bogus.toString()], { cwd: ws.dir });
+    expect(ssl.code).toBe(2);
+    expect(ssl.stderr).toMatch(/sslmode="bogus" is not an sslmode/);
+    expect(ssl.stderr).not.toMatch(/does not support SSL/);
   });
 
   it('pg_dump older than the server', async () => {
@@ -136,9 +165,11 @@ describe('bad input is refused with exit 2 and changes nothing', () => {
     try {
       const r = await runCli(['backup', '--database-url', db.url], { cwd: cfgWs.dir });
       expect(r.code).toBe(2);
-      expect(r.stderr).toMatch(/The configuration has 4 problems\./);
-      expect(r.stderr).toMatch(/policy\.maxAge: "whenever" is not a duration/);
-      expect(r.stderr).toMatch(/colour/);
+      expect(r.stderr).toMatch(/The configuration lifeboat\.config\.json has 4 problems\./);
+      expect(r.stderr).toMatch(
+        /lifeboat\.config\.json:\d+:\d+: policy\.maxAge: write a duration with its unit.*\(got "whenever"\)/,
+      );
+      expect(r.stderr).toMatch(/lifeboat\.config\.json:\d+:\d+: colour: unknown key "colour"/);
     } finally {
       await cfgWs.cleanup();
     }
@@ -147,7 +178,7 @@ describe('bad input is refused with exit 2 and changes nothing', () => {
   it('an unknown command or flag', async () => {
     const r = await runCli(['bakcup'], { cwd: ws.dir });
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/Unknown argument: bakcup/);
+    expect(r.stderr).toMatch(/^error: Unknown argument bakcup; did you mean backup\?/m);
   });
 
   it('doctor passes on a healthy setup, one line per check', async () => {
@@ -157,8 +188,12 @@ describe('bad input is refused with exit 2 and changes nothing', () => {
     expect(checks.map((c) => c.name)).toEqual([
       'config',
       'server',
-      'privileges: read all tables',
-      'privileges: create scratch database',
+      'privileges: read everything (backup, fingerprints)',
+      'privileges: run journal (run, rollback)',
+      'privileges: create scratch database (verify, rehearse, restore)',
+      'privileges: restore --swap',
+      'privileges: run --freeze',
+      'privileges: restore owners and privileges',
       'restore role',
       'pg_dump',
       'pg_restore',

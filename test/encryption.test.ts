@@ -85,7 +85,11 @@ describe('a local destination encrypted with age', () => {
     });
     try {
       const r = await runCli(['backup', '--database-url', db.url], { cwd: other.dir });
-      expect(r.code).toBe(0);
+      // The plain copy is kept and verified; the destination without its copy fails the backup.
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(
+        /is missing from 1 of 2 destinations; the copies in local were kept/,
+      );
       expect(r.stderr).toMatch(/vault: .*Cannot read the recipients file .*missing\.txt/);
     } finally {
       await other.cleanup();

@@ -95,7 +95,7 @@ describe('frozen runs and rehearsals', () => {
       /^run-/,
     );
     expect(await write()).toMatch(/read-only transaction/);
-    const rollback = await runCli(['rollback', '--database-url', db.url], { cwd: ws.dir });
+    const rollback = await runCli(['rollback', '--yes', '--database-url', db.url], { cwd: ws.dir });
     expect(rollback.code, rollback.stderr).toBe(0);
     expect(await write()).toBe('written');
     // Once the run has ended, status has nothing left to lift.
@@ -114,7 +114,7 @@ describe('frozen runs and rehearsals', () => {
     await run.reached();
     await run.kill9();
     expect(await write()).toBe('written');
-    const rollback = await runCli(['rollback', '--database-url', db.url], { cwd: ws.dir });
+    const rollback = await runCli(['rollback', '--yes', '--database-url', db.url], { cwd: ws.dir });
     expect(rollback.code).toBe(6);
     expect(rollback.stderr).toMatch(/table public\.items: expected 500 rows, found 501 rows/);
     // Every down ran all the same, and the application's row is kept.

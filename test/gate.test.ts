@@ -74,7 +74,9 @@ describe('lifeboat gate', () => {
     });
     // Two copies cannot come from one destination: the config check says so before anything runs.
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/copies is 2 but only 1 destination\(s\) are configured/);
+    expect(r.stderr).toMatch(
+      /--copies: 2 copies are required but only 1 destination\(s\) are configured/,
+    );
   });
 
   it('refuses a backup whose latest verification failed', async () => {

@@ -3,6 +3,7 @@ import { runCli, workspace } from './support/cli.js';
 
 const commands = [
   'doctor',
+  'config',
   'backup',
   'verify',
   'backups',

@@ -41,7 +41,7 @@ describe('lifeboat history', () => {
     first = path.basename((await backupDirs(path.join(ws.dir, 'backups')))[0]!);
     await cli('verify', first, '--database-url', db.url);
     await cli('run', 'widgets.yaml', '--backup', 'existing', '--database-url', db.url);
-    await cli('rollback', '--database-url', db.url);
+    await cli('rollback', '--yes', '--database-url', db.url);
     // A newer backup whose verification fails, and a backup of another database.
     await cli('backup', '--no-verify', '--database-url', db.url);
     second = (await backupDirs(path.join(ws.dir, 'backups')))
@@ -89,7 +89,8 @@ describe('lifeboat history', () => {
       runbook: 'widgets',
       status: 'rolled-back',
       backupId: first,
-      applied: 2,
+      // Applied by the run, then undone by `lifeboat rollback`: what each step is now.
+      applied: 0,
       undone: 2,
       failed: 0,
     });
@@ -121,7 +122,7 @@ describe('lifeboat history', () => {
     expect(out).toMatch(/verify FAILED: .{50,}…$/m); // a long reason is cut, the table stays compact
     expect(out).toContain('(1 backup(s) of other databases or servers not shown)');
     expect(out).toMatch(/^Runs \(1\)$/m);
-    expect(out).toMatch(/rolled-back +2 applied, 2 undone +widgets +run-/);
+    expect(out).toMatch(/rolled-back +0 applied, 2 undone +widgets +run-/);
     expect(out).toMatch(
       new RegExp(
         `^Newest verified backup: \\S+ old \\(${first}, verified .*\\); within the policy's 1h`,
@@ -166,6 +167,46 @@ describe('lifeboat history', () => {
     expect(text.stdout).toContain('backups are matched by database name only');
     expect(text.stdout).toMatch(/^Runs: the journal could not be read: Cannot connect/m);
     expect(text.stdout).not.toMatch(/password|secret/i);
+  });
+
+  it('counts a run’s steps as the run’s own report does', async () => {
+    const mixed = await smallDatabase('history_mixed');
+    try {
+      await writeFile(
+        path.join(ws.dir, 'mixed.yaml'),
+        `name: mixed
+steps:
+  - id: add-a
+    sql: { up: "ALTER TABLE items ADD COLUMN a int", down: "ALTER TABLE items DROP COLUMN a" }
+  - id: has-items
+    check: { query: "SELECT count(*) > 0 FROM items" }
+  - id: add-b
+    sql: { up: "ALTER TABLE items ADD COLUMN b int", down: "ALTER TABLE items DROP COLUMN b" }
+  - id: boom
+    sql: { up: "SELECT 1/0" }
+`,
+      );
+      const run = await runJson(['run', 'mixed.yaml', '--database-url', mixed.url], {
+        cwd: ws.dir,
+      });
+      expect(run.code, run.stderr).toBe(5);
+      const report = (run.doc.result as { steps: { id: string; outcome: string }[] }).steps;
+      expect(report.map((s) => `${s.id}:${s.outcome}`)).toEqual([
+        'add-a:undone',
+        'has-items:applied',
+        'add-b:undone',
+        'boom:failed',
+      ]);
+      const r = await runJson(['history', '--database-url', mixed.url], { cwd: ws.dir });
+      const [h] = (r.doc.history as History).runs!;
+      expect(h!.steps.map((s) => `${s.id}:${s.outcome}`)).toEqual(
+        report.map((s) => `${s.id}:${s.outcome}`),
+      );
+      expect(h).toMatchObject({ applied: 1, undone: 2, failed: 1 });
+      expect(h!.steps.every((s) => s.durationMs !== null && s.durationMs >= 0)).toBe(true);
+    } finally {
+      await mixed.drop();
+    }
   });
 
   it('has help with its purpose, examples and exit codes', async () => {

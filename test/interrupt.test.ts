@@ -1,7 +1,7 @@
-import { writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { smallDatabase } from './support/backups.js';
+import { backupDirs, partialDirs, smallDatabase } from './support/backups.js';
 import { startPaused, workspace } from './support/cli.js';
 
 const runbook = `name: interruptible
@@ -42,6 +42,69 @@ describe('Ctrl-C during a run', () => {
         `select count(*)::int as n from information_schema.columns where table_name = 'items' and column_name in ('note', 'tag')`,
       );
       expect(cols.rows[0]).toEqual({ n: 0 });
+    } finally {
+      await db.drop();
+      await ws.cleanup();
+    }
+  });
+});
+
+describe('Ctrl-C during a backup', () => {
+  it('before the dump: says what was stopped, removes the partial backup, exits 130', async () => {
+    const db = await smallDatabase('interrupt_backup');
+    const ws = await workspace();
+    try {
+      const dest = path.join(ws.dir, '.lifeboat/backups');
+      const run = await startPaused(['backup', '--database-url', db.url], 'backup:snapshot-held', {
+        cwd: ws.dir,
+      });
+      await run.reached();
+      expect(await partialDirs(dest)).toHaveLength(1);
+      run.child.kill('SIGINT');
+      await new Promise((r) => setTimeout(r, 200));
+      await run.resume();
+      const r = await run.done;
+      expect(r.code, r.stderr).toBe(130);
+      expect(r.stderr).toMatch(
+        /^interrupt: stopping the backup, and removing what it had half done\.$/m,
+      );
+      expect(r.stderr).toMatch(
+        /^error: Interrupted: the backup was stopped before it was stored; pg_dump was stopped, the partial backup removed, and nothing was listed\.$/m,
+      );
+      expect(r.stderr).not.toMatch(/\n\s+at .*:\d+:\d+/);
+      expect(await partialDirs(dest)).toEqual([]);
+      expect(await backupDirs(dest)).toEqual([]);
+    } finally {
+      await db.drop();
+      await ws.cleanup();
+    }
+  });
+
+  it('during its verification: the backup is kept, the scratch database dropped, nothing recorded', async () => {
+    const db = await smallDatabase('interrupt_verify');
+    const ws = await workspace();
+    try {
+      const dest = path.join(ws.dir, '.lifeboat/backups');
+      const run = await startPaused(['backup', '--database-url', db.url], 'verify:restored', {
+        cwd: ws.dir,
+      });
+      await run.reached();
+      run.child.kill('SIGINT');
+      await new Promise((r) => setTimeout(r, 200));
+      await run.resume();
+      const r = await run.done;
+      expect(r.code, r.stderr).toBe(130);
+      const [dir] = await backupDirs(dest);
+      const id = path.basename(dir!);
+      expect(r.stderr).toContain(
+        `error: Interrupted: backup ${id} is stored but unverified; its verification was stopped and the scratch database dropped.`,
+      );
+      expect(await readdir(path.join(dir!, 'verifications')).catch(() => [])).toEqual([]);
+      const scratch = await db.query(
+        `select datname from pg_database where datname like 'lifeboat_verify_%' and shobj_description(oid, 'pg_database') like $1`,
+        [`%${id}%`],
+      );
+      expect(scratch.rows).toEqual([]);
     } finally {
       await db.drop();
       await ws.cleanup();

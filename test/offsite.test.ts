@@ -354,7 +354,11 @@ describe('faults of the object store', () => {
         cwd: ws.dir,
         env: awsEnv(),
       });
-      expect(r.code, r.stderr).toBe(0);
+      // The local copy is kept; a destination without its copy is never a green exit.
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(
+        /is missing from 1 of 2 destinations; the copies in local were kept/,
+      );
       expect(r.stderr).toMatch(/offsite: .*the store stopped answering \(timed out/);
       expect(Date.now() - started).toBeLessThan(30_000);
     } finally {
@@ -417,8 +421,12 @@ describe('faults of the object store', () => {
         run.child.kill('SIGKILL'); // a paused child must not outlive a failed assertion
         await s3.startProxy();
       }
-      // The local copy satisfies copies: 1; the off-site one is reported, not listed.
-      expect(r.code, r.stderr).toBe(0);
+      // The local copy is kept and verified; the off-site one is reported, not listed, and
+      // a destination left without its copy fails the backup (exit 2).
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(
+        /is missing from 1 of 2 destinations; the copies in local were kept and verified/,
+      );
       expect(r.stderr).toMatch(
         /offsite: s3:\/\/lifeboat-offsite\/away\/: the store is not reachable/,
       );
@@ -665,7 +673,7 @@ describe('faults of the object store', () => {
     try {
       const env = awsEnv();
       const ids = [await backupId(ws, env), await backupId(ws, env), await backupId(ws, env)];
-      const r = await runJson(['backups', 'prune', '--database-url', dbUrl()], {
+      const r = await runJson(['backups', 'prune', '--yes', '--database-url', dbUrl()], {
         cwd: ws.dir,
         env,
       });

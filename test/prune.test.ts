@@ -29,11 +29,15 @@ describe('lifeboat backups prune', () => {
         .decisions;
       expect(decisions.filter((d) => d.action === 'remove').map((d) => d.id)).toEqual([ids[0]]);
 
-      const real = await runCli(['backups', 'prune', '--database-url', db.url], { cwd: ws.dir });
+      const real = await runCli(['backups', 'prune', '--yes', '--database-url', db.url], {
+        cwd: ws.dir,
+      });
       expect(real.code).toBe(0);
       expect((await backupDirs(dest)).map((d) => path.basename(d)).sort()).toEqual(ids.slice(1));
       // keep 0 is read as "at least the newest verified one".
-      await runCli(['backups', 'prune', '--keep', '0', '--database-url', db.url], { cwd: ws.dir });
+      await runCli(['backups', 'prune', '--keep', '0', '--yes', '--database-url', db.url], {
+        cwd: ws.dir,
+      });
       expect((await backupDirs(dest)).map((d) => path.basename(d)).sort()).toEqual(ids.slice(2));
       expect((await runCli(['gate', '--database-url', db.url], { cwd: ws.dir })).code).toBe(0);
     } finally {
@@ -70,7 +74,9 @@ describe('lifeboat backups prune', () => {
       await backup();
       const newest = (await ids()).at(-1);
 
-      const pruned = await runJson(['backups', 'prune', '--database-url', db.url], { cwd: ws.dir });
+      const pruned = await runJson(['backups', 'prune', '--yes', '--database-url', db.url], {
+        cwd: ws.dir,
+      });
       expect(pruned.code, pruned.stderr).toBe(0);
       const decisions = (pruned.doc.prune as { decisions: { id: string; reason: string }[] })
         .decisions;
@@ -81,9 +87,11 @@ describe('lifeboat backups prune', () => {
       expect(first).not.toBe(guarded);
 
       // Once the run is rolled back, nothing depends on that backup any more.
-      const rollback = await runCli(['rollback', '--database-url', db.url], { cwd: ws.dir });
+      const rollback = await runCli(['rollback', '--yes', '--database-url', db.url], {
+        cwd: ws.dir,
+      });
       expect(rollback.code, rollback.stderr).toBe(0);
-      await runCli(['backups', 'prune', '--database-url', db.url], { cwd: ws.dir });
+      await runCli(['backups', 'prune', '--yes', '--database-url', db.url], { cwd: ws.dir });
       expect(await ids()).toEqual([newest]);
     } finally {
       await db.drop();
@@ -99,7 +107,7 @@ describe('lifeboat backups prune', () => {
         expect((await runCli(['backup', '--database-url', db.url], { cwd: ws.dir })).code).toBe(0);
       const down = new URL(db.url);
       down.port = '1';
-      const r = await runCli(['backups', 'prune', '--database-url', down.toString()], {
+      const r = await runCli(['backups', 'prune', '--yes', '--database-url', down.toString()], {
         cwd: ws.dir,
       });
       expect(r.code).toBe(2);

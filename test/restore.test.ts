@@ -208,7 +208,7 @@ describe('lifeboat restore', () => {
     const text = JSON.stringify(edited, null, 2);
     await writeFile(file, text);
     await writeFile(path.join(backupDir, 'manifest.sha256'), `${sha256Hex(text)}  manifest.json\n`);
-    const r = await json(['restore', backupId, '--swap']);
+    const r = await json(['restore', backupId, '--swap', '--yes']);
     expect(r.code, r.stderr).toBe(4);
     expect(r.stderr).toMatch(/table public\.items: expected 2001 rows?, found 2000 rows?/);
     const dbs = await family();
@@ -233,7 +233,7 @@ describe('lifeboat restore', () => {
       const res = await session.query<{ pid: number }>('select pg_backend_pid() as pid');
       const pid = res.rows[0]!.pid;
       const before = await family();
-      const r = await cli(['restore', backupId, '--swap']);
+      const r = await cli(['restore', backupId, '--swap', '--yes']);
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toMatch(/Cannot swap: 1 session\(s\) are connected/);
       expect(r.stderr).toContain(`pid ${pid}`);
@@ -254,7 +254,7 @@ describe('lifeboat restore', () => {
     session.on('error', () => undefined);
     await session.connect();
     try {
-      const r = await json(['restore', backupId, '--swap', '--terminate']);
+      const r = await json(['restore', backupId, '--swap', '--terminate', '--yes']);
       expect(r.code, r.stderr).toBe(0);
       const restore = r.doc.restore as {
         database: string;
@@ -313,7 +313,7 @@ describe('lifeboat restore', () => {
     const before = await fingerprintOf(db.name);
     const [original] = await family();
     const run = await startPaused(
-      ['restore', backupId, '--swap', '--database-url', db.url],
+      ['restore', backupId, '--swap', '--yes', '--database-url', db.url],
       'restore:swap-between-renames',
       { cwd: ws.dir },
     );

@@ -93,7 +93,7 @@ describe('run, status, plan and rollback', () => {
   });
 
   it('rollback undoes the finished run newest first and proves the pre-run state', async () => {
-    const r = await cli('rollback');
+    const r = await cli('rollback', '--yes');
     expect(r.code, r.stderr).toBe(0);
     const report = r.doc.rollback as {
       status: string;
@@ -105,7 +105,7 @@ describe('run, status, plan and rollback', () => {
     ]);
     expect(report.rollback.proof.equal).toBe(true);
     expect(await value(`select to_regclass('public.widgets') as t`)).toBeNull();
-    const again = await cli('rollback');
+    const again = await cli('rollback', '--yes');
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/There is no run to roll back/);
   });

@@ -129,7 +129,7 @@ describe('the last rung: rollback by restoring the backup', () => {
     await run.kill9();
     const status = await runJson(['status', '--database-url', db.url], { cwd: ws.dir });
     expect((status.doc.status as { frozen: unknown }).frozen, status.stdout).not.toBeNull();
-    const r = await runCli(['rollback', '--database-url', db.url], { cwd: ws.dir });
+    const r = await runCli(['rollback', '--yes', '--database-url', db.url], { cwd: ws.dir });
     expect(r.code, r.stderr).toBe(0);
     // The half-restored copy of the killed run was cleaned up; the failed database is kept.
     const names = await databasesLike(db.name);

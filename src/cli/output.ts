@@ -1,6 +1,11 @@
-import { LifeboatError } from '../errors.js';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { InterruptedError, LifeboatError, PrivilegeError, errorMessage } from '../errors.js';
+import { sqlState } from '../restore/sql-state.js';
 import { redact } from '../secrets.js';
 import type { GlobalArgs } from './context.js';
+import { handleInterrupts, type InterruptPolicy } from './interrupt.js';
+import { annotations, inGitHubActions, stepOutputs, writeStepOutputs } from './github.js';
 import { writeReports, type ReportSpec } from './reports.js';
 
 /** Print the command's result: its JSON document, or its human lines. Returns the document. */
@@ -21,19 +26,36 @@ export function emit(
  */
 export async function runCommand(
   argv: GlobalArgs,
-  fn: () => Promise<Record<string, unknown> | void>,
+  fn: (signal: AbortSignal) => Promise<Record<string, unknown> | void>,
   report?: ReportSpec,
+  interrupt: InterruptPolicy = { kind: 'exit' },
 ): Promise<void> {
+  const interrupts = handleInterrupts(interrupt);
   try {
-    const doc = await fn();
+    const doc = await fn(interrupts.signal).catch((err: unknown) => {
+      // Whatever broke once the tools were stopped, the cause is the interrupt.
+      if (!interrupts.signal.aborted || interrupt.kind !== 'abort') throw err;
+      if (err instanceof InterruptedError) throw err;
+      throw new InterruptedError(
+        `Interrupted: ${interrupt.stopping} was stopped, and what it had half done was removed.`,
+        { cause: err },
+      );
+    });
     process.exitCode = 0;
-    if (report)
+    if (report) {
       await writeReports(report, { ok: true, exitCode: 0, doc: doc ?? {} }).catch(reportFailed);
+      await writeStepOutputs(stepOutputs(report.command, { exitCode: 0, doc: doc ?? {} })).catch(
+        reportFailed,
+      );
+    }
   } catch (err) {
     process.exitCode = reportError(argv, err);
     if (report && err instanceof LifeboatError) {
       const data =
         err.data && typeof err.data === 'object' ? (err.data as Record<string, unknown>) : {};
+      await writeStepOutputs(
+        stepOutputs(report.command, { exitCode: err.exitCode, doc: dataDocument(report, data) }),
+      ).catch(reportFailed);
       await writeReports(report, {
         ok: false,
         exitCode: err.exitCode,
@@ -41,23 +63,64 @@ export async function runCommand(
         error: { message: err.message, details: err.details },
       }).catch(reportFailed);
     }
+  } finally {
+    interrupts.done();
   }
+}
+
+/**
+ * The operator runbook that explains an outcome a person must act on: shipped
+ * with lifeboat, shown relative to the current directory when it is below it.
+ */
+export function operatorRunbook(err: LifeboatError): string | undefined {
+  const name =
+    err.exitCode === 6
+      ? /in doubt/.test(err.message)
+        ? 'step-in-doubt.md'
+        : 'run-exit-6.md'
+      : err.exitCode === 4
+        ? 'verify-failed.md'
+        : err.exitCode === 7
+          ? 'lock-held-by-dead-host.md'
+          : undefined;
+  if (!name) return undefined;
+  const file = fileURLToPath(new URL(`../../runbooks/operator/${name}`, import.meta.url));
+  const relative = path.relative(process.cwd(), file);
+  return relative.startsWith('..') ? file : relative;
 }
 
 export function reportError(argv: { json?: boolean }, err: unknown): number {
   if (err instanceof LifeboatError) {
+    const runbook = operatorRunbook(err);
     if (argv.json) {
       const doc = {
         ok: false,
         exitCode: err.exitCode,
-        error: { kind: err.kind, message: err.message, details: err.details },
+        error: {
+          kind: err.kind,
+          message: err.message,
+          details: err.details,
+          ...(runbook ? { runbook } : {}),
+        },
         ...(err.data && typeof err.data === 'object' ? { result: err.data } : {}),
       };
       process.stdout.write(`${redact(JSON.stringify(doc, null, 2))}\n`);
     }
+    if (inGitHubActions()) for (const a of annotations(err)) process.stderr.write(`${redact(a)}\n`);
     process.stderr.write(`${redact(`error: ${err.message}`)}\n`);
     for (const line of err.details) process.stderr.write(`  - ${redact(line)}\n`);
+    if (runbook) process.stderr.write(`What to do, step by step: ${runbook}\n`);
     return err.exitCode;
+  }
+  if (sqlState(err) === '42501') {
+    // A privilege nothing checked for: still bad input (exit 2), never a stack trace.
+    return reportError(
+      argv,
+      new PrivilegeError(
+        `The server refused: ${errorMessage(err)}. \`lifeboat doctor\` lists every privilege lifeboat needs and the statement that grants it.`,
+        { cause: err },
+      ),
+    );
   }
   const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
   if (argv.json) {
@@ -72,6 +135,13 @@ export function reportError(argv: { json?: boolean }, err: unknown): number {
     `${redact(`internal error (a bug in lifeboat; please report it):\n${text}`)}\n`,
   );
   return 1;
+}
+
+/** A failure's data as the command's document: the whole document, or the part under its key. */
+function dataDocument(report: ReportSpec, data: Record<string, unknown>): Record<string, unknown> {
+  return 'backup' in data || 'verification' in data
+    ? data
+    : { [report.dataKey ?? report.command]: data };
 }
 
 /** Evidence that cannot be written is worth a warning, never a changed outcome. */

@@ -57,11 +57,13 @@ export async function writeReports(
   return base;
 }
 
-function backupIdOf(doc: Record<string, unknown>): string | undefined {
+/** The backup a command's document is about, wherever the command keeps it. */
+export function backupIdOf(doc: Record<string, unknown>): string | undefined {
   const pick = (v: unknown, key: string): unknown =>
     v && typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined;
   const id =
     pick(doc.backup, 'id') ??
+    pick(doc, 'backupId') ??
     pick(doc.verification, 'backupId') ??
     pick(pick(doc.gate, 'backup'), 'id') ??
     pick(doc.run, 'backupId') ??

@@ -4,6 +4,8 @@ import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.j
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
 import type { ReportSpec } from '../cli/reports.js';
+import { BadInputError, InterruptedError, StorageError } from '../errors.js';
+import { redact } from '../secrets.js';
 import { describeTarget } from '../target.js';
 import { formatBytes, formatDuration } from '../units.js';
 import { verifyBackup, type VerifyResult } from '../verify.js';
@@ -34,16 +36,54 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
     const report: ReportSpec = { command: 'backup', dataKey: 'verification' };
     return runCommand(
       argv,
-      async () => {
+      async (signal) => {
         const ctx = await commandContext(argv, { jobs: argv.jobs, scratchUrl: argv.scratchUrl });
         Object.assign(report, { config: ctx.config, target: describeTarget(ctx.target) });
-        const backup = await takeBackup(ctx);
-        const verification = argv.verify
-          ? await verifyBackup({ ...ctx, backupId: backup.id, checksumsJustRead: true })
-          : undefined;
-        return emit(argv, backupDocument(backup, verification), backupLines(backup, verification));
+        const backup = await takeBackup({ ...ctx, signal });
+        let verification: VerifyResult | undefined;
+        try {
+          verification = argv.verify
+            ? await verifyBackup({ ...ctx, backupId: backup.id, checksumsJustRead: true, signal })
+            : undefined;
+        } catch (err) {
+          if (err instanceof InterruptedError) {
+            throw new InterruptedError(
+              `Interrupted: backup ${backup.id} is stored but unverified; its verification was stopped and the scratch database dropped. \`lifeboat verify ${backup.id}\` proves it later.`,
+            );
+          }
+          // The backup is stored; verification could not run (a privilege, a tool, the scratch
+          // server). That says nothing against the backup: it is unverified, not failed.
+          if (!(err instanceof BadInputError)) throw err;
+          const doc = { ...backupDocument(backup, undefined), unverified: { reason: err.message } };
+          if (!argv.json)
+            process.stdout.write(`${redact(backupLines(backup, undefined).join('\n'))}\n`);
+          throw new BadInputError(
+            `Backup ${backup.id} is stored but unverified: ${err.message.charAt(0).toLowerCase()}${err.message.slice(1)}`,
+            {
+              details: err.details,
+              data: doc,
+              cause: err,
+            },
+          );
+        }
+        const doc = backupDocument(backup, verification);
+        const lines = backupLines(backup, verification);
+        const missed = backup.copies.filter((c) => !c.ok);
+        if (missed.length > 0) {
+          // A nightly job must not stay green without a copy it was configured to keep.
+          if (!argv.json) process.stdout.write(`${redact(lines.join('\n'))}\n`);
+          throw new StorageError(
+            `Backup ${backup.id} is missing from ${missed.length} of ${backup.copies.length} destinations; the copies in ${backup.copies
+              .filter((c) => c.ok)
+              .map((c) => c.destination)
+              .join(', ')} were kept${verification ? ' and verified' : ''}.`,
+            { details: missed.map((c) => `${c.destination}: ${c.error}`), data: doc },
+          );
+        }
+        return emit(argv, doc, lines);
       },
       report,
+      { kind: 'abort', stopping: 'the backup' },
     );
   },
 };

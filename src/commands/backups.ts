@@ -1,10 +1,12 @@
 import type { Argv, CommandModule } from 'yargs';
-import { readCatalog, type CatalogEntry } from '../catalog.js';
+import { readCatalog, resolveBackupId, type CatalogEntry } from '../catalog.js';
 import { globalOptions, targetFor, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
+import { confirm } from '../cli/confirm.js';
 import { loadConfig, type Config } from '../config.js';
-import { BadInputError, errorMessage } from '../errors.js';
+import { BadInputError, VerificationFailedError, errorMessage } from '../errors.js';
+import { redact } from '../secrets.js';
 import { withClient } from '../db.js';
 import { readIdentity, type TargetIdentity } from '../identity.js';
 import { readRuns } from '../run/journal.js';
@@ -18,6 +20,7 @@ interface BackupsArgs extends GlobalArgs {
   id?: string;
   keep?: number;
   dryRun: boolean;
+  yes: boolean;
 }
 
 export const backupsCommand: CommandModule<object, BackupsArgs> = {
@@ -26,7 +29,10 @@ export const backupsCommand: CommandModule<object, BackupsArgs> = {
   builder: (y: Argv) =>
     globalOptions(y)
       .positional('action', { choices: ['list', 'show', 'prune'] as const, demandOption: true })
-      .positional('id', { type: 'string', describe: 'Backup id (for show)' })
+      .positional('id', {
+        type: 'string',
+        describe: 'Backup id, or latest (the newest backup of the target), for show',
+      })
       .option('keep', {
         type: 'number',
         describe:
@@ -38,65 +44,100 @@ export const backupsCommand: CommandModule<object, BackupsArgs> = {
         describe: 'prune: only say what would go',
       })
       .example('$0 backups list', 'every backup with its copies and last verification')
+      .example(
+        '$0 backups show latest',
+        'the newest backup of the target: copies, content, verifications',
+      )
+      .option('yes', {
+        type: 'boolean',
+        default: false,
+        describe: 'prune: do not ask for confirmation (needed when not on a terminal)',
+      })
       .example('$0 backups prune --keep 3 --dry-run', 'what pruning would remove')
       .example(
-        '$0 backups prune',
-        "prune the target's backups (DATABASE_URL, or the PG* variables), in every destination",
+        '$0 backups prune --yes',
+        "prune the target's backups (DATABASE_URL, or the PG* variables), in every destination, without asking",
       )
       .epilog(exitCodes(0, 2)) as unknown as Argv<BackupsArgs>,
   handler: (argv) =>
-    runCommand(argv, async () => {
-      const config = await loadConfig({ config: argv.config });
-      const entries = await readCatalog(config.destinations, config.signingKey);
-      if (argv.action === 'list') {
-        emit(argv, { backups: entries.map(summary) }, listLines(entries));
-      } else if (argv.action === 'show') {
-        const entry = entries.find((e) => e.id === argv.id);
-        if (!argv.id || !entry) {
-          throw new BadInputError(
-            `No backup ${argv.id ?? '(no id given)'}; see \`lifeboat backups list\`.`,
-          );
-        }
-        emit(
-          argv,
-          {
+    runCommand(
+      argv,
+      async (signal) => {
+        const config = await loadConfig({ config: argv.config });
+        const entries = await readCatalog(config.destinations, config.signingKey);
+        if (argv.action === 'list') {
+          emit(argv, { backups: entries.map(summary) }, listLines(entries));
+        } else if (argv.action === 'show') {
+          const id =
+            argv.id === 'latest'
+              ? await resolveBackupId('latest', {
+                  destinations: config.destinations,
+                  key: config.signingKey,
+                  target: targetFor(argv, config),
+                })
+              : argv.id;
+          const entry = entries.find((e) => e.id === id);
+          if (!argv.id || !entry) {
+            throw new BadInputError(
+              `No backup ${argv.id ?? '(no id given)'}; see \`lifeboat backups list\`.`,
+            );
+          }
+          const doc = {
             backup: {
               ...summary(entry),
-              manifest: entry.manifest,
+              manifest: entry.manifest ?? null,
               verifications: entry.verifications,
             },
-          },
-          showLines(entry),
-        );
-      } else {
-        if (argv.keep !== undefined && !(Number.isInteger(argv.keep) && argv.keep >= 0))
-          throw new BadInputError(
-            '--keep must be a whole number ≥ 0 (the newest verified backup is kept whatever it says).',
-          );
-        const decisions = planPrune(entries, {
-          ...(await journalFacts(argv, config)),
-          destinations: config.destinations.map((d) => ({
-            name: d.name,
-            keep: argv.keep ?? d.keep ?? config.keep,
-          })),
-        });
-        const removed = decisions.filter((d) => d.action === 'remove');
-        if (!argv.dryRun)
-          for (const d of removed) {
-            const copy = entries
-              .find((e) => e.id === d.id)!
-              .copies.find((c) => c.destination === d.destination)!;
-            await removeCopy(copy);
+          };
+          if (!entry.manifest) {
+            // Nothing in it can be trusted: what it claims is shown, and the exit says so.
+            if (!argv.json) process.stdout.write(`${redact(showLines(entry).join('\n'))}\n`);
+            throw new VerificationFailedError(
+              `Backup ${entry.id} is damaged: its manifest cannot be trusted, so it is never used.`,
+              { details: entry.manifestProblems, data: doc },
+            );
           }
-        emit(argv, { prune: { dryRun: argv.dryRun, decisions } }, [
-          ...decisions.map(
-            (d) =>
-              `${d.action === 'keep' ? 'keep  ' : argv.dryRun ? 'would remove' : 'remove'}  ${d.id}  ${d.destination}  (${d.reason})`,
-          ),
-          `${removed.length} cop${removed.length === 1 ? 'y' : 'ies'} ${argv.dryRun ? 'would be ' : ''}removed`,
-        ]);
-      }
-    }),
+          emit(argv, doc, showLines(entry));
+        } else {
+          if (argv.keep !== undefined && !(Number.isInteger(argv.keep) && argv.keep >= 0))
+            throw new BadInputError(
+              '--keep must be a whole number ≥ 0 (the newest verified backup is kept whatever it says).',
+            );
+          const decisions = planPrune(entries, {
+            ...(await journalFacts(argv, config)),
+            destinations: config.destinations.map((d) => ({
+              name: d.name,
+              keep: argv.keep ?? d.keep ?? config.keep,
+            })),
+          });
+          const removed = decisions.filter((d) => d.action === 'remove');
+          if (!argv.dryRun && removed.length > 0) {
+            await confirm(
+              `Remove ${removed.length} cop${removed.length === 1 ? 'y' : 'ies'}: ${removed.map((d) => `${d.id} in ${d.destination}`).join(', ')}?`,
+              { yes: argv.yes, command: 'backups prune' },
+            );
+          }
+          if (!argv.dryRun)
+            for (const d of removed) {
+              // An interrupt stops between copies: each removal is whole (manifest first).
+              signal.throwIfAborted();
+              const copy = entries
+                .find((e) => e.id === d.id)!
+                .copies.find((c) => c.destination === d.destination)!;
+              await removeCopy(copy);
+            }
+          emit(argv, { prune: { dryRun: argv.dryRun, decisions } }, [
+            ...decisions.map(
+              (d) =>
+                `${d.action === 'keep' ? 'keep  ' : argv.dryRun ? 'would remove' : 'remove'}  ${d.id}  ${d.destination}  (${d.reason})`,
+            ),
+            `${removed.length} cop${removed.length === 1 ? 'y' : 'ies'} ${argv.dryRun ? 'would be ' : ''}removed`,
+          ]);
+        }
+      },
+      undefined,
+      { kind: 'abort', stopping: 'the pruning' },
+    ),
 };
 
 function summary(e: CatalogEntry): Record<string, unknown> {
@@ -122,13 +163,22 @@ function listLines(entries: CatalogEntry[]): string[] {
   if (entries.length === 0) return ['No backups yet; run `lifeboat backup`.'];
   return entries.map(
     (e) =>
-      `${e.id}  ${e.manifest?.target.database ?? '?'}  ${e.manifest ? formatBytes(e.manifest.dump.bytes) : 'manifest unreadable'}  ${e.copies.map((c) => c.destination).join(',')}  ${verifiedText(e)}`,
+      `${e.id}  ${e.manifest?.target.database ?? '?'}  ${e.manifest ? formatBytes(e.manifest.dump.bytes) : 'DAMAGED'}  ${e.copies.map((c) => c.destination).join(',')}  ${e.manifest ? verifiedText(e) : `never used: ${e.manifestProblems[0] ?? 'manifest unreadable'}`}`,
   );
 }
 
 function showLines(e: CatalogEntry): string[] {
   const m = e.manifest;
-  if (!m) return [`${e.id}: manifest unreadable`, ...e.manifestProblems.map((p) => `  ${p}`)];
+  if (!m) {
+    return [
+      `${e.id}: DAMAGED, never used`,
+      ...(e.claimed
+        ? [`  claims     ${e.claimed.target.described}, taken ${e.claimed.createdAt} (untrusted)`]
+        : []),
+      ...e.copies.map((c) => `  copy       ${c.destination}: ${c.location}`),
+      ...e.manifestProblems.map((p) => `  damaged    ${p}`),
+    ];
+  }
   return [
     `${e.id}`,
     `  target     ${m.target.described} (system ${m.target.systemIdentifier}, PostgreSQL ${m.target.serverVersion})`,
@@ -136,6 +186,7 @@ function showLines(e: CatalogEntry): string[] {
     `  dump       ${formatBytes(m.dump.bytes)}, ${m.files.length} files, pg_dump ${m.tools.pgDump.version}`,
     `  content    ${m.fingerprints.tables.length} tables, ${m.fingerprints.sequences.length} sequences, ${m.fingerprints.largeObjects.count} large objects`,
     ...e.copies.map((c) => `  copy       ${c.destination}: ${c.location}`),
+    ...e.manifestProblems.map((p) => `  damaged    ${p}`),
     ...e.verifications.map(
       (v) =>
         `  verified   ${v.at} ${v.ok ? 'ok' : `FAILED: ${v.error ?? `${v.differences.length} difference(s)`}`} (from ${v.restoredFrom || '-'})`,

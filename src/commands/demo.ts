@@ -5,7 +5,11 @@ import { terminalProgress } from '../cli/progress.js';
 import { emit, runCommand } from '../cli/output.js';
 import { runReportLines } from '../cli/run-report.js';
 import { runDemo, type DemoResult } from '../demo.js';
+import { InterruptedError } from '../errors.js';
 import { formatBytes, formatDuration } from '../units.js';
+
+const DEMO_STOPPED =
+  'Interrupted: the demo was stopped; its temporary PostgreSQL and files were removed.';
 
 interface DemoArgs extends GlobalArgs {
   freeze: boolean;
@@ -30,13 +34,20 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       )
       .epilog(exitCodes(0, 1, 2)),
   handler: (argv) =>
-    runCommand(argv, async () => {
-      const started = Date.now();
-      const result = await runDemo(terminalProgress({ json: argv.json, quiet: argv.quiet }), {
-        freeze: argv.freeze,
-      });
-      emit(argv, { demo: result }, demoLines(result, Date.now() - started));
-    }),
+    runCommand(
+      argv,
+      async (signal) => {
+        const started = Date.now();
+        const result = await runDemo(terminalProgress({ json: argv.json, quiet: argv.quiet }), {
+          freeze: argv.freeze,
+          signal,
+        });
+        if (signal.aborted) throw new InterruptedError(DEMO_STOPPED);
+        emit(argv, { demo: result }, demoLines(result, Date.now() - started));
+      },
+      undefined,
+      { kind: 'abort', stopping: 'the demo' },
+    ),
 };
 
 function demoLines(d: DemoResult, ms: number): string[] {

@@ -22,10 +22,12 @@ export const doctorCommand: CommandModule<object, GlobalArgs> = {
         config = await loadConfig({ config: argv.config, databaseUrl: argv.databaseUrl });
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
-        configProblems = [err.message, ...err.details];
+        configProblems = err.details.length > 0 ? err.details : [err.message];
       }
       const report = await runDoctor({ config, configProblems, target: targetFor(argv, config) });
-      const lines = report.checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'}  ${c.name}: ${c.detail}`);
+      const lines = report.checks.map(
+        (c) => `${c.ok ? 'ok  ' : c.optional ? 'warn' : 'FAIL'}  ${c.name}: ${c.detail}`,
+      );
       if (!report.ok) {
         if (!argv.json) process.stdout.write(`${redact(lines.join('\n'))}\n`);
         throw doctorFailure(report);

@@ -27,11 +27,16 @@ export const initCommand: CommandModule<object, GlobalArgs> = {
         ].join('\n'),
       ),
   handler: (argv) =>
-    runCommand(argv, async () => {
-      const plan = await planInit(process.cwd());
-      await writeInit(plan);
-      emit(argv, { init: initDocument(plan) }, initLines(plan));
-    }),
+    runCommand(
+      argv,
+      async () => {
+        const plan = await planInit(process.cwd());
+        await writeInit(plan);
+        emit(argv, { init: initDocument(plan) }, initLines(plan));
+      },
+      undefined,
+      { kind: 'abort', stopping: 'the init' },
+    ),
 };
 
 function nextCommands(plan: InitPlan): string[] {

@@ -30,21 +30,26 @@ export const rehearseCommand: CommandModule<object, RehearseArgs> = {
       )
       .epilog(exitCodes(0, 2, 3, 4)),
   handler: (argv) =>
-    runCommand(argv, async () => {
-      const ctx = await commandContext(argv);
-      const runbook = await loadRunbook(argv.runbook);
-      const { backupId } = await guard({
-        ...ctx,
-        mode: argv.backup,
-        policy: policyFor(runbook, ctx.config),
-      });
-      const record = await rehearseRunbook({ ...ctx, runbook, backupId });
-      if (!record.passed) {
-        if (!argv.json) process.stdout.write(`${rehearsalLines(record).join('\n')}\n`);
-        throw rehearsalRefusal(record);
-      }
-      emit(argv, { rehearsal: record }, rehearsalLines(record));
-    }),
+    runCommand(
+      argv,
+      async () => {
+        const ctx = await commandContext(argv);
+        const runbook = await loadRunbook(argv.runbook);
+        const { backupId } = await guard({
+          ...ctx,
+          mode: argv.backup,
+          policy: policyFor(runbook, ctx.config),
+        });
+        const record = await rehearseRunbook({ ...ctx, runbook, backupId });
+        if (!record.passed) {
+          if (!argv.json) process.stdout.write(`${rehearsalLines(record).join('\n')}\n`);
+          throw rehearsalRefusal(record);
+        }
+        emit(argv, { rehearsal: record }, rehearsalLines(record));
+      },
+      undefined,
+      { kind: 'abort', stopping: 'the rehearsal' },
+    ),
 };
 
 export function rehearsalLines(r: RehearsalRecord): string[] {

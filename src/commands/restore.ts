@@ -1,4 +1,8 @@
 import type { Argv, CommandModule } from 'yargs';
+import { resolveBackupId } from '../catalog.js';
+import { confirm } from '../cli/confirm.js';
+import { showDryRun } from '../cli/dry-run.js';
+import { previewRestore, type RestorePreview } from '../restore/preview.js';
 import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
@@ -17,6 +21,8 @@ interface RestoreArgs extends GlobalArgs {
   owner: boolean;
   jobs?: number;
   maintenanceDb?: string;
+  dryRun: boolean;
+  yes: boolean;
 }
 
 export const restoreCommand: CommandModule<object, RestoreArgs> = {
@@ -25,7 +31,11 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
     'Restore a backup into a new database beside the target, prove it, optionally swap it in',
   builder: (y: Argv) =>
     globalOptions(y)
-      .positional('id', { type: 'string', demandOption: true, describe: 'Backup id' })
+      .positional('id', {
+        type: 'string',
+        demandOption: true,
+        describe: 'Backup id, or latest (the newest backup of the target)',
+      })
       .option('as', {
         type: 'string',
         describe: 'Name of the new database (default <target>__restored_<yyyymmddhhmmss>)',
@@ -53,15 +63,31 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
         describe:
           'Database to connect to for creating and renaming (default postgres, else template1)',
       })
+      .option('dry-run', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'Say which backup and copy would be restored, under which name, and what stands in the way; change nothing',
+      })
+      .option('yes', {
+        type: 'boolean',
+        default: false,
+        describe: 'With --swap: do not ask for confirmation (needed when not on a terminal)',
+      })
       .implies('terminate', 'swap')
       .example('$0 restore 20261121T101500123Z-app-1f2e3d', 'restore beside the target, prove it')
+      .example('$0 restore latest', "the target's newest backup, beside it")
       .example(
         '$0 restore 20261121T101500123Z-app-1f2e3d --as app_yesterday',
         'under a name of your choice',
       )
       .example(
         '$0 restore 20261121T101500123Z-app-1f2e3d --swap --terminate',
-        'put the backup in place of the target, ending its sessions; the target is kept',
+        'put the backup in place of the target, ending its sessions; the target is kept (asks first)',
+      )
+      .example(
+        '$0 restore latest --swap --dry-run',
+        'what a swap would do, and what stands in its way',
       )
       .epilog(
         [
@@ -71,21 +97,51 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
           '',
           exitCodes(0, 2, 4),
         ].join('\n'),
-      ),
+      ) as unknown as Argv<RestoreArgs>,
   handler: (argv) =>
-    runCommand(argv, async () => {
-      const ctx = await commandContext(argv, { jobs: argv.jobs });
-      const result = await restoreBackup({
-        ...ctx,
-        backupId: argv.id,
-        as: argv.as,
-        swap: argv.swap,
-        terminate: argv.terminate,
-        keepOwners: argv.owner,
-        maintenanceDb: argv.maintenanceDb,
-      });
-      emit(argv, { restore: result }, restoreLines(result, ctx.target.database));
-    }),
+    runCommand(
+      argv,
+      async (signal) => {
+        const ctx = await commandContext(argv, { jobs: argv.jobs });
+        const backupId = await resolveBackupId(argv.id, {
+          destinations: ctx.config.destinations,
+          key: ctx.config.signingKey,
+          target: ctx.target,
+        });
+        // The same choices for the preview, the question and the restore itself.
+        const asked = {
+          ...ctx,
+          backupId,
+          as: argv.as,
+          swap: argv.swap,
+          terminate: argv.terminate,
+          keepOwners: argv.owner,
+          maintenanceDb: argv.maintenanceDb,
+        };
+        if (argv.dryRun || argv.swap) {
+          const preview = await previewRestore(asked);
+          if (argv.dryRun) {
+            return showDryRun(argv, { dryRun: preview }, restorePreviewLines(preview), {
+              wouldExit: preview.wouldExit,
+              why: [
+                ...preview.problems,
+                ...preview.privileges
+                  .filter((g) => g.need !== 'owners')
+                  .map((g) => `${g.missing}: ${g.fix}`),
+              ],
+            });
+          }
+          await confirm(
+            `Restore backup ${backupId} as ${preview.restoreAs}, prove it, then put it in place of ${ctx.target.database} (kept as ${preview.swap!.replacedAs})${argv.terminate ? `, ending ${preview.swap!.sessions.length} session(s)` : ''}?`,
+            { yes: argv.yes, command: 'restore --swap' },
+          );
+        }
+        const result = await restoreBackup({ ...asked, signal });
+        emit(argv, { restore: result }, restoreLines(result, ctx.target.database));
+      },
+      undefined,
+      { kind: 'abort', stopping: 'the restore' },
+    ),
 };
 
 export function restoreLines(r: RestoreResult, target: string): string[] {
@@ -114,4 +170,24 @@ export function restoreLines(r: RestoreResult, target: string): string[] {
     `    ${swapStatements(target, r.restoredAs, replacedAs)}`,
   );
   return lines;
+}
+
+function restorePreviewLines(p: RestorePreview): string[] {
+  return [
+    `Dry run: lifeboat restore ${p.backupId} beside ${p.target}`,
+    `  1. restore the first intact copy (held in ${p.copies.join(', ')}) into a new database ${p.restoreAs}`,
+    '  2. fingerprint it and compare with the backup; a difference keeps it for inspection and stops',
+    ...(p.swap
+      ? [
+          `  3. swap names in one transaction: ${p.restoreAs} becomes the target; the target is kept as ${p.swap.replacedAs}`,
+          ...p.swap.sessions.map(
+            (s) => `     ${p.swap!.terminate ? 'would end' : 'in the way'}: ${s}`,
+          ),
+        ]
+      : []),
+    ...p.problems.map((problem) => `  refused: ${problem}`),
+    ...p.privileges.map(
+      (g) => `  ${g.need === 'owners' ? 'note' : 'refused'}: ${g.missing}: ${g.fix}`,
+    ),
+  ];
 }

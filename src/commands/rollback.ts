@@ -3,15 +3,25 @@ import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.j
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
 import type { ReportSpec } from '../cli/reports.js';
-import { describeTarget } from '../target.js';
+import { withClient } from '../db.js';
+import { requirePrivileges } from '../privileges.js';
+import { confirm } from '../cli/confirm.js';
+import { showDryRun } from '../cli/dry-run.js';
+import { BadInputError } from '../errors.js';
+import { describeHolder } from '../run/lock.js';
+import { previewRollback, type RollbackPreview } from '../run/preview.js';
+import { describeTarget, type Target } from '../target.js';
 import { runReportLines } from '../cli/run-report.js';
 import { undoRun } from '../run/undo-run.js';
 import { lockWait, parseResolutions, printingReport } from './run.js';
+import type { InterruptPolicy } from '../cli/interrupt.js';
 
 interface RollbackArgs extends GlobalArgs {
   run?: string;
   lockWait: string;
   resolve: string[];
+  dryRun: boolean;
+  yes: boolean;
 }
 
 export const rollbackCommand: CommandModule<object, RollbackArgs> = {
@@ -34,7 +44,19 @@ export const rollbackCommand: CommandModule<object, RollbackArgs> = {
         default: [] as string[],
         describe: 'Decide a step left in doubt: STEP=applied or STEP=not-applied',
       })
-      .example('$0 rollback', 'undo the latest run')
+      .option('dry-run', {
+        type: 'boolean',
+        default: false,
+        describe: 'Say what would be undone, in order, and how; change nothing',
+      })
+      .option('yes', {
+        type: 'boolean',
+        default: false,
+        describe: 'Do not ask for confirmation (needed when not on a terminal)',
+      })
+      .example('$0 rollback', 'undo the latest run (asks first on a terminal)')
+      .example('$0 rollback --dry-run', 'what would be undone, newest first, and how')
+      .example('$0 rollback --yes', 'in a script: no question asked')
       .example(
         '$0 rollback run-20261121T101500Z-3f2a --json',
         'undo one run; print its record as JSON',
@@ -46,7 +68,30 @@ export const rollbackCommand: CommandModule<object, RollbackArgs> = {
       argv,
       async () => {
         const ctx = await commandContext(argv);
+        const preview = await previewRollback({ target: ctx.target, runId: argv.run });
+        if (argv.dryRun) {
+          if (!preview) throw noRunToRollBack(argv.run, ctx.target);
+          return showDryRun(argv, { dryRun: preview }, rollbackPreviewLines(preview), {
+            wouldExit: preview.wouldExit,
+            why: rollbackRefusal(preview),
+          });
+        }
+        if (preview) {
+          await confirm(
+            `Roll back run ${preview.runId} of ${preview.runbook} on ${preview.target}: ${
+              preview.actions
+                .filter((a) => a.action === 'undo')
+                .map((a) => `undo ${a.stepId}`)
+                .join(', ') || 'nothing to undo'
+            }?`,
+            { yes: argv.yes, command: 'rollback' },
+          );
+        }
         Object.assign(spec, { config: ctx.config, target: describeTarget(ctx.target) });
+        // The journal and the fingerprints that prove a rollback: refused before anything runs.
+        await withClient(ctx.target, (c) =>
+          requirePrivileges(c, ['read', 'journal'], 'A rollback'),
+        );
         const report = await printingReport(argv, () =>
           undoRun({
             ...ctx,
@@ -58,6 +103,43 @@ export const rollbackCommand: CommandModule<object, RollbackArgs> = {
         return emit(argv, { rollback: report }, runReportLines(report));
       },
       spec,
+      ROLLBACK_INTERRUPTS,
     );
   },
 };
+
+/** A rollback is not stopped half-way: that would leave the database in neither state. */
+const ROLLBACK_INTERRUPTS: InterruptPolicy = {
+  kind: 'safe-point',
+  first:
+    'interrupt: the rollback goes on to its end, each step checkpointed: stopping half-way would leave the database in neither state. It ends by itself; `lifeboat status` shows where it is.',
+  later: 'interrupt: the rollback is still finishing; it ends by itself.',
+};
+
+/** A dry run of `rollback`: each step newest first, and how it would be undone. */
+function rollbackPreviewLines(p: RollbackPreview): string[] {
+  return [
+    `Dry run: lifeboat rollback of run ${p.runId} (${p.runbook}) on ${p.target}`,
+    `  lock: ${p.lock ? `held by ${describeHolder(p.lock)}: the rollback would exit 7` : 'free'}`,
+    ...p.actions.map((a) => `  ${a.action === 'undo' ? 'undo' : 'skip'}  ${a.stepId}: ${a.how}`),
+    ...p.blockers.map((b) => `  STOP  ${b.stepId}: ${b.reason}`),
+    p.blockers.length === 0
+      ? '  then prove the database equal to its state before the run, by fingerprints'
+      : p.restoresBackup
+        ? `  the run held the database frozen: restore its verified backup ${p.restoresBackup} beside it and swap it in`
+        : '  nothing is undone while a step cannot be: the rollback would stop (exit 6)',
+  ];
+}
+
+function rollbackRefusal(p: RollbackPreview): string[] {
+  if (p.lock) return [`another run holds the lock: ${describeHolder(p.lock)}`];
+  return p.blockers.map((b) => `step ${b.stepId} cannot be undone: ${b.reason}`);
+}
+
+function noRunToRollBack(runId: string | undefined, target: Target): BadInputError {
+  return new BadInputError(
+    runId
+      ? `There is no run ${runId} to roll back in ${describeTarget(target)}; see \`lifeboat status\`.`
+      : `There is no run to roll back in ${describeTarget(target)}.`,
+  );
+}

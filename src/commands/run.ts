@@ -2,11 +2,18 @@ import type { Argv, CommandModule } from 'yargs';
 import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
+import type { InterruptPolicy } from '../cli/interrupt.js';
 import type { ReportSpec } from '../cli/reports.js';
+import { withClient } from '../db.js';
+import { requirePrivileges } from '../privileges.js';
 import { describeTarget } from '../target.js';
 import { runReportLines } from '../cli/run-report.js';
 import { BadInputError, LifeboatError } from '../errors.js';
 import type { Resolutions } from '../run/rollback.js';
+import { previewRun, type RunPreview } from '../run/preview.js';
+import { describeHolder } from '../run/lock.js';
+import { renderPlan } from '../runbook/render-plan.js';
+import { showDryRun } from '../cli/dry-run.js';
 import { runRunbook, type RunReport } from '../run/runner.js';
 import { parseDuration } from '../units.js';
 
@@ -19,6 +26,7 @@ interface RunArgs extends GlobalArgs {
   rehearse: boolean;
   jobs?: number;
   scratchUrl?: string;
+  dryRun: boolean;
 }
 
 export const runCommandModule: CommandModule<object, RunArgs> = {
@@ -60,6 +68,12 @@ export const runCommandModule: CommandModule<object, RunArgs> = {
         type: 'number',
         describe: 'Parallel pg_dump/pg_restore jobs for the guard backup',
       })
+      .option('dry-run', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'Say what would happen, in order, and which backup would guard it; change nothing',
+      })
       .option('scratch-url', {
         type: 'string',
         describe: 'Server for the verification scratch database',
@@ -72,14 +86,33 @@ export const runCommandModule: CommandModule<object, RunArgs> = {
         '$0 run upgrade.yaml --backup existing',
         'refuse unless a fresh verified backup already exists',
       )
+      .example(
+        '$0 run upgrade.yaml --dry-run',
+        'the lock, the backup that would guard it, the steps',
+      )
       .epilog(exitCodes(0, 2, 3, 4, 5, 6, 7)) as unknown as Argv<RunArgs>,
   handler: (argv) => {
     const spec: ReportSpec = { command: 'run' };
     return runCommand(
       argv,
-      async () => {
+      async (signal) => {
         const ctx = await commandContext(argv, { jobs: argv.jobs, scratchUrl: argv.scratchUrl });
+        if (argv.dryRun) {
+          const preview = await previewRun({
+            ...ctx,
+            runbookFile: argv.runbook,
+            backup: argv.backup,
+            freeze: argv.freeze,
+            rehearse: argv.rehearse,
+          });
+          return showDryRun(argv, { dryRun: preview }, runPreviewLines(preview), {
+            wouldExit: preview.wouldExit,
+            why: runRefusal(preview),
+          });
+        }
         Object.assign(spec, { config: ctx.config, target: describeTarget(ctx.target) });
+        // The journal and the fingerprints that prove a rollback: refused before anything runs.
+        await withClient(ctx.target, (c) => requirePrivileges(c, ['read', 'journal'], 'A run'));
         const report = await printingReport(argv, () =>
           runRunbook({
             ...ctx,
@@ -89,12 +122,13 @@ export const runCommandModule: CommandModule<object, RunArgs> = {
             resolutions: parseResolutions(argv.resolve),
             freeze: argv.freeze,
             rehearse: argv.rehearse,
-            signal: interruptions(),
+            signal,
           }),
         );
         return emit(argv, { run: report }, runReportLines(report));
       },
       spec,
+      STEP_INTERRUPTS,
     );
   },
 };
@@ -134,26 +168,54 @@ export function parseResolutions(items: string[]): Resolutions {
   return out;
 }
 
-/**
- * Ctrl-C (or SIGTERM) during a run: the first stops it at the next safe point
- * (between steps) and rolls back as a failure would; later ones say what is
- * still happening instead of leaving a half-done state.
- */
-function interruptions(): AbortSignal {
-  const controller = new AbortController();
-  const onSignal = (): void => {
-    if (!controller.signal.aborted) {
-      process.stderr.write(
-        '\ninterrupt: stopping at the next safe point (after the current step), then rolling back as a failure would.\n',
-      );
-      controller.abort();
-    } else {
-      process.stderr.write(
-        '\ninterrupt: lifeboat is finishing the current step or its rollback, each checkpointed; stopping now would leave a step in doubt. It ends by itself; `lifeboat status` shows where it is.\n',
-      );
-    }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  return controller.signal;
+/** Ctrl-C during a run or rollback: the steps stop at the next safe point, each checkpointed. */
+export const STEP_INTERRUPTS: InterruptPolicy = {
+  kind: 'safe-point',
+  first:
+    'interrupt: stopping at the next safe point (after the current step), then rolling back as a failure would.',
+  later:
+    'interrupt: lifeboat is finishing the current step or its rollback, each checkpointed; stopping now would leave a step in doubt. It ends by itself; `lifeboat status` shows where it is.',
+};
+
+/** A dry run of `run`, in the order the run would go. */
+export function runPreviewLines(p: RunPreview): string[] {
+  const b = p.backup;
+  return [
+    `Dry run: lifeboat run ${p.runbook} on ${p.target}`,
+    `  1. lock     ${p.lock ? `held by ${describeHolder(p.lock)}: the run would exit 7` : 'free: the run would take it'}`,
+    ...(p.privileges.length > 0
+      ? p.privileges.map((g) => `     refused  ${g.missing}: ${g.fix}`)
+      : []),
+    ...(p.freeze
+      ? ['  2. freeze   other sessions read-only from before the backup to the end of the run']
+      : []),
+    `  ${p.freeze ? 3 : 2}. backup   ${
+      b.action === 'reuse'
+        ? `would be guarded by verified backup ${b.id}`
+        : b.action === 'take'
+          ? `would take and verify a new backup: ${b.because[0] ?? ''}`
+          : `REFUSED (exit 3): ${b.because.join('; ')}`
+    }`,
+    ...(p.rehearse
+      ? [
+          '     rehearse the steps and their rollback on that backup first; a failure refuses the run',
+        ]
+      : []),
+    p.resumes ? `     resumes run ${p.resumes}, after its last checkpoint` : '     a new run',
+    '  steps, in order:',
+    ...renderPlan(p.plan).map((l) => `  ${l}`),
+  ];
+}
+
+function runRefusal(p: RunPreview): string[] {
+  if (p.privileges.length > 0)
+    return [
+      'the role lacks privileges the run needs',
+      ...p.privileges.map((g) => `${g.missing}: ${g.fix}`),
+    ];
+  if (p.plan.refusals.length > 0)
+    return [`runbook ${p.runbook} does not fit this database's journal`, ...p.plan.refusals];
+  if (p.lock) return [`another run holds the lock: ${describeHolder(p.lock)}`];
+  if (p.backup.action === 'refuse') return p.backup.because;
+  return [];
 }

@@ -6,8 +6,9 @@ import { loadConfig } from '../config.js';
 import { withClient } from '../db.js';
 import { readJournal } from '../run/journal-view.js';
 import { readFreeze, unfreezeDatabase, writableDuringFreeze } from '../run/freeze.js';
-import { describeHolder } from '../run/lock.js';
-import { stepStates, withKnexTruth } from '../run/state.js';
+import type { RunRow } from '../run/journal.js';
+import { describeHolder, type LockHolder } from '../run/lock.js';
+import { stepStates, withKnexTruth, type StepState } from '../run/state.js';
 import { describeTarget } from '../target.js';
 
 /** Why a knex step's state differs from what lifeboat's journal recorded. */
@@ -66,14 +67,12 @@ export const statusCommand: CommandModule<object, GlobalArgs> = {
         const states = withKnexTruth(stepStates(view.events, last.runbook), view.knex);
         const touched = view.events.filter((e) => e.runId === last.id);
         const ids = [...new Set(touched.map((e) => e.stepId))];
+        const live = runIsLive(last, view.holder);
         steps = ids.map((id) => {
           const s = states.get(id)!;
           return {
             id,
-            state:
-              s.effect === 'in-doubt'
-                ? `in doubt (${s.last.direction} ${s.last.status})`
-                : s.effect,
+            state: stepState(s, live),
             since: s.last.startedAt,
             note: s.outside ? OUTSIDE[s.outside] : s.last.error,
           };
@@ -88,7 +87,10 @@ export const statusCommand: CommandModule<object, GlobalArgs> = {
               ]
             : []),
           ...(last.error ? [`    ${last.error}`] : []),
-          ...steps.map((s) => `    ${s.id}: ${s.state}${s.note ? ` — ${s.note}` : ''}`),
+          ...steps.map(
+            (s) =>
+              `    ${s.id}: ${s.state}${s.state === 'running' || s.state === 'being undone' ? ` since ${s.since}, by ${describeHolder(view.holder!)}` : ''}${s.note ? ` — ${s.note}` : ''}`,
+          ),
         );
         if (last.status === 'running' && !view.holder) {
           lines.push(
@@ -118,3 +120,21 @@ export const statusCommand: CommandModule<object, GlobalArgs> = {
       );
     }),
 };
+
+/**
+ * The run is alive when the lock is held by it (or, for a rollback, which
+ * holds the lock without naming a run, by anyone while the run is unfinished):
+ * a step it has started is then still running, not in doubt.
+ */
+export function runIsLive(run: RunRow, holder: LockHolder | undefined): boolean {
+  if (!holder || !['running', 'rolling-back'].includes(run.status)) return false;
+  return holder.run ? holder.run.id === run.id : true;
+}
+
+/** What `status` calls a step: `running` while its run is alive, `in doubt` only once it is not. */
+export function stepState(s: StepState, live: boolean): string {
+  if (s.effect !== 'in-doubt') return s.effect;
+  if (live && s.last.status === 'started')
+    return s.last.direction === 'up' ? 'running' : 'being undone';
+  return `in doubt (${s.last.direction} ${s.last.status})`;
+}

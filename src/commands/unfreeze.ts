@@ -27,23 +27,28 @@ export const unfreezeCommand: CommandModule<object, UnfreezeArgs> = {
       .example('$0 unfreeze', 'let applications write again after a crashed frozen run')
       .epilog(exitCodes(0, 2, 7)),
   handler: (argv) =>
-    runCommand(argv, async () => {
-      const config = await loadConfig({ config: argv.config });
-      const target = targetFor(argv, config);
-      const result = await withClient(writableDuringFreeze(target), async (client) => {
-        const holder = await lockHolder(client);
-        const freeze = await readFreeze(client, target.database);
-        if (freeze && holder && !argv.force) {
-          throw new LockHeldError(
-            `Run ${freeze.runId} froze ${target.database} and ${describeHolder(holder)} is still running; it unfreezes by itself when it ends (--force to lift it now).`,
-          );
-        }
-        return unfreezeDatabase(client, target.database);
-      });
-      emit(argv, { unfrozen: result ?? null }, [
-        result
-          ? `Unfroze ${describeTarget(target)} (frozen by run ${result.runId} since ${result.since}); other sessions may write again.`
-          : `${describeTarget(target)} is not frozen by lifeboat; nothing to do.`,
-      ]);
-    }),
+    runCommand(
+      argv,
+      async () => {
+        const config = await loadConfig({ config: argv.config });
+        const target = targetFor(argv, config);
+        const result = await withClient(writableDuringFreeze(target), async (client) => {
+          const holder = await lockHolder(client);
+          const freeze = await readFreeze(client, target.database);
+          if (freeze && holder && !argv.force) {
+            throw new LockHeldError(
+              `Run ${freeze.runId} froze ${target.database} and ${describeHolder(holder)} is still running; it unfreezes by itself when it ends (--force to lift it now).`,
+            );
+          }
+          return unfreezeDatabase(client, target.database);
+        });
+        emit(argv, { unfrozen: result ?? null }, [
+          result
+            ? `Unfroze ${describeTarget(target)} (frozen by run ${result.runId} since ${result.since}); other sessions may write again.`
+            : `${describeTarget(target)} is not frozen by lifeboat; nothing to do.`,
+        ]);
+      },
+      undefined,
+      { kind: 'abort', stopping: 'the unfreeze' },
+    ),
 };

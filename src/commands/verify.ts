@@ -1,12 +1,10 @@
 import type { Argv, CommandModule } from 'yargs';
-import { latestFor, readCatalog } from '../catalog.js';
+import { resolveBackupId } from '../catalog.js';
 import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
 import type { ReportSpec } from '../cli/reports.js';
-import { withClient } from '../db.js';
 import { BadInputError } from '../errors.js';
-import { readIdentity } from '../identity.js';
 import type { VerificationRecord } from '../manifest.js';
 import { describeTarget } from '../target.js';
 import { formatDuration } from '../units.js';
@@ -46,30 +44,22 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
     const report: ReportSpec = { command: 'verify', dataKey: 'verification' };
     return runCommand(
       argv,
-      async () => {
+      async (signal) => {
         if (argv.from && argv.allCopies)
           throw new BadInputError('Give --from DEST or --all-copies, not both.');
         const ctx = await commandContext(argv, { jobs: argv.jobs, scratchUrl: argv.scratchUrl });
         Object.assign(report, { config: ctx.config, target: describeTarget(ctx.target) });
-        let id = argv.id;
-        if (id === 'latest') {
-          const identity = await withClient(ctx.target, readIdentity);
-          const latest = latestFor(
-            await readCatalog(ctx.config.destinations, ctx.config.signingKey),
-            identity,
-          );
-          if (!latest) {
-            throw new BadInputError(
-              `There is no backup of ${describeTarget(ctx.target)} to verify; run \`lifeboat backup\` first.`,
-            );
-          }
-          id = latest.id;
-        }
+        const id = await resolveBackupId(argv.id, {
+          destinations: ctx.config.destinations,
+          key: ctx.config.signingKey,
+          target: ctx.target,
+        });
         const result = await verifyBackup({
           ...ctx,
           backupId: id,
           from: argv.from,
           allCopies: argv.allCopies,
+          signal,
         });
         return emit(
           argv,
@@ -78,6 +68,7 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
         );
       },
       report,
+      { kind: 'abort', stopping: 'the verification' },
     );
   },
 };

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { quoteIdent, quoteLiteral } from '../db.js';
-import { BadInputError, errorMessage } from '../errors.js';
 import type { DatabaseRow } from './database-properties.js';
+import { createdbGap, privilegeError } from '../privileges.js';
 import { nameTaken } from './names.js';
 import { sqlState } from './sql-state.js';
 
@@ -39,10 +39,8 @@ export async function createDatabase(
       const code = sqlState(err);
       if (code === '42P04') throw nameTaken(name);
       if (code === '42501') {
-        throw new BadInputError(
-          `The role may not create databases (${errorMessage(err)}); restore as a role with CREATEDB.`,
-          { cause: err },
-        );
+        const role = await admin.query<{ r: string }>('select current_user as r');
+        throw privilegeError([createdbGap(role.rows[0]!.r)], 'A restore');
       }
       if (i === attempts.length - 1) throw err;
     }

@@ -45,14 +45,15 @@ export async function fillAndProve(p: {
       into,
       keepOwners: opts.keepOwners,
       update,
+      signal: opts.signal,
     }).catch((err: unknown) => {
-      throw restoreFailure(manifest.id, err, opts.keepOwners);
+      throw opts.signal?.aborted ? err : restoreFailure(manifest.id, err, opts.keepOwners);
     }),
   );
   const restoreMs = Date.now() - started;
   await pausePoint('restore:restored');
   const found = await opts.progress.task(`Fingerprint ${name}`, (update) =>
-    fingerprintDatabase(into, { onTable: (done, total) => update(`${done}/${total} tables`) }),
+    fingerprintDatabase(into, { onProgress: update, signal: opts.signal }),
   );
   const differences = compareFingerprints(manifest.fingerprints, found);
   if (differences.length > 0) {

@@ -1,6 +1,6 @@
 import { findCopies } from '../catalog.js';
 import type { Config } from '../config.js';
-import { BadInputError } from '../errors.js';
+import { BadInputError, InterruptedError } from '../errors.js';
 import type { Progress } from '../progress.js';
 import { describeTarget, withDatabase, type Target } from '../target.js';
 import { connectionString } from './connection-string.js';
@@ -37,6 +37,8 @@ export interface RestoreOptions {
   /** The database to connect to for creating and renaming; default postgres, else template1. */
   maintenanceDb?: string;
   progress: Progress;
+  /** An interrupt: pg_restore stops, the half-restored database is dropped, the target untouched. */
+  signal?: AbortSignal;
 }
 
 export interface RestoreResult {
@@ -63,6 +65,18 @@ export interface RestoreResult {
 
 /** Restore, prove, and optionally swap. Never prints; every refusal is a typed error. */
 export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult> {
+  try {
+    return await restoreBeside(opts);
+  } catch (err) {
+    if (!opts.signal?.aborted || err instanceof InterruptedError) throw err;
+    throw new InterruptedError(
+      `Interrupted: the restore of backup ${opts.backupId} was stopped; the half-restored database was dropped and ${opts.target.database} was not touched.`,
+      { cause: err },
+    );
+  }
+}
+
+async function restoreBeside(opts: RestoreOptions): Promise<RestoreResult> {
   const { config, target, progress } = opts;
   const started = Date.now();
   const warnings: string[] = [];

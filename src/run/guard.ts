@@ -1,6 +1,8 @@
 import { takeBackup } from '../backup.js';
 import type { Config } from '../config.js';
-import { GuardRefusedError } from '../errors.js';
+import { readCatalog } from '../catalog.js';
+import { GuardRefusedError, SchemaChangedError } from '../errors.js';
+import { readSchemaDrift } from '../schema-drift.js';
 import type { Policy } from '../freshness.js';
 import { runGate } from '../gate.js';
 import type { Progress } from '../progress.js';
@@ -23,24 +25,64 @@ export function policyFor(runbook: Runbook, config: Config): Policy {
   };
 }
 
-export async function guard(opts: {
+export interface GuardOptions {
   mode: BackupMode;
   policy: Policy;
   config: Config;
   target: Target;
   progress: Progress;
-}): Promise<{ backupId: string; reused: boolean }> {
+}
+
+/** What the guard will do, decided by reading only (what `run --dry-run` shows). */
+export type GuardDecision =
+  | { reuse: string }
+  /** Take and verify a new backup; `because` says why the existing ones do not do. */
+  | { take: true; because?: GuardRefusedError };
+
+/** Reads only; with `existing`, a refusal is thrown (exit 3). */
+export async function decideGuard(opts: GuardOptions): Promise<GuardDecision> {
   const { mode, policy, target, progress } = opts;
+  if (mode === 'new') return { take: true };
   const config = { ...opts.config, copies: policy.copies };
-  if (mode !== 'new') {
-    try {
-      const verdict = await runGate({ config, target, policy, progress });
-      return { backupId: verdict.backup!.id, reused: true };
-    } catch (err) {
-      if (mode === 'existing' || !(err instanceof GuardRefusedError)) throw err;
-    }
+  try {
+    const verdict = await runGate({ config, target, policy, progress });
+    await refuseSchemaDrift(config, target, verdict.backup!.id);
+    return { reuse: verdict.backup!.id };
+  } catch (err) {
+    if (mode === 'existing' || !(err instanceof GuardRefusedError)) throw err;
+    return { take: true, because: err };
   }
+}
+
+export async function guard(opts: GuardOptions): Promise<{ backupId: string; reused: boolean }> {
+  const { target, progress } = opts;
+  const decision = await decideGuard(opts);
+  if ('reuse' in decision) return { backupId: decision.reuse, reused: true };
+  if (decision.because?.kind === 'schema-changed') {
+    progress.warn(`${decision.because.message} Taking a new backup.`);
+  }
+  const config = { ...opts.config, copies: opts.policy.copies };
   const backup = await takeBackup({ config, target, progress });
   await verifyBackup({ config, target, backupId: backup.id, progress, checksumsJustRead: true });
   return { backupId: backup.id, reused: false };
+}
+
+/** A backup of an older schema guards nothing: refused (exit 3) with what changed since. */
+async function refuseSchemaDrift(config: Config, target: Target, backupId: string): Promise<void> {
+  const manifest = (await readCatalog(config.destinations, config.signingKey)).find(
+    (e) => e.id === backupId,
+  )?.manifest;
+  if (!manifest) return;
+  const drift = await readSchemaDrift(target, manifest.fingerprints);
+  if (!drift.changed) return;
+  throw new SchemaChangedError(
+    `The schema of ${target.database} changed since backup ${backupId} was taken, so that backup no longer guards it.`,
+    {
+      details: [
+        ...drift.changes.slice(0, 20),
+        ...(drift.changes.length > 20 ? [`and ${drift.changes.length - 20} more`] : []),
+        'take a new backup: run with --backup auto or new, or `lifeboat backup` first',
+      ],
+    },
+  );
 }

@@ -212,7 +212,7 @@ describe.each(forwardKills)('SIGKILL at $point ($what)', ({ point, after, resume
     const { sb, rb, preRun } = await prepare('crash_back');
     await killAt(sb, rb, point);
 
-    const undo = await sb.json(['rollback']);
+    const undo = await sb.json(['rollback', '--yes']);
     expect(undo.code, `${undo.stdout}\n${undo.stderr}`).toBe(0);
     const report = undo.doc.rollback as RunDoc;
     expect(report.status).toBe('rolled-back');
@@ -280,7 +280,7 @@ describe.each(rollbackKills)('SIGKILL in the middle of a rollback at $point ($wh
     const { sb, rb, preRun } = await prepare('crash_midrb', crashRunbook({ fail: c.fail }));
     await killAt(sb, rb, c.point);
 
-    const undo = await sb.cli(['rollback']);
+    const undo = await sb.cli(['rollback', '--yes']);
     expect(undo.code, `${undo.stdout}\n${undo.stderr}`).toBe(0);
     expect(undo.stdout).toContain('status: rolled-back');
     expect(undo.stdout).toContain('proof: every table');
@@ -314,7 +314,7 @@ describe('SIGKILL after a non-transactional step WITHOUT a verify query, before 
     expect(await auditCounts(sb.db)).toEqual({ s1: 1, s2: 1, s3: 1 });
 
     // rollback cannot decide it either, and changes nothing.
-    const rbRefused = await sb.cli(['rollback']);
+    const rbRefused = await sb.cli(['rollback', '--yes']);
     expect(rbRefused.code, `${rbRefused.stdout}\n${rbRefused.stderr}`).toBe(6);
     expect(rbRefused.stderr + rbRefused.stdout).toContain('s3');
     expect(await auditCounts(sb.db)).toEqual({ s1: 1, s2: 1, s3: 1 });
@@ -343,7 +343,7 @@ describe('SIGKILL after a non-transactional step WITHOUT a verify query, before 
   it('rollback --resolve s3=applied undoes it and the steps before it: the pre-run state', async () => {
     const { sb, rb, preRun } = await prepare('crash_noverify_rb', crashRunbook({ verify: false }));
     await killAt(sb, rb, point);
-    const undo = await sb.cli(['rollback', '--resolve', 's3=applied']);
+    const undo = await sb.cli(['rollback', '--yes', '--resolve', 's3=applied']);
     expect(undo.code, `${undo.stdout}\n${undo.stderr}`).toBe(0);
     expect(await auditCounts(sb.db)).toEqual({});
     expectState(await sb.fingerprint(), preRun, 'pre-run');

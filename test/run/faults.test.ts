@@ -129,7 +129,7 @@ describe('two runs at once', () => {
       });
 
       // rollback is refused the same way; status names the holder.
-      const undo = await sb.cli(['rollback']);
+      const undo = await sb.cli(['rollback', '--yes']);
       expect(undo.code, undo.stderr).toBe(7);
       expect(undo.stderr).toContain(`run ${holder.id}`);
       const status = await sb.cli(['status']);

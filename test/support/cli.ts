@@ -35,6 +35,8 @@ function childEnv(extra: Record<string, string | undefined> = {}): NodeJS.Proces
   // The target comes from each test, never from the developer's shell.
   for (const k of ['DATABASE_URL', 'PGHOST', 'PGPORT', 'PGUSER', 'PGPASSWORD', 'PGDATABASE'])
     delete env[k];
+  // Nor GitHub Actions' workflow commands and outputs, when the suite itself runs there.
+  for (const k of ['GITHUB_ACTIONS', 'GITHUB_OUTPUT', 'GITHUB_STEP_SUMMARY']) delete env[k];
   for (const [k, v] of Object.entries(extra)) {
     if (v === undefined) delete env[k];
     else env[k] = v;

@@ -1,9 +1,20 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildConfig } from '../../src/config.js';
+import { parseConfigText } from '../../src/config-source.js';
 import { ConfigError } from '../../src/errors.js';
 
 const cwd = '/work/project';
+
+function located(raw: unknown, file: string, locate: Parameters<typeof buildConfig>[5]): string[] {
+  try {
+    buildConfig(raw, path.join(cwd, file), {}, cwd, {}, locate);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.details;
+    throw err;
+  }
+  return [];
+}
 
 function problems(raw: unknown, overrides = {}): string[] {
   try {
@@ -92,16 +103,16 @@ describe('buildConfig', () => {
         { url: 's3://b', encrypt: {} },
       ],
     });
-    expect(found.join('\n')).toMatch(/destinations\.0\.url: write s3:\/\/bucket/);
-    expect(found.join('\n')).toMatch(/destinations\.1.*either path .* or url/);
-    expect(found.join('\n')).toMatch(/destinations\.2.*belong to an s3:\/\/ destination/);
+    expect(found.join('\n')).toMatch(/destinations\[0\]\.url: write s3:\/\/bucket/);
+    expect(found.join('\n')).toMatch(/destinations\[1\]: give either path .* or url/);
+    expect(found.join('\n')).toMatch(/destinations\[2\]: .*belong to an s3:\/\/ destination/);
     expect(found.join('\n')).toMatch(/not an age recipient/);
     expect(found.join('\n')).toMatch(/give recipients or recipientsFile/);
   });
 
   it('refuses requireOffsite without an s3:// destination', () => {
     expect(problems({ policy: { requireOffsite: true } }).join('\n')).toMatch(
-      /requireOffsite is set but no s3:\/\/ destination/,
+      /policy\.requireOffsite: an off-site copy is required but no destination has an s3:\/\/ url/,
     );
   });
 
@@ -112,7 +123,9 @@ describe('buildConfig', () => {
       destinatons: [],
     });
     expect(found).toHaveLength(4);
-    expect(found.join('\n')).toMatch(/policy\.maxAge: "soon" is not a duration/);
+    expect(found.join('\n')).toMatch(
+      /policy\.maxAge: write a duration with its unit.*\(got "soon"\)/,
+    );
     expect(found.join('\n')).toMatch(/policy\.copies/);
     expect(found.join('\n')).toMatch(/jobs/);
     expect(found.join('\n')).toMatch(/destinatons/);
@@ -120,9 +133,67 @@ describe('buildConfig', () => {
 
   it('refuses more copies than destinations, and a bad --max-age flag', () => {
     expect(problems({}, { copies: 2, maxAge: 'later' })).toEqual([
-      '--max-age: "later" is not a duration (write 90s, 15m, 1h, 7d)',
-      'copies is 2 but only 1 destination(s) are configured; add destinations or lower copies',
+      '--copies: 2 copies are required but only 1 destination(s) are configured; add destinations or lower copies',
+      '--max-age: write a duration with its unit, like 90s, 15m, 1h or 7d (got "later")',
     ]);
+  });
+
+  it('refuses a duration without its unit, and zero', () => {
+    // `maxAge: 24` was read as 24 ms: a gate that nothing could pass, or worse, a guess.
+    expect(problems({ policy: { maxAge: 24 } })).toEqual([
+      'lifeboat.config.json: policy.maxAge: write a duration with its unit, like 90s, 15m, 1h or 7d (got 24)',
+    ]);
+    expect(problems({ policy: { maxAge: '0s' } })).toEqual([
+      'lifeboat.config.json: policy.maxAge: a duration must be longer than zero',
+    ]);
+    expect(problems({}, { maxAge: '0s' })).toEqual([
+      '--max-age: a duration must be longer than zero',
+    ]);
+  });
+
+  it('suggests the key meant, and shows the rules across keys beside type errors', () => {
+    const found = problems({
+      destinatons: [],
+      destinations: [
+        { name: 'nas', path: '/a' },
+        { name: 'nas', path: '/b' },
+      ],
+      policy: { copies: 3, maxAge: 'soon' },
+      jobs: 'many',
+    });
+    expect(found).toEqual([
+      'lifeboat.config.json: policy.maxAge: write a duration with its unit, like 90s, 15m, 1h or 7d (got "soon")',
+      'lifeboat.config.json: jobs: should be a number (got "many")',
+      'lifeboat.config.json: destinatons: unknown key "destinatons"; did you mean "destinations"?',
+      'lifeboat.config.json: destinations[1].name: the name "nas" is already used by destinations[0]; give each destination its own name',
+      'lifeboat.config.json: policy.copies: 3 copies are required but only 2 destination(s) are configured; add destinations or lower copies',
+    ]);
+  });
+
+  it('names the line and column of each problem in a YAML or JSON file, in file order', () => {
+    const yaml = [
+      'destinations:',
+      '  - { name: a, path: x }',
+      '  - { name: a, path: y }',
+      'policy:',
+      '  maxAge: 24',
+      'jobz: 2',
+      '',
+    ].join('\n');
+    const source = parseConfigText('lifeboat.config.yaml', yaml);
+    expect(located(source.raw, 'lifeboat.config.yaml', source.locate)).toEqual([
+      'lifeboat.config.yaml:3:13: destinations[1].name: the name "a" is already used by destinations[0]; give each destination its own name',
+      'lifeboat.config.yaml:5:11: policy.maxAge: write a duration with its unit, like 90s, 15m, 1h or 7d (got 24)',
+      'lifeboat.config.yaml:6:1: jobz: unknown key "jobz"; did you mean "jobs"?',
+    ]);
+    const json = '{\n  "policy": { "copies": 0 }\n}\n';
+    const fromJson = parseConfigText('lifeboat.config.json', json);
+    expect(located(fromJson.raw, 'lifeboat.config.json', fromJson.locate)).toEqual([
+      'lifeboat.config.json:2:25: policy.copies: should be at least 1 (got 0)',
+    ]);
+    expect(() => parseConfigText('lifeboat.config.json', '{ "jobs": 2, "jobs": 3 }')).toThrow(
+      ConfigError,
+    );
   });
 
   it('takes the signing key from the environment only', () => {
