@@ -43,7 +43,12 @@ export function resolveTarget(
     password: named.password ?? env.PGPASSWORD,
     sslmode:
       named.sslmode !== undefined
-        ? checkSslMode(named.sslmode, 'The database connection has')
+        ? checkSslMode(
+            named.sslmode,
+            /^postgres(ql)?:\/\//i.test(given ?? '')
+              ? 'The database URL has'
+              : 'The database connection has',
+          )
         : checkSslMode(env.PGSSLMODE, 'PGSSLMODE has'),
     ...(named.options ? { options: named.options } : {}),
   };

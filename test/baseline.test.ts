@@ -102,12 +102,12 @@ describe('lifeboat baseline', () => {
     ]);
 
     // The last run is the real one, not the baseline: rollback undoes orders only.
-    const undo = await sb.cli(['rollback']);
+    const undo = await sb.cli(['rollback', '--yes']);
     expect(undo.code, `${undo.stdout}\n${undo.stderr}`).toBe(0);
     expect(undo.stdout).toContain('rollback: orders');
     expectState(await sb.fingerprint(), byHand, 'as applied by hand');
 
-    const refused = await sb.cli(['rollback', report.runId]);
+    const refused = await sb.cli(['rollback', report.runId, '--yes']);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain(`Run ${report.runId} is a baseline`);
     expectState(await sb.fingerprint(), byHand, 'as applied by hand');

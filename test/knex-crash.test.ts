@@ -277,7 +277,7 @@ describe('SIGKILL inside knex steps', () => {
       { is_locked: 1 },
     ]);
 
-    const undo = await sb.cli(['rollback']);
+    const undo = await sb.cli(['rollback', '--yes']);
     expect(undo.code, `${undo.stdout}\n${undo.stderr}`).toBe(0);
     expect(await auditCounts(sb.db)).toEqual({});
     expectState(await sb.fingerprint(), preRun, 'pre-run');

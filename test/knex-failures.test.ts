@@ -160,7 +160,7 @@ describe('a knex migration that could not be loaded, then fixed', () => {
     expect(steps.map((s) => s.state)).toEqual(['not-applied', 'not-applied', 'not-applied']);
     expect(steps[0]!.note).toContain('undone outside lifeboat');
     // lifeboat rollback has nothing left to undo, and undoes nothing twice.
-    const undo = await sb.cli(['rollback']);
+    const undo = await sb.cli(['rollback', '--yes']);
     expect(undo.code, `${undo.stdout}\n${undo.stderr}`).toBe(0);
     expect(undo.stdout).not.toContain('↩ undone');
     // ... and proves the database is as before the run (knex's emptied tables, which the run created, go too).

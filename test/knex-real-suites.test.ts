@@ -176,7 +176,7 @@ describe(`Backstage's catalog: ${CATALOG_OLD.version} applied by knex, ${CATALOG
 
     // Every down of the run, newest first. Backstage's downs do not restore everything their ups
     // changed, and lifeboat says so instead of claiming the pre-run state (exit 6) ...
-    const undo = await sb.cli(['rollback']);
+    const undo = await sb.cli(['rollback', '--yes']);
     expect(undo.code, `${undo.stdout}\n${undo.stderr}`).toBe(6);
     expect(undo.stderr).toContain(
       `Undone: ${[...added]

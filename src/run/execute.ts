@@ -122,12 +122,13 @@ export async function applyStep(r: StepRunner, step: Step): Promise<void> {
   if (step.kind === 'knex-migration') {
     const ref = knexRefOfStep(step);
     // A file that throws while loading (a missing environment variable) ran nothing.
-    await r.knex
-      .load(ref)
-      .catch((err: unknown) => failed(r, { ...base, transactional: true }, err));
+    // In-process step code reads process.env: it sees the step's environment, as a shell step does.
+    await withProcessEnv(stepEnv(r), () => r.knex.load(ref)).catch((err: unknown) =>
+      failed(r, { ...base, transactional: true }, err),
+    );
     if (step.transaction) {
       await applyInKnexTransaction(r, base, ref, (inside) =>
-        r.knex.apply(ref, { timeouts: step.timeouts, inside }),
+        withProcessEnv(stepEnv(r), () => r.knex.apply(ref, { timeouts: step.timeouts, inside })),
       );
       return;
     }
@@ -233,7 +234,7 @@ export async function undoStep(r: StepRunner, state: StepState, timeouts: Timeou
   await pausePoint(`undo:${state.stepId}:before`);
   if (undo.kind === 'knex' && knexListed && undo.transaction === true) {
     await applyInKnexTransaction(r, base, undo, (inside) =>
-      r.knex.undo(undo, { timeouts, inside }),
+      withProcessEnv(stepEnv(r), () => r.knex.undo(undo, { timeouts, inside })),
     );
     return;
   }

@@ -29,7 +29,7 @@ steps:
 
     // Rows written into a user table do count.
     await sb.db.query('insert into a select g, null from generate_series(1, 40) g');
-    const again = await sb.cli(['rollback']);
+    const again = await sb.cli(['rollback', '--yes']);
     expect(again.code, `${again.stdout}\n${again.stderr}`).toBe(6);
     expect(again.stderr).toMatch(/which loses at least (4\d|[5-9]\d|\d{3,}) row write\(s\)/);
   });

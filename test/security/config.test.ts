@@ -46,7 +46,8 @@ describe('finding the config', () => {
     await writeFile(path.join(ws.dir, 'repo', 'lifeboat.config.json'), '{ "bogus": true }');
     const inside = await runCli(['backups', 'list'], { cwd });
     expect(inside.code).toBe(2);
-    expect(inside.stderr).toMatch(/lifeboat\.config\.json: \(top level\): .*bogus/);
+    // The repository's own config (one level up from repo/app), not the one above the repository.
+    expect(inside.stderr).toMatch(/ \.\.\/lifeboat\.config\.json:1:\d+: bogus: unknown key/);
   });
 
   it('stops at the home directory', async () => {

@@ -40,9 +40,12 @@ describe('backups prune given a number that is not one', () => {
   }
 
   it('--keep 1 removes the older one and keeps the newest verified', async () => {
-    const r = await runJson(['backups', 'prune', '--keep', '1', '--database-url', db.url], {
-      cwd: ws.dir,
-    });
+    const r = await runJson(
+      ['backups', 'prune', '--keep', '1', '--yes', '--database-url', db.url],
+      {
+        cwd: ws.dir,
+      },
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(await backupDirs(root)).toHaveLength(1);
   });

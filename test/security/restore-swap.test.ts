@@ -47,7 +47,7 @@ describe('restore --swap --terminate as a role that is not a superuser', () => {
     await superuser.connect();
     try {
       const r = await runJson(
-        ['restore', id, '--swap', '--terminate', '--database-url', owner.url],
+        ['restore', id, '--swap', '--terminate', '--yes', '--database-url', owner.url],
         {
           cwd: ws.dir,
         },
