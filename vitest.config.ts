@@ -9,6 +9,10 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Child processes, not threads: tests spawn pg tools and kill processes.
     pool: 'forks',
+    // Four files at a time, even on two cores: a test spends most of its time waiting on
+    // PostgreSQL and the tools it spawns. Every file makes its own databases, stores and
+    // workspaces, and asserts only over what it made (other files share the server).
+    maxWorkers: 4,
     // The JSON report gives CI one plain closing line ("N passed, N failed").
     reporters: ['default', 'json'],
     outputFile: { json: 'test-results.json' },

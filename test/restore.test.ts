@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compareFingerprints, type Fingerprints } from '../src/fingerprint.js';
 import { fingerprintDatabase } from '../src/fingerprint-session.js';
 import { sha256Hex, type Manifest } from '../src/manifest.js';
+import { lockKey } from '../src/marked-database.js';
 import { connectionString } from '../src/restore/connection-string.js';
 import { suffixedName } from '../src/restore/names.js';
 import { splitSettingList } from '../src/restore/setting-values.js';
@@ -282,6 +283,16 @@ describe('lifeboat restore', () => {
     }
   });
 
+  /** Whether no process holds the lock that guards a restore being filled (as cleanup asks). */
+  async function lockFree(name: string): Promise<boolean> {
+    const key = lockKey('lifeboat-restoring');
+    const res = await admin.query<{ ok: boolean }>(`select pg_try_advisory_lock(${key}) as ok`, [
+      name,
+    ]);
+    if (res.rows[0]?.ok) await admin.query(`select pg_advisory_unlock(${key})`, [name]);
+    return res.rows[0]?.ok === true;
+  }
+
   it('SIGKILL after pg_restore leaves a marked database that the next restore drops', async () => {
     const lookAlike = `${db.name}__restored_20000101000000`;
     await admin.query(`create database ${pg.escapeIdentifier(lookAlike)}`);
@@ -300,6 +311,8 @@ describe('lifeboat restore', () => {
     expect((during.doc.restore as { cleaned: string[] }).cleaned).toEqual([]);
     outputs.push(await run.kill9());
     expect((await family()).map((d) => d.name)).toContain(leftover);
+    // The killed process's server session ends a moment after it does, freeing the lock.
+    await expect.poll(() => lockFree(leftover), { timeout: 10_000 }).toBe(true);
 
     const again = await json(['restore', backupId, '--as', `${db.name}_again`]);
     expect(again.code, again.stderr).toBe(0);
