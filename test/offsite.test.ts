@@ -16,7 +16,7 @@ import { sha256Hex } from '../src/manifest.js';
 import { richDatabase, smallDatabase } from './support/backups.js';
 import { runCli, runJson, startPaused, workspace } from './support/cli.js';
 import type { TestDatabase } from './support/db.js';
-import type { S3Server } from '../src/s3-server.js';
+import type { S3Server } from './support/s3-server.js';
 import { storeWithBucket } from './support/s3.js';
 
 /**

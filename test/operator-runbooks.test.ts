@@ -10,7 +10,7 @@ import pg from 'pg';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { findTool } from '../src/pgtools.js';
-import type { S3Server } from '../src/s3-server.js';
+import type { S3Server } from './support/s3-server.js';
 import { storeWithBucket } from './support/s3.js';
 import { backupDirs, largestDataFile, richDatabase, smallDatabase } from './support/backups.js';
 import { CLI, runCli, runJson, startPaused, workspace } from './support/cli.js';
