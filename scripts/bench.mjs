@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
 import { startThrowawayCluster } from '../dist/cluster.js';
-import { findTool } from '../dist/pgtools.js';
+import { findTool } from '../dist/pg-programs/find.js';
 
 $.verbose = false;
 const scale = Number(process.env.BENCH_SCALE ?? 50);

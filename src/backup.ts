@@ -15,14 +15,14 @@ import {
 } from './manifest.js';
 import { pausePoint } from './faults.js';
 import { requirePrivileges } from './privileges.js';
-import { findTool } from './pgtools.js';
+import { findTool } from './pg-programs/find.js';
 import type { Amount, Progress } from './progress.js';
 import { DUMP_DIR, writeManifest } from './repository.js';
 import { storeCopy } from './store-copy.js';
 import { describeDestination, openRepo } from './storage/open.js';
 import type { CopyWriter } from './storage/repo.js';
 import { storageReason } from './storage/reasons.js';
-import { isNoSpace, runPgTool } from './run-tool.js';
+import { isNoSpace, runPgTool } from './pg-programs/exec.js';
 import { joinSnapshot, withExportedSnapshot } from './snapshot.js';
 import { PRIVATE_FILE, directorySize, hashFile, listFiles, removeTree } from './storage/files.js';
 import { dbnameArgument, describeTarget, type Target } from './target.js';

@@ -9,7 +9,7 @@ import type { Config, S3Destination } from './config.js';
 import { connect } from './db.js';
 import { BadInputError, errorMessage } from './errors.js';
 import { readIdentity, type TargetIdentity } from './identity.js';
-import { findTool } from './pgtools.js';
+import { findTool } from './pg-programs/find.js';
 import { readPrivilegeGaps, type Need } from './privileges.js';
 import { restoreRoleCheck } from './restore-role.js';
 import { describeTarget, scratchServer, type Target } from './target.js';

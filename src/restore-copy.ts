@@ -1,7 +1,7 @@
 import type { Config } from './config.js';
 import type { Manifest } from './manifest.js';
 import type { Amount } from './progress.js';
-import { restoreArchive } from './pg-restore.js';
+import { restoreArchive } from './pg-programs/pg-restore.js';
 import type { StoredCopy } from './repository.js';
 import { withDumpDir } from './storage/dump-dir.js';
 import type { Target } from './target.js';

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { findTool } from '../src/pgtools.js';
+import { findTool } from '../src/pg-programs/find.js';
 import type { S3Server } from './support/s3-server.js';
 import { storeWithBucket } from './support/s3.js';
 import { backupDirs, largestDataFile, richDatabase, smallDatabase } from './support/backups.js';
