@@ -16,7 +16,7 @@ import {
   type ConfigProblem,
 } from './config-problems.js';
 import { isTextConfig, parseConfigText } from './config-source.js';
-import { parseDuration } from './runbook/durations.js';
+import { parseDuration } from './units.js';
 
 /**
  * lifeboat.config.{json,yaml,yml}, found upward from the cwd (see findConfig),

@@ -151,8 +151,8 @@ export async function printingReport(
 }
 
 export function lockWait(text: string): number {
-  const ms = parseDuration(text);
-  if (ms === undefined)
+  const ms = parseDuration(text, { zero: true });
+  if (typeof ms === 'string')
     throw new BadInputError(`--lock-wait: "${text}" is not a duration (write 30s, 5m).`);
   return ms;
 }
