@@ -4,9 +4,9 @@ import path from 'node:path';
 import { lilconfig } from 'lilconfig';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
-import { isRecipient } from './storage/age.js';
-import { exists } from './storage/files.js';
-import { parseS3Url, type S3Location } from './storage/s3-repo.js';
+import { isRecipient } from './repository/age.js';
+import { exists } from './files.js';
+import { parseS3Url, type S3Location } from './repository/storage/s3-repo.js';
 import {
   crossProblems,
   defaultDestinationName,

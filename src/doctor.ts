@@ -1,6 +1,6 @@
-import { describeDestination, openRepo } from './storage/open.js';
-import type { S3Repo } from './storage/s3-repo.js';
-import { s3Reason } from './storage/reasons.js';
+import { describeDestination, openRepo } from './repository/storage/open.js';
+import type { S3Repo } from './repository/storage/s3-repo.js';
+import { s3Reason } from './repository/storage/reasons.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';

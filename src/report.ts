@@ -1,4 +1,4 @@
-import type { Manifest, VerificationRecord } from './manifest.js';
+import type { Manifest, VerificationRecord } from './repository/manifest.js';
 import { formatBytes, formatDuration } from './units.js';
 
 /**

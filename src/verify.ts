@@ -8,7 +8,7 @@ import {
 } from './errors.js';
 import { compareFingerprints, type Difference } from './fingerprint.js';
 import { fingerprintDatabase } from './fingerprint-session.js';
-import { manifestDigest, type Manifest, type VerificationRecord } from './manifest.js';
+import { manifestDigest, type Manifest, type VerificationRecord } from './repository/manifest.js';
 import { pausePoint } from './faults.js';
 import type { Progress } from './progress.js';
 import {
@@ -17,11 +17,11 @@ import {
   readManifest,
   writeVerification,
   type StoredCopy,
-} from './repository.js';
+} from './repository/copies.js';
 import { restoreTool } from './restore/restore-tool.js';
 import { restoreIntoScratch, withScratchDatabase } from './scratch.js';
 import { describeTarget, scratchServer, type Target } from './target.js';
-import { findCopies } from './catalog.js';
+import { findCopies } from './repository/catalog.js';
 
 export interface CopyCheck {
   destination: string;

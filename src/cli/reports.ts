@@ -1,10 +1,10 @@
 import { appendFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { readCatalog } from '../catalog.js';
+import { readCatalog } from '../repository/catalog.js';
 import type { Config } from '../config.js';
 import { markdownReport } from '../report.js';
 import { redact } from '../secrets.js';
-import { PRIVATE_DIR, writeFileAtomic } from '../storage/files.js';
+import { PRIVATE_DIR, writeFileAtomic } from '../files.js';
 
 /**
  * Where a command's evidence goes: `reports/` in the repository (the first

@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { readCatalog, resolveBackupId, type CatalogEntry } from '../catalog.js';
+import { readCatalog, resolveBackupId, type CatalogEntry } from '../repository/catalog.js';
 import { globalOptions, targetFor, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
@@ -12,7 +12,7 @@ import { readIdentity, type TargetIdentity } from '../identity.js';
 import { readRuns } from '../run/journal.js';
 import { describeTarget } from '../target.js';
 import { planPrune, type UnfinishedRun } from '../prune.js';
-import { removeCopy } from '../repository.js';
+import { removeCopy } from '../repository/copies.js';
 import { formatBytes } from '../units.js';
 
 interface BackupsArgs extends GlobalArgs {

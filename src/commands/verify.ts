@@ -1,11 +1,11 @@
 import type { Argv, CommandModule } from 'yargs';
-import { resolveBackupId } from '../catalog.js';
+import { resolveBackupId } from '../repository/catalog.js';
 import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
 import type { ReportSpec } from '../cli/reports.js';
 import { BadInputError } from '../errors.js';
-import type { VerificationRecord } from '../manifest.js';
+import type { VerificationRecord } from '../repository/manifest.js';
 import { describeTarget } from '../target.js';
 import { formatDuration } from '../units.js';
 import { verifyBackup } from '../verify.js';

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { connect, quoteIdent, withClient } from '../db.js';
 import { howFar, type Amount } from '../progress.js';
 import { runPgTool } from './exec.js';
-import { removeTree } from '../storage/files.js';
+import { removeTree } from '../files.js';
 import { dbnameArgument, type Target } from '../target.js';
 
 /**

@@ -1,12 +1,12 @@
-import { findCopies } from '../catalog.js';
+import { findCopies } from '../repository/catalog.js';
 import type { Config } from '../config.js';
 import { connect, withClient } from '../db.js';
 import { GuardRefusedError } from '../errors.js';
 import type { Difference } from '../fingerprint.js';
 import { fingerprintDatabase } from '../fingerprint-session.js';
-import { bindingOf, type BoundRecord } from '../manifest.js';
+import { bindingOf, type BoundRecord } from '../repository/manifest.js';
 import type { Progress } from '../progress.js';
-import { REHEARSALS_DIR, writeRecord } from '../repository.js';
+import { REHEARSALS_DIR, writeRecord } from '../repository/copies.js';
 import { restoreTool } from '../restore/restore-tool.js';
 import { runbookChecksum } from '../runbook/checksum.js';
 import type { Runbook } from '../runbook/types.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256Hex } from '../../src/manifest.js';
+import { sha256Hex } from '../../src/repository/manifest.js';
 import type { S3Server } from '../support/s3-server.js';
 import { backupDirs, smallDatabase } from '../support/backups.js';
 import { runCli, runJson, workspace } from '../support/cli.js';

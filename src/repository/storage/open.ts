@@ -1,4 +1,4 @@
-import type { Destination } from '../config.js';
+import type { Destination } from '../../config.js';
 import { LocalRepo } from './local-repo.js';
 import type { Repo } from './repo.js';
 import { S3Repo } from './s3-repo.js';

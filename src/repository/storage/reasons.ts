@@ -1,5 +1,5 @@
-import type { Destination } from '../config.js';
-import { errorMessage } from '../errors.js';
+import type { Destination } from '../../config.js';
+import { errorMessage } from '../../errors.js';
 import { describeDestination } from './open.js';
 
 /** One sentence for what an S3-compatible store answered; the SDK's own text never holds secrets. */

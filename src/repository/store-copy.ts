@@ -2,18 +2,18 @@ import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Destination } from './config.js';
-import { pausePoint } from './faults.js';
+import type { Destination } from '../config.js';
+import { pausePoint } from '../faults.js';
 import type { Manifest } from './manifest.js';
-import { writeLayout, writeManifest, type CopyLayout } from './repository.js';
-import { AGE_SUFFIX, encryptStream, readRecipientsFile } from './storage/age.js';
-import { HashTap } from './storage/files.js';
+import { writeLayout, writeManifest, type CopyLayout } from './copies.js';
+import { AGE_SUFFIX, encryptStream, readRecipientsFile } from './age.js';
+import { HashTap } from '../files.js';
 import { openRepo } from './storage/open.js';
 import type { CopyWriter } from './storage/repo.js';
 import { PART_SIZE } from './storage/s3-repo.js';
 import { s3Reason, storageReason } from './storage/reasons.js';
-import { formatBytes } from './units.js';
-import type { CopyOutcome } from './backup.js';
+import { formatBytes } from '../units.js';
+import type { CopyOutcome } from '../backup.js';
 
 /**
  * Stream a complete dump into one destination, encrypting each file when the

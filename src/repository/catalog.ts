@@ -1,9 +1,9 @@
-import type { Destination } from './config.js';
-import { BadInputError } from './errors.js';
+import type { Destination } from '../config.js';
+import { BadInputError } from '../errors.js';
 import { storageReason } from './storage/reasons.js';
-import { withClient } from './db.js';
-import { readIdentity, sameTarget, type TargetIdentity } from './identity.js';
-import { describeTarget, type Target } from './target.js';
+import { withClient } from '../db.js';
+import { readIdentity, sameTarget, type TargetIdentity } from '../identity.js';
+import { describeTarget, type Target } from '../target.js';
 import type { Manifest, VerificationRecord } from './manifest.js';
 import {
   REHEARSALS_DIR,
@@ -12,8 +12,8 @@ import {
   readRecords,
   readVerifications,
   type StoredCopy,
-} from './repository.js';
-import type { RehearsalRecord } from './run/rehearse.js';
+} from './copies.js';
+import type { RehearsalRecord } from '../run/rehearse.js';
 
 /**
  * The repository seen as a whole: every backup id with its copies across all

@@ -1,8 +1,8 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import type { Fingerprints } from './fingerprint.js';
-import { isCopyFile } from './storage/copy-paths.js';
-import type { TargetIdentity, WriteCounters } from './identity.js';
+import type { Fingerprints } from '../fingerprint.js';
+import { isCopyFile } from './copy-paths.js';
+import type { TargetIdentity, WriteCounters } from '../identity.js';
 
 export const MANIFEST_FORMAT = 'lifeboat-backup/1';
 

@@ -14,8 +14,8 @@ import {
   writeFileAtomic,
   PRIVATE_DIR,
   PRIVATE_FILE,
-} from './files.js';
-import { inside } from './copy-paths.js';
+} from '../../files.js';
+import { inside } from '../copy-paths.js';
 import { parseWriterMarker, writerIsGone, writerMarker } from './writer-marker.js';
 import type { CopyWriter, FileStat, Repo, StoredBytes } from './repo.js';
 

@@ -3,7 +3,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ListObjectsV2CommandOutput, S3Client } from '@aws-sdk/client-s3';
 import { BACKUP_ID_PATTERN } from '../manifest.js';
-import { hashStream } from './files.js';
+import { hashStream } from '../../files.js';
 import type { CopyWriter, FileStat, Repo, StoredBytes } from './repo.js';
 import { parseWriterMarker, writerIsGone, writerMarker } from './writer-marker.js';
 
