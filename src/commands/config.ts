@@ -3,7 +3,7 @@ import { globalOptions, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
 import { loadConfig, type Config } from '../config.js';
-import { describeDestination } from '../repository/storage/open.js';
+import { describeDestination } from '../repository/storage/destination.js';
 import { formatDuration } from '../units.js';
 
 interface ConfigArgs extends GlobalArgs {

@@ -1,4 +1,4 @@
-import type { Destination } from '../config.js';
+import type { Destination } from './storage/destination.js';
 import { BadInputError } from '../errors.js';
 import { storageReason } from './storage/reasons.js';
 import { withClient } from '../db.js';

@@ -141,5 +141,3 @@ export function newBackupId(now: Date, database: string, random: string): string
   const db = database.replace(/[^A-Za-z0-9_]+/g, '_').slice(0, 40) || 'db';
   return `${stamp}-${db}-${random}`;
 }
-
-export const BACKUP_ID_PATTERN = /^\d{8}T\d{6}(\d{3})?Z-[A-Za-z0-9_]+-[0-9a-f]{4,}$/;
