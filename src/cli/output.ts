@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InterruptedError, LifeboatError, PrivilegeError, errorMessage } from '../errors.js';
 import { sqlState } from '../restore/sql-state.js';
+import type { UnreadableDestination } from '../repository/catalog.js';
 import { redact } from '../secrets.js';
 import type { GlobalArgs } from './context.js';
 import { handleInterrupts, type InterruptPolicy } from './interrupt.js';
@@ -17,6 +18,13 @@ export function emit(
   if (argv.json) process.stdout.write(`${redact(JSON.stringify({ ok: true, ...doc }, null, 2))}\n`);
   else if (lines.length > 0) process.stdout.write(`${redact(lines.join('\n'))}\n`);
   return doc;
+}
+
+/** A destination the catalog could not read: its copies are not counted, and the user hears why. */
+export function warnUnreadable(found: UnreadableDestination): void {
+  process.stderr.write(
+    `warning: destination ${found.destination} cannot be read (${found.reason}); its copies are not counted\n`,
+  );
 }
 
 /**

@@ -128,21 +128,34 @@ export async function resolveBackupId(
   return latest.id;
 }
 
-const warned = new Set<string>();
+/** A destination whose copies could not be listed: a store that is down, refused credentials. */
+export interface UnreadableDestination {
+  destination: string;
+  reason: string;
+}
+
+let tellUnreadable: (found: UnreadableDestination) => void = () => undefined;
+const told = new Set<string>();
 
 /**
- * The copies in one destination; a destination that cannot be read (a store
- * that is down, refused credentials) holds none that count, and says so once.
+ * Who hears of a destination the catalog cannot read, once per destination
+ * and process: the CLI, which says it. The catalog itself never prints.
+ */
+export function onUnreadableDestination(listener: (found: UnreadableDestination) => void): void {
+  tellUnreadable = listener;
+}
+
+/**
+ * The copies in one destination; a destination that cannot be read holds
+ * none that count, and is told of once.
  */
 async function reachableCopies(dest: Destination): Promise<StoredCopy[]> {
   try {
     return await listCopies(dest);
   } catch (err) {
-    if (!warned.has(dest.name)) {
-      warned.add(dest.name);
-      process.stderr.write(
-        `warning: destination ${dest.name} cannot be read (${storageReason(dest, err)}); its copies are not counted\n`,
-      );
+    if (!told.has(dest.name)) {
+      told.add(dest.name);
+      tellUnreadable({ destination: dest.name, reason: storageReason(dest, err) });
     }
     return [];
   }
