@@ -18,7 +18,7 @@ import { requirePrivileges } from './privileges.js';
 import { findTool } from './pg-programs/find.js';
 import type { Amount, Progress } from './progress.js';
 import { DUMP_DIR, writeManifest } from './repository/copies.js';
-import { storeCopy } from './repository/store-copy.js';
+import { storeCopy, type CopyOutcome } from './repository/store-copy.js';
 import { describeDestination, type Destination } from './repository/storage/destination.js';
 import { openRepo } from './repository/storage/open.js';
 import type { CopyWriter } from './repository/storage/repo.js';
@@ -38,13 +38,6 @@ export interface BackupOptions {
   now?: () => Date;
   /** An interrupt: pg_dump is stopped, the partial backup removed, nothing listed. */
   signal?: AbortSignal;
-}
-
-export interface CopyOutcome {
-  destination: string;
-  ok: boolean;
-  location?: string;
-  error?: string;
 }
 
 export interface BackupResult {

@@ -4,7 +4,7 @@ import { storageReason } from './storage/reasons.js';
 import { withClient } from '../db.js';
 import { readIdentity, sameTarget, type TargetIdentity } from '../identity.js';
 import { describeTarget, type Target } from '../target.js';
-import type { Manifest, VerificationRecord } from './manifest.js';
+import type { Manifest, RehearsalRecord, VerificationRecord } from './manifest.js';
 import {
   REHEARSALS_DIR,
   listCopies,
@@ -13,7 +13,6 @@ import {
   readVerifications,
   type StoredCopy,
 } from './copies.js';
-import type { RehearsalRecord } from '../run/rehearse.js';
 
 /**
  * The repository seen as a whole: every backup id with its copies across all

@@ -12,7 +12,14 @@ import type { Destination } from './storage/destination.js';
 import type { CopyWriter } from './storage/repo.js';
 import { s3Reason, storageReason } from './storage/reasons.js';
 import { formatBytes } from '../units.js';
-import type { CopyOutcome } from '../backup.js';
+
+/** What became of one destination's copy: where it is, or why it is not. */
+export interface CopyOutcome {
+  destination: string;
+  ok: boolean;
+  location?: string;
+  error?: string;
+}
 
 /**
  * Stream a complete dump into one destination, encrypting each file when the
