@@ -1,6 +1,5 @@
 import { appendFile } from 'node:fs/promises';
 import type { LifeboatError } from '../errors.js';
-import { backupIdOf } from './reports.js';
 
 /**
  * GitHub Actions, where a job runs there (GITHUB_ACTIONS=true): problems with
@@ -34,12 +33,11 @@ function escapeProperty(s: string): string {
 /** Pure: a command's outcome as step outputs (backup-id, verdict, exit-code). */
 export function stepOutputs(
   command: string,
-  outcome: { exitCode: number; doc: Record<string, unknown> },
+  outcome: { exitCode: number; doc: Record<string, unknown>; backupId?: string },
 ): Record<string, string> {
   const { exitCode, doc } = outcome;
   const outputs: Record<string, string> = { 'exit-code': String(exitCode) };
-  const id = backupIdOf(doc);
-  if (id) outputs['backup-id'] = id;
+  if (outcome.backupId) outputs['backup-id'] = outcome.backupId;
   const verdict = verdictOf(command, exitCode, doc);
   if (verdict) outputs.verdict = verdict;
   return outputs;

@@ -52,9 +52,9 @@ export async function runCommand(
     process.exitCode = 0;
     if (report) {
       await writeReports(report, { ok: true, exitCode: 0, doc: doc ?? {} }).catch(reportFailed);
-      await writeStepOutputs(stepOutputs(report.command, { exitCode: 0, doc: doc ?? {} })).catch(
-        reportFailed,
-      );
+      await writeStepOutputs(
+        stepOutputs(report.command, { exitCode: 0, doc: doc ?? {}, backupId: report.backup?.id }),
+      ).catch(reportFailed);
     }
   } catch (err) {
     process.exitCode = reportError(argv, err);
@@ -62,7 +62,11 @@ export async function runCommand(
       const data =
         err.data && typeof err.data === 'object' ? (err.data as Record<string, unknown>) : {};
       await writeStepOutputs(
-        stepOutputs(report.command, { exitCode: err.exitCode, doc: dataDocument(report, data) }),
+        stepOutputs(report.command, {
+          exitCode: err.exitCode,
+          doc: dataDocument(report, data),
+          backupId: report.backup?.id,
+        }),
       ).catch(reportFailed);
       await writeReports(report, {
         ok: false,

@@ -40,6 +40,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         const ctx = await commandContext(argv, { jobs: argv.jobs, scratchUrl: argv.scratchUrl });
         Object.assign(report, { config: ctx.config, target: describeTarget(ctx.target) });
         const backup = await takeBackup({ ...ctx, signal });
+        report.backup = { id: backup.id, manifest: backup.manifest };
         let verification: VerifyResult | undefined;
         try {
           verification = argv.verify

@@ -54,6 +54,7 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
           key: ctx.config.signingKey,
           target: ctx.target,
         });
+        report.backup = { id };
         const result = await verifyBackup({
           ...ctx,
           backupId: id,

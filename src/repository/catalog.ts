@@ -93,6 +93,25 @@ export async function findCopies(destinations: Destination[], id: string): Promi
 }
 
 /**
+ * One backup's manifest, read from its first copy whose manifest is sound:
+ * for a report about a backup already named, without reading the whole
+ * repository. Undefined when no copy holds a sound one.
+ */
+export async function readBackupManifest(
+  destinations: Destination[],
+  id: string,
+  key: string | undefined,
+): Promise<Manifest | undefined> {
+  for (const dest of destinations) {
+    for (const copy of (await reachableCopies(dest)).filter((c) => c.id === id)) {
+      const read = await readManifest(copy, key).catch(() => undefined);
+      if (read?.manifest && read.problems.length === 0) return read.manifest;
+    }
+  }
+  return undefined;
+}
+
+/**
  * The newest backup of this target, for `verify latest`. A damaged manifest
  * still names its backup here, so verify reports the damage instead of
  * claiming there is no backup.
