@@ -15,21 +15,27 @@ export interface ReportInput {
   exitCode: number;
   at: string;
   target?: string;
-  doc: ReportDocument;
+  doc: CommandDocument;
   error?: { message: string; details: string[] };
   manifest?: Manifest;
 }
 
 /**
- * What the report reads of a command's document. A failure's data may hold
- * only part of a run or a verdict, so each is a part of the real type.
+ * A command's outcome as `--json` prints it (beside `ok`) and the reports and
+ * step outputs read it: named results, typed by the modules that make them.
+ * Those read here are typed as parts of the real types, since a failure's
+ * data may hold only part of a run or a verdict.
  */
-export interface ReportDocument {
+export interface CommandDocument {
   verification?: VerificationRecord | null;
   run?: RunEvidence;
   rollback?: RunEvidence;
   gate?: GateEvidence;
-  [other: string]: unknown;
+  /** A dry run's preview: what would happen. */
+  dryRun?: object;
+  /** A backup stored but not verified, and why. */
+  unverified?: { reason: string };
+  [result: string]: unknown;
 }
 
 type RunEvidence = Pick<RunReport, 'runId' | 'runbook' | 'backupId' | 'status'> & {

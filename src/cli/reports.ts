@@ -3,7 +3,7 @@ import path from 'node:path';
 import { readBackupManifest } from '../repository/catalog.js';
 import type { Config } from '../config.js';
 import type { Manifest } from '../repository/manifest.js';
-import { markdownReport, type ReportDocument } from '../report.js';
+import { markdownReport, type CommandDocument } from '../report.js';
 import { redact } from '../secrets.js';
 import { PRIVATE_DIR, writeFileAtomic } from '../files.js';
 
@@ -27,7 +27,7 @@ export async function writeReports(
   outcome: {
     ok: boolean;
     exitCode: number;
-    doc: ReportDocument;
+    doc: CommandDocument;
     error?: { message: string; details: string[] };
   },
 ): Promise<string | undefined> {

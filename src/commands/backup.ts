@@ -89,7 +89,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
   },
 };
 
-function backupDocument(b: BackupResult, v: VerifyResult | undefined): Record<string, unknown> {
+function backupDocument(b: BackupResult, v: VerifyResult | undefined) {
   const m = b.manifest;
   return {
     backup: {

@@ -131,7 +131,7 @@ function pruneLines({ dryRun, decisions }: PruneOutcome): string[] {
   ];
 }
 
-function summary(e: CatalogEntry): Record<string, unknown> {
+function summary(e: CatalogEntry) {
   const last = e.verifications.at(-1);
   return {
     id: e.id,

@@ -29,7 +29,7 @@ export const configCommand: CommandModule<object, ConfigArgs> = {
     }),
 };
 
-function configSummary(c: Config): Record<string, unknown> {
+function configSummary(c: Config) {
   return {
     file: c.file ?? null,
     destinations: c.destinations.map((d) => ({
