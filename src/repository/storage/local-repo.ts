@@ -16,13 +16,8 @@ import {
   PRIVATE_FILE,
 } from '../../files.js';
 import { parseWriterMarker, writerIsGone, writerMarker } from './writer-marker.js';
-import {
-  BACKUP_ID_PATTERN,
-  type CopyWriter,
-  type FileStat,
-  type Repo,
-  type StoredBytes,
-} from './repo.js';
+import type { CopyWriter, FileStat, Repo, StoredBytes } from './repo.js';
+import { BACKUP_ID_PATTERN } from './repo.js';
 
 /**
  * A destination that is a directory: `<root>/<id>/...`. A copy is written

@@ -4,13 +4,8 @@ import { pipeline } from 'node:stream/promises';
 import type { ListObjectsV2CommandOutput, S3Client } from '@aws-sdk/client-s3';
 import { hashStream } from '../../files.js';
 import type { S3Location } from './destination.js';
-import {
-  BACKUP_ID_PATTERN,
-  type CopyWriter,
-  type FileStat,
-  type Repo,
-  type StoredBytes,
-} from './repo.js';
+import type { CopyWriter, FileStat, Repo, StoredBytes } from './repo.js';
+import { BACKUP_ID_PATTERN } from './repo.js';
 import { parseWriterMarker, writerIsGone, writerMarker } from './writer-marker.js';
 
 /**
