@@ -14,8 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
 import { startThrowawayCluster } from '../dist/cluster.js';
-import { findTool } from '../dist/pgtools.js';
-import { startS3Server } from '../dist/s3-server.js';
+import { findTool } from '../dist/pg-programs/find.js';
 
 $.verbose = false;
 const scale = Number(process.env.BENCH_SCALE ?? 50);
@@ -215,6 +214,9 @@ try {
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const { S3Client, CreateBucketCommand } = await import('@aws-sdk/client-s3');
     const { Upload } = await import('@aws-sdk/lib-storage');
+    // The test store lives with the tests (it does not ship): loaded from source through tsx.
+    const { tsImport } = await import('tsx/esm/api');
+    const { startS3Server } = await tsImport('../test/support/s3-server.ts', import.meta.url);
     const s3 = await startS3Server();
     const client = new S3Client({
       endpoint: s3.endpoint,

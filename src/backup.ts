@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, statfs, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Config, Destination } from './config.js';
+import type { Config } from './config.js';
 import { InterruptedError, StorageError, ToolError } from './errors.js';
 import { computeFingerprints } from './fingerprint.js';
 import { readIdentity, readWriteCounters, type TargetIdentity } from './identity.js';
@@ -12,22 +12,23 @@ import {
   newBackupId,
   type FileEntry,
   type Manifest,
-} from './manifest.js';
+} from './repository/manifest.js';
 import { pausePoint } from './faults.js';
 import { requirePrivileges } from './privileges.js';
-import { findTool } from './pgtools.js';
+import { findTool } from './pg-programs/find.js';
 import type { Amount, Progress } from './progress.js';
-import { DUMP_DIR, writeManifest } from './repository.js';
-import { storeCopy } from './store-copy.js';
-import { describeDestination, openRepo } from './storage/open.js';
-import type { CopyWriter } from './storage/repo.js';
-import { storageReason } from './storage/reasons.js';
-import { isNoSpace, runPgTool } from './run-tool.js';
+import { DUMP_DIR, writeManifest } from './repository/copies.js';
+import { storeCopy, type CopyOutcome } from './repository/store-copy.js';
+import { describeDestination, type Destination } from './repository/storage/destination.js';
+import { openRepo } from './repository/storage/open.js';
+import type { CopyWriter } from './repository/storage/repo.js';
+import { storageReason } from './repository/storage/reasons.js';
+import { isNoSpace, runPgTool } from './pg-programs/exec.js';
 import { joinSnapshot, withExportedSnapshot } from './snapshot.js';
-import { PRIVATE_FILE, directorySize, hashFile, listFiles, removeTree } from './storage/files.js';
+import { PRIVATE_FILE, directorySize, hashFile, listFiles, removeTree } from './files.js';
 import { dbnameArgument, describeTarget, type Target } from './target.js';
 import { formatBytes, formatDuration } from './units.js';
-import { latestFor, readCatalog } from './catalog.js';
+import { latestFor, readCatalog } from './repository/catalog.js';
 import { LIFEBOAT_VERSION } from './version.js';
 
 export interface BackupOptions {
@@ -37,13 +38,6 @@ export interface BackupOptions {
   now?: () => Date;
   /** An interrupt: pg_dump is stopped, the partial backup removed, nothing listed. */
   signal?: AbortSignal;
-}
-
-export interface CopyOutcome {
-  destination: string;
-  ok: boolean;
-  location?: string;
-  error?: string;
 }
 
 export interface BackupResult {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { reportError } from './cli/output.js';
+import { reportError, warnUnreadable } from './cli/output.js';
 import { missingValue, usageMessage } from './cli/usage-message.js';
 import { backupCommand } from './commands/backup.js';
 import { baselineCommand } from './commands/baseline.js';
@@ -21,6 +21,7 @@ import { initCommand } from './commands/init.js';
 import { historyCommand } from './commands/history.js';
 import { configCommand } from './commands/config.js';
 import { UsageError } from './errors.js';
+import { onUnreadableDestination } from './repository/catalog.js';
 import { registerEnvironmentSecrets } from './secrets.js';
 import { setUserUmask } from './step-env.js';
 import { LIFEBOAT_VERSION } from './version.js';
@@ -38,6 +39,8 @@ registerEnvironmentSecrets(process.env);
 // A backup holds every row: what lifeboat and the tools it runs (pg_dump) create is the user's
 // alone, whatever their umask. Steps get the user's own umask back (see runShell).
 setUserUmask(process.umask(0o077));
+// The library tells what it could not read; the CLI says it.
+onUnreadableDestination(warnUnreadable);
 
 const args = hideBin(process.argv);
 const cli = yargs(args)

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { ToolError, errorMessage } from './errors.js';
-import { findTools } from './pgtools.js';
+import { findTools } from './pg-programs/find.js';
 import { registerSecret } from './secrets.js';
 
 /**

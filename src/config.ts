@@ -4,9 +4,9 @@ import path from 'node:path';
 import { lilconfig } from 'lilconfig';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
-import { isRecipient } from './storage/age.js';
-import { exists } from './storage/files.js';
-import { parseS3Url, type S3Location } from './storage/s3-repo.js';
+import { isRecipient } from './repository/age.js';
+import { exists } from './files.js';
+import { parseS3Url, type Destination } from './repository/storage/destination.js';
 import {
   crossProblems,
   defaultDestinationName,
@@ -16,7 +16,7 @@ import {
   type ConfigProblem,
 } from './config-problems.js';
 import { isTextConfig, parseConfigText } from './config-source.js';
-import { parseDuration } from './runbook/durations.js';
+import { parseDuration } from './units.js';
 
 /**
  * lifeboat.config.{json,yaml,yml}, found upward from the cwd (see findConfig),
@@ -106,26 +106,6 @@ const KNOWN_KEYS = [
   'recipients',
   'recipientsFile',
 ];
-
-export type Destination = LocalDestination | S3Destination;
-
-interface DestinationBase {
-  name: string;
-  /** Encrypt this destination's copies to these age recipients (recipientsFile is read at backup time). */
-  encrypt?: { recipients: string[]; recipientsFile?: string };
-  /** Retention for this destination; default retention.keep. */
-  keep?: number;
-}
-
-export interface LocalDestination extends DestinationBase {
-  kind: 'local';
-  path: string;
-}
-
-export interface S3Destination extends DestinationBase {
-  kind: 's3';
-  s3: S3Location;
-}
 
 export interface Config {
   /** The file it came from, or undefined for the built-in defaults. */

@@ -1,15 +1,15 @@
-import { describeDestination, openRepo } from './storage/open.js';
-import type { S3Repo } from './storage/s3-repo.js';
-import { s3Reason } from './storage/reasons.js';
+import { describeDestination, type S3Destination } from './repository/storage/destination.js';
+import { probeStore } from './repository/storage/open.js';
+import { s3Reason } from './repository/storage/reasons.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
-import type { Config, S3Destination } from './config.js';
+import type { Config } from './config.js';
 import { connect } from './db.js';
 import { BadInputError, errorMessage } from './errors.js';
 import { readIdentity, type TargetIdentity } from './identity.js';
-import { findTool } from './pgtools.js';
+import { findTool } from './pg-programs/find.js';
 import { readPrivilegeGaps, type Need } from './privileges.js';
 import { restoreRoleCheck } from './restore-role.js';
 import { describeTarget, scratchServer, type Target } from './target.js';
@@ -180,11 +180,9 @@ async function checkDestination(dir: string, estimate: number): Promise<[boolean
 
 /** Write and delete a probe object: the credentials, the bucket and the permissions in one go. */
 async function checkRemoteDestination(dest: S3Destination): Promise<[boolean, string]> {
-  const repo = openRepo(dest) as S3Repo;
   const probe = `${dest.s3.prefix}.doctor-${randomBytes(4).toString('hex')}`;
   try {
-    await repo.putObject(probe, 'ok');
-    await repo.deleteKeys([probe]);
+    await probeStore(dest, probe);
     return [
       true,
       `${describeDestination(dest)} is writable${dest.encrypt ? ', copies encrypted with age' : ''}`,

@@ -1,8 +1,7 @@
-import type { CatalogEntry } from './catalog.js';
+import type { CatalogEntry } from './repository/catalog.js';
 import { sameTarget, type TargetIdentity, type WriteCounters } from './identity.js';
-import type { VerificationRecord } from './manifest.js';
+import type { RehearsalRecord, VerificationRecord } from './repository/manifest.js';
 import type { Plan } from './runbook/plan.js';
-import type { RehearsalRecord } from './run/rehearse.js';
 import { formatDuration } from './units.js';
 
 /**

@@ -1,4 +1,4 @@
-import { readCatalog } from './catalog.js';
+import { readCatalog } from './repository/catalog.js';
 import type { Config } from './config.js';
 import { withClient } from './db.js';
 import { GuardRefusedError } from './errors.js';

@@ -1,10 +1,10 @@
-import { readCatalog, type CatalogEntry } from './catalog.js';
+import { readCatalog, type CatalogEntry } from './repository/catalog.js';
 import type { Config } from './config.js';
 import { connect } from './db.js';
 import { errorMessage, LifeboatError } from './errors.js';
 import { ageMs } from './freshness.js';
 import { readIdentity, type TargetIdentity } from './identity.js';
-import type { Manifest } from './manifest.js';
+import type { Manifest } from './repository/manifest.js';
 import type { StepEvent } from './run/journal.js';
 import { readJournal, type JournalView } from './run/journal-view.js';
 import { describeTarget, type Target } from './target.js';

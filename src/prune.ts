@@ -1,4 +1,4 @@
-import type { CatalogEntry } from './catalog.js';
+import type { CatalogEntry } from './repository/catalog.js';
 import { sameTarget, type TargetIdentity } from './identity.js';
 
 /**

@@ -1,4 +1,6 @@
-import type { Manifest, VerificationRecord } from './manifest.js';
+import type { GateVerdict } from './gate.js';
+import type { Manifest, VerificationRecord } from './repository/manifest.js';
+import type { RunReport } from './run/runner.js';
 import { formatBytes, formatDuration } from './units.js';
 
 /**
@@ -13,10 +15,36 @@ export interface ReportInput {
   exitCode: number;
   at: string;
   target?: string;
-  doc: Record<string, unknown>;
+  doc: CommandDocument;
   error?: { message: string; details: string[] };
   manifest?: Manifest;
 }
+
+/**
+ * A command's outcome as `--json` prints it (beside `ok`) and the reports and
+ * step outputs read it: named results, typed by the modules that make them.
+ * Those read here are typed as parts of the real types, since a failure's
+ * data may hold only part of a run or a verdict.
+ */
+export interface CommandDocument {
+  verification?: VerificationRecord | null;
+  run?: RunEvidence;
+  rollback?: RunEvidence;
+  gate?: GateEvidence;
+  /** A dry run's preview: what would happen. */
+  dryRun?: object;
+  /** A backup stored but not verified, and why. */
+  unverified?: { reason: string };
+  [result: string]: unknown;
+}
+
+type RunEvidence = Pick<RunReport, 'runId' | 'runbook' | 'backupId' | 'status'> & {
+  steps: Pick<RunReport['steps'][number], 'id' | 'outcome' | 'durationMs' | 'error'>[];
+  rollback?: { proof?: NonNullable<RunReport['rollback']>['proof'] };
+  restoredBy?: RunReport['restoredBy'];
+};
+
+type GateEvidence = Partial<Pick<GateVerdict, 'ok' | 'backup' | 'reasons' | 'changesSinceBackup'>>;
 
 export function markdownReport(r: ReportInput): string {
   const out: string[] = [
@@ -28,12 +56,10 @@ export function markdownReport(r: ReportInput): string {
   if (r.error) {
     out.push(`**${r.error.message}**`, '', ...r.error.details.map((d) => `- ${d}`), '');
   }
-  const verification = (r.doc.verification ?? undefined) as VerificationRecord | undefined;
-  if (r.manifest) out.push(...backupEvidence(r.manifest, verification));
-  const run = (r.doc.run ?? r.doc.rollback) as RunLike | undefined;
+  if (r.manifest) out.push(...backupEvidence(r.manifest, r.doc.verification ?? undefined));
+  const run = r.doc.run ?? r.doc.rollback;
   if (Array.isArray(run?.steps)) out.push(...runEvidence(run));
-  const gate = r.doc.gate as GateLike | undefined;
-  if (gate) out.push(...gateEvidence(gate));
+  if (r.doc.gate) out.push(...gateEvidence(r.doc.gate));
   return `${out.join('\n').trimEnd()}\n`;
 }
 
@@ -79,17 +105,7 @@ function backupEvidence(m: Manifest, v: VerificationRecord | undefined): string[
   return lines;
 }
 
-interface RunLike {
-  runId: string;
-  runbook: string;
-  backupId: string | null;
-  status: string;
-  steps: { id: string; outcome: string; durationMs?: number; error?: string }[];
-  rollback?: { proof?: { equal: boolean; differences: unknown[] } };
-  restoredBy?: { backupId: string; replacedAs: string };
-}
-
-function runEvidence(run: RunLike): string[] {
+function runEvidence(run: RunEvidence): string[] {
   const lines = [
     `**Run** \`${run.runId || '(nothing to do)'}\` of runbook ${run.runbook}, guarded by backup \`${run.backupId ?? '-'}\`: ${run.status}.`,
     '',
@@ -119,14 +135,7 @@ function runEvidence(run: RunLike): string[] {
   return lines;
 }
 
-interface GateLike {
-  ok: boolean;
-  backup?: { id: string; createdAt: string; verifiedAt: string; intactCopies: string[] };
-  reasons?: string[];
-  changesSinceBackup?: { note: string };
-}
-
-function gateEvidence(g: GateLike): string[] {
+function gateEvidence(g: GateEvidence): string[] {
   if (!g.backup) return (g.reasons ?? []).map((r) => `- ${r}`).concat('');
   return [
     `Backup \`${g.backup.id}\` taken ${g.backup.createdAt}, verified ${g.backup.verifiedAt}, intact in ${g.backup.intactCopies.join(', ')}; ${g.changesSinceBackup?.note ?? ''}.`,

@@ -1,9 +1,9 @@
 import type { Config } from './config.js';
-import type { Manifest } from './manifest.js';
+import type { Manifest } from './repository/manifest.js';
 import type { Amount } from './progress.js';
-import { restoreArchive } from './pg-restore.js';
-import type { StoredCopy } from './repository.js';
-import { withDumpDir } from './storage/dump-dir.js';
+import { restoreArchive } from './pg-programs/pg-restore.js';
+import type { StoredCopy } from './repository/copies.js';
+import { withDumpDir } from './repository/dump-dir.js';
 import type { Target } from './target.js';
 
 /** pg_restore one copy of a backup into a database: in place, or fetched and decrypted first. */

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { withClient } from './db.js';
 import { describeSchema } from './fingerprint.js';
-import { sha256Hex } from './manifest.js';
+import { sha256Hex } from './repository/manifest.js';
 import type { Target } from './target.js';
 
 /**

@@ -1,12 +1,27 @@
 import ms from 'ms';
 
-/** Durations as people write them: 90s, 15m, 1h, 7d. Undefined when unreadable. */
-export function parseDuration(text: string | number): number | undefined {
-  if (typeof text === 'number') return Number.isFinite(text) && text >= 0 ? text : undefined;
-  const trimmed = text.trim();
-  if (!/^\d+(\.\d+)?\s*[a-z]+$/i.test(trimmed)) return undefined;
-  const value = ms(trimmed as ms.StringValue) as number | undefined;
-  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined;
+/** PostgreSQL timeouts and Node timers both stop at 2^31 - 1 milliseconds (about 24.8 days). */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
+
+const WITH_UNIT = /^\d+(?:\.\d+)?\s*[a-z]+$/i;
+
+/**
+ * A duration as people write it (`90s`, `15m`, `1h`, `7d`), in milliseconds,
+ * or the sentence that says why it is not one. A bare number is refused:
+ * whether `30` means seconds or milliseconds is exactly the kind of guess a
+ * runbook or a config should not leave to the reader. Zero is refused unless
+ * `zero` allows it (a wait of 0s means: do not wait).
+ */
+export function parseDuration(value: unknown, opts: { zero?: boolean } = {}): number | string {
+  if (typeof value !== 'string' || !WITH_UNIT.test(value.trim())) {
+    return `write a duration with its unit, like 90s, 15m, 1h or 7d (got ${JSON.stringify(value)})`;
+  }
+  const millis = ms(value.trim() as ms.StringValue) as number | undefined;
+  if (millis === undefined || !Number.isFinite(millis)) {
+    return `unknown duration unit in ${JSON.stringify(value)}: use ms, s, m, h, d, w or y`;
+  }
+  if (millis < 0 || (millis === 0 && !opts.zero)) return 'a duration must be longer than zero';
+  return millis;
 }
 
 export function formatDuration(millis: number): string {

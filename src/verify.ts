@@ -8,7 +8,7 @@ import {
 } from './errors.js';
 import { compareFingerprints, type Difference } from './fingerprint.js';
 import { fingerprintDatabase } from './fingerprint-session.js';
-import { manifestDigest, type Manifest, type VerificationRecord } from './manifest.js';
+import { manifestDigest, type Manifest, type VerificationRecord } from './repository/manifest.js';
 import { pausePoint } from './faults.js';
 import type { Progress } from './progress.js';
 import {
@@ -17,11 +17,11 @@ import {
   readManifest,
   writeVerification,
   type StoredCopy,
-} from './repository.js';
+} from './repository/copies.js';
 import { restoreTool } from './restore/restore-tool.js';
 import { restoreIntoScratch, withScratchDatabase } from './scratch.js';
 import { describeTarget, scratchServer, type Target } from './target.js';
-import { findCopies } from './catalog.js';
+import { findCopies, resolveBackupId } from './repository/catalog.js';
 
 export interface CopyCheck {
   destination: string;
@@ -174,6 +174,24 @@ function copiesToRestore(checks: CopyCheck[], opts: VerifyOptions): CopyCheck[] 
  * it with the manifest. Every outcome is recorded beside the manifest of
  * every copy whose manifest is sound.
  */
+/**
+ * `verify ID` or `verify latest`: the name resolved (latest is the target's
+ * newest backup), `named` told which backup that is before it is proved (so
+ * a failure's evidence can name it), then the backup verified.
+ */
+export async function verifyNamedBackup(
+  opts: Omit<VerifyOptions, 'backupId'> & { name: string; named?: (backupId: string) => void },
+): Promise<VerifyResult> {
+  const { name, named, ...rest } = opts;
+  const backupId = await resolveBackupId(name, {
+    destinations: opts.config.destinations,
+    key: opts.config.signingKey,
+    target: opts.target,
+  });
+  named?.(backupId);
+  return verifyBackup({ ...rest, backupId });
+}
+
 export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
   try {
     return await proveBackup(opts);

@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Manifest } from '../src/manifest.js';
+import type { Manifest } from '../src/repository/manifest.js';
 import { backupDirs, partialDirs, richDatabase, smallDatabase } from './support/backups.js';
 import { runCli, runJson, startPaused, workspace } from './support/cli.js';
 import type { TestDatabase } from './support/db.js';

@@ -11,8 +11,8 @@ import {
   type Fingerprints,
   type SequenceFingerprint,
 } from '../src/fingerprint.js';
-import { findTool } from '../src/pgtools.js';
-import { runPgTool } from '../src/run-tool.js';
+import { findTool } from '../src/pg-programs/find.js';
+import { runPgTool } from '../src/pg-programs/exec.js';
 import { resolveTarget } from '../src/target.js';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
 

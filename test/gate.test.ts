@@ -1,7 +1,7 @@
 import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256Hex } from '../src/manifest.js';
+import { sha256Hex } from '../src/repository/manifest.js';
 import { backupDirs, largestDataFile, smallDatabase } from './support/backups.js';
 import { runCli, runJson, workspace } from './support/cli.js';
 import type { TestDatabase } from './support/db.js';

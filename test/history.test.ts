@@ -1,10 +1,10 @@
-import { LocalRepo } from '../src/storage/local-repo.js';
+import { LocalRepo } from '../src/repository/storage/local-repo.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildHistory, type BackupHistory, type History } from '../src/history.js';
-import type { CatalogEntry } from '../src/catalog.js';
-import type { Manifest, VerificationRecord } from '../src/manifest.js';
+import type { CatalogEntry } from '../src/repository/catalog.js';
+import type { Manifest, VerificationRecord } from '../src/repository/manifest.js';
 import { backupDirs, largestDataFile, smallDatabase } from './support/backups.js';
 import { runCli, runJson, workspace } from './support/cli.js';
 import type { TestDatabase } from './support/db.js';

@@ -12,11 +12,11 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256Hex } from '../src/manifest.js';
+import { sha256Hex } from '../src/repository/manifest.js';
 import { richDatabase, smallDatabase } from './support/backups.js';
 import { runCli, runJson, startPaused, workspace } from './support/cli.js';
 import type { TestDatabase } from './support/db.js';
-import type { S3Server } from '../src/s3-server.js';
+import type { S3Server } from './support/s3-server.js';
 import { storeWithBucket } from './support/s3.js';
 
 /**

@@ -4,7 +4,7 @@ import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compareFingerprints, type Fingerprints } from '../src/fingerprint.js';
 import { fingerprintDatabase } from '../src/fingerprint-session.js';
-import { sha256Hex, type Manifest } from '../src/manifest.js';
+import { sha256Hex, type Manifest } from '../src/repository/manifest.js';
 import { lockKey } from '../src/marked-database.js';
 import { connectionString } from '../src/restore/connection-string.js';
 import { suffixedName } from '../src/restore/names.js';

@@ -12,7 +12,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startS3Server, type S3Server } from '../src/s3-server.js';
+import { startS3Server, type S3Server } from './support/s3-server.js';
 
 const MiB = 1024 * 1024;
 const bucket = `lifeboat-${randomBytes(4).toString('hex')}`;

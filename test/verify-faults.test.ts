@@ -1,8 +1,8 @@
 import { appendFile, readFile, truncate, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Manifest } from '../src/manifest.js';
-import { sha256Hex } from '../src/manifest.js';
+import type { Manifest } from '../src/repository/manifest.js';
+import { sha256Hex } from '../src/repository/manifest.js';
 import { backupDirs, largestDataFile, smallDatabase } from './support/backups.js';
 import { runCli, runJson, startPaused, workspace } from './support/cli.js';
 import { adminUrl, type TestDatabase } from './support/db.js';

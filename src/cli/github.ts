@@ -1,6 +1,6 @@
 import { appendFile } from 'node:fs/promises';
 import type { LifeboatError } from '../errors.js';
-import { backupIdOf } from './reports.js';
+import type { CommandDocument } from '../report.js';
 
 /**
  * GitHub Actions, where a job runs there (GITHUB_ACTIONS=true): problems with
@@ -34,18 +34,17 @@ function escapeProperty(s: string): string {
 /** Pure: a command's outcome as step outputs (backup-id, verdict, exit-code). */
 export function stepOutputs(
   command: string,
-  outcome: { exitCode: number; doc: Record<string, unknown> },
+  outcome: { exitCode: number; doc: CommandDocument; backupId?: string },
 ): Record<string, string> {
   const { exitCode, doc } = outcome;
   const outputs: Record<string, string> = { 'exit-code': String(exitCode) };
-  const id = backupIdOf(doc);
-  if (id) outputs['backup-id'] = id;
+  if (outcome.backupId) outputs['backup-id'] = outcome.backupId;
   const verdict = verdictOf(command, exitCode, doc);
   if (verdict) outputs.verdict = verdict;
   return outputs;
 }
 
-function verdictOf(command: string, exitCode: number, doc: Record<string, unknown>): string {
+function verdictOf(command: string, exitCode: number, doc: CommandDocument): string {
   if (doc.dryRun) return exitCode === 0 ? 'would-proceed' : 'would-refuse';
   if (command === 'gate') return exitCode === 0 ? 'passed' : exitCode === 3 ? 'refused' : 'error';
   if (command === 'backup' || command === 'verify') {
@@ -54,9 +53,7 @@ function verdictOf(command: string, exitCode: number, doc: Record<string, unknow
     if (exitCode !== 0 && !doc.verification) return 'error';
     return doc.verification ? 'verified' : 'not-verified';
   }
-  const status = [doc.run, doc.rollback]
-    .map((r) => (r && typeof r === 'object' ? (r as { status?: unknown }).status : undefined))
-    .find((s) => typeof s === 'string');
+  const status = (doc.run ?? doc.rollback)?.status;
   if (typeof status === 'string') return status;
   return (
     { 0: 'succeeded', 3: 'refused', 5: 'rolled-back', 6: 'needs-operator', 7: 'locked' }[

@@ -2,6 +2,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InterruptedError, LifeboatError, PrivilegeError, errorMessage } from '../errors.js';
 import { sqlState } from '../restore/sql-state.js';
+import type { UnreadableDestination } from '../repository/catalog.js';
+import type { CommandDocument } from '../report.js';
 import { redact } from '../secrets.js';
 import type { GlobalArgs } from './context.js';
 import { handleInterrupts, type InterruptPolicy } from './interrupt.js';
@@ -9,14 +11,17 @@ import { annotations, inGitHubActions, stepOutputs, writeStepOutputs } from './g
 import { writeReports, type ReportSpec } from './reports.js';
 
 /** Print the command's result: its JSON document, or its human lines. Returns the document. */
-export function emit(
-  argv: GlobalArgs,
-  doc: Record<string, unknown>,
-  lines: string[],
-): Record<string, unknown> {
+export function emit<D extends CommandDocument>(argv: GlobalArgs, doc: D, lines: string[]): D {
   if (argv.json) process.stdout.write(`${redact(JSON.stringify({ ok: true, ...doc }, null, 2))}\n`);
   else if (lines.length > 0) process.stdout.write(`${redact(lines.join('\n'))}\n`);
   return doc;
+}
+
+/** A destination the catalog could not read: its copies are not counted, and the user hears why. */
+export function warnUnreadable(found: UnreadableDestination): void {
+  process.stderr.write(
+    `warning: destination ${found.destination} cannot be read (${found.reason}); its copies are not counted\n`,
+  );
 }
 
 /**
@@ -26,7 +31,7 @@ export function emit(
  */
 export async function runCommand(
   argv: GlobalArgs,
-  fn: (signal: AbortSignal) => Promise<Record<string, unknown> | void>,
+  fn: (signal: AbortSignal) => Promise<CommandDocument | void>,
   report?: ReportSpec,
   interrupt: InterruptPolicy = { kind: 'exit' },
 ): Promise<void> {
@@ -44,17 +49,21 @@ export async function runCommand(
     process.exitCode = 0;
     if (report) {
       await writeReports(report, { ok: true, exitCode: 0, doc: doc ?? {} }).catch(reportFailed);
-      await writeStepOutputs(stepOutputs(report.command, { exitCode: 0, doc: doc ?? {} })).catch(
-        reportFailed,
-      );
+      await writeStepOutputs(
+        stepOutputs(report.command, { exitCode: 0, doc: doc ?? {}, backupId: report.backup?.id }),
+      ).catch(reportFailed);
     }
   } catch (err) {
     process.exitCode = reportError(argv, err);
     if (report && err instanceof LifeboatError) {
-      const data =
-        err.data && typeof err.data === 'object' ? (err.data as Record<string, unknown>) : {};
+      // A failure's data is whatever the error carried: a whole result or a part of one.
+      const data = err.data && typeof err.data === 'object' ? (err.data as CommandDocument) : {};
       await writeStepOutputs(
-        stepOutputs(report.command, { exitCode: err.exitCode, doc: dataDocument(report, data) }),
+        stepOutputs(report.command, {
+          exitCode: err.exitCode,
+          doc: dataDocument(report, data),
+          backupId: report.backup?.id,
+        }),
       ).catch(reportFailed);
       await writeReports(report, {
         ok: false,
@@ -138,7 +147,7 @@ export function reportError(argv: { json?: boolean }, err: unknown): number {
 }
 
 /** A failure's data as the command's document: the whole document, or the part under its key. */
-function dataDocument(report: ReportSpec, data: Record<string, unknown>): Record<string, unknown> {
+function dataDocument(report: ReportSpec, data: CommandDocument): CommandDocument {
   return 'backup' in data || 'verification' in data
     ? data
     : { [report.dataKey ?? report.command]: data };

@@ -1,10 +1,11 @@
 import { appendFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { readCatalog } from '../catalog.js';
+import { readBackupManifest } from '../repository/catalog.js';
 import type { Config } from '../config.js';
-import { markdownReport } from '../report.js';
+import type { Manifest } from '../repository/manifest.js';
+import { markdownReport, type CommandDocument } from '../report.js';
 import { redact } from '../secrets.js';
-import { PRIVATE_DIR, writeFileAtomic } from '../storage/files.js';
+import { PRIVATE_DIR, writeFileAtomic } from '../files.js';
 
 /**
  * Where a command's evidence goes: `reports/` in the repository (the first
@@ -17,6 +18,8 @@ export interface ReportSpec {
   dataKey?: string;
   config?: Config;
   target?: string;
+  /** The backup the command is about, as soon as the command knows it; its manifest when in hand. */
+  backup?: { id: string; manifest?: Manifest };
 }
 
 export async function writeReports(
@@ -24,18 +27,17 @@ export async function writeReports(
   outcome: {
     ok: boolean;
     exitCode: number;
-    doc: Record<string, unknown>;
+    doc: CommandDocument;
     error?: { message: string; details: string[] };
   },
 ): Promise<string | undefined> {
   if (!spec.config) return undefined;
   const at = new Date().toISOString();
-  const backupId = backupIdOf(outcome.doc);
-  const manifest = backupId
-    ? (await readCatalog(spec.config.destinations, spec.config.signingKey)).find(
-        (e) => e.id === backupId,
-      )?.manifest
-    : undefined;
+  const manifest =
+    spec.backup?.manifest ??
+    (spec.backup
+      ? await readBackupManifest(spec.config.destinations, spec.backup.id, spec.config.signingKey)
+      : undefined);
   const markdown = redact(
     markdownReport({ command: spec.command, at, target: spec.target, manifest, ...outcome }),
   );
@@ -55,20 +57,6 @@ export async function writeReports(
     await appendFile(process.env.GITHUB_STEP_SUMMARY, `${markdown}\n`).catch(() => undefined);
   }
   return base;
-}
-
-/** The backup a command's document is about, wherever the command keeps it. */
-export function backupIdOf(doc: Record<string, unknown>): string | undefined {
-  const pick = (v: unknown, key: string): unknown =>
-    v && typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined;
-  const id =
-    pick(doc.backup, 'id') ??
-    pick(doc, 'backupId') ??
-    pick(doc.verification, 'backupId') ??
-    pick(pick(doc.gate, 'backup'), 'id') ??
-    pick(doc.run, 'backupId') ??
-    pick(doc.rollback, 'backupId');
-  return typeof id === 'string' ? id : undefined;
 }
 
 /** Reports live beside the first local destination, else in .lifeboat/reports. */

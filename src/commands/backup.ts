@@ -40,6 +40,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         const ctx = await commandContext(argv, { jobs: argv.jobs, scratchUrl: argv.scratchUrl });
         Object.assign(report, { config: ctx.config, target: describeTarget(ctx.target) });
         const backup = await takeBackup({ ...ctx, signal });
+        report.backup = { id: backup.id, manifest: backup.manifest };
         let verification: VerifyResult | undefined;
         try {
           verification = argv.verify
@@ -88,7 +89,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
   },
 };
 
-function backupDocument(b: BackupResult, v: VerifyResult | undefined): Record<string, unknown> {
+function backupDocument(b: BackupResult, v: VerifyResult | undefined) {
   const m = b.manifest;
   return {
     backup: {

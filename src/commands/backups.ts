@@ -1,18 +1,13 @@
 import type { Argv, CommandModule } from 'yargs';
-import { readCatalog, resolveBackupId, type CatalogEntry } from '../catalog.js';
+import { readCatalog, resolveBackupId, type CatalogEntry } from '../repository/catalog.js';
 import { globalOptions, targetFor, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
 import { confirm } from '../cli/confirm.js';
-import { loadConfig, type Config } from '../config.js';
-import { BadInputError, VerificationFailedError, errorMessage } from '../errors.js';
+import { loadConfig } from '../config.js';
+import { pruneBackups, type PruneOutcome } from '../prune-backups.js';
+import { BadInputError, VerificationFailedError } from '../errors.js';
 import { redact } from '../secrets.js';
-import { withClient } from '../db.js';
-import { readIdentity, type TargetIdentity } from '../identity.js';
-import { readRuns } from '../run/journal.js';
-import { describeTarget } from '../target.js';
-import { planPrune, type UnfinishedRun } from '../prune.js';
-import { removeCopy } from '../repository.js';
 import { formatBytes } from '../units.js';
 
 interface BackupsArgs extends GlobalArgs {
@@ -64,6 +59,26 @@ export const backupsCommand: CommandModule<object, BackupsArgs> = {
       argv,
       async (signal) => {
         const config = await loadConfig({ config: argv.config });
+        if (argv.action === 'prune') {
+          if (argv.keep !== undefined && !(Number.isInteger(argv.keep) && argv.keep >= 0))
+            throw new BadInputError(
+              '--keep must be a whole number ≥ 0 (the newest verified backup is kept whatever it says).',
+            );
+          const prune = await pruneBackups({
+            config,
+            target: targetFor(argv, config),
+            keep: argv.keep,
+            dryRun: argv.dryRun,
+            confirm: (removed) =>
+              confirm(
+                `Remove ${removed.length} cop${removed.length === 1 ? 'y' : 'ies'}: ${removed.map((d) => `${d.id} in ${d.destination}`).join(', ')}?`,
+                { yes: argv.yes, command: 'backups prune' },
+              ),
+            signal,
+          });
+          emit(argv, { prune }, pruneLines(prune));
+          return;
+        }
         const entries = await readCatalog(config.destinations, config.signingKey);
         if (argv.action === 'list') {
           emit(argv, { backups: entries.map(summary) }, listLines(entries));
@@ -98,41 +113,6 @@ export const backupsCommand: CommandModule<object, BackupsArgs> = {
             );
           }
           emit(argv, doc, showLines(entry));
-        } else {
-          if (argv.keep !== undefined && !(Number.isInteger(argv.keep) && argv.keep >= 0))
-            throw new BadInputError(
-              '--keep must be a whole number ≥ 0 (the newest verified backup is kept whatever it says).',
-            );
-          const decisions = planPrune(entries, {
-            ...(await journalFacts(argv, config)),
-            destinations: config.destinations.map((d) => ({
-              name: d.name,
-              keep: argv.keep ?? d.keep ?? config.keep,
-            })),
-          });
-          const removed = decisions.filter((d) => d.action === 'remove');
-          if (!argv.dryRun && removed.length > 0) {
-            await confirm(
-              `Remove ${removed.length} cop${removed.length === 1 ? 'y' : 'ies'}: ${removed.map((d) => `${d.id} in ${d.destination}`).join(', ')}?`,
-              { yes: argv.yes, command: 'backups prune' },
-            );
-          }
-          if (!argv.dryRun)
-            for (const d of removed) {
-              // An interrupt stops between copies: each removal is whole (manifest first).
-              signal.throwIfAborted();
-              const copy = entries
-                .find((e) => e.id === d.id)!
-                .copies.find((c) => c.destination === d.destination)!;
-              await removeCopy(copy);
-            }
-          emit(argv, { prune: { dryRun: argv.dryRun, decisions } }, [
-            ...decisions.map(
-              (d) =>
-                `${d.action === 'keep' ? 'keep  ' : argv.dryRun ? 'would remove' : 'remove'}  ${d.id}  ${d.destination}  (${d.reason})`,
-            ),
-            `${removed.length} cop${removed.length === 1 ? 'y' : 'ies'} ${argv.dryRun ? 'would be ' : ''}removed`,
-          ]);
         }
       },
       undefined,
@@ -140,7 +120,18 @@ export const backupsCommand: CommandModule<object, BackupsArgs> = {
     ),
 };
 
-function summary(e: CatalogEntry): Record<string, unknown> {
+function pruneLines({ dryRun, decisions }: PruneOutcome): string[] {
+  const removed = decisions.filter((d) => d.action === 'remove').length;
+  return [
+    ...decisions.map(
+      (d) =>
+        `${d.action === 'keep' ? 'keep  ' : dryRun ? 'would remove' : 'remove'}  ${d.id}  ${d.destination}  (${d.reason})`,
+    ),
+    `${removed} cop${removed === 1 ? 'y' : 'ies'} ${dryRun ? 'would be ' : ''}removed`,
+  ];
+}
+
+function summary(e: CatalogEntry) {
   const last = e.verifications.at(-1);
   return {
     id: e.id,
@@ -192,24 +183,4 @@ function showLines(e: CatalogEntry): string[] {
         `  verified   ${v.at} ${v.ok ? 'ok' : `FAILED: ${v.error ?? `${v.differences.length} difference(s)`}`} (from ${v.restoredFrom || '-'})`,
     ),
   ];
-}
-
-/** The target and its unfinished runs: prune never removes a backup one of them depends on. */
-async function journalFacts(
-  argv: BackupsArgs,
-  config: Config,
-): Promise<{ target: TargetIdentity; unfinishedRuns: UnfinishedRun[] }> {
-  const target = targetFor(argv, config);
-  try {
-    return await withClient(target, async (client) => ({
-      target: await readIdentity(client),
-      unfinishedRuns: (await readRuns(client))
-        .filter((r) => !['succeeded', 'rolled-back', 'baseline'].includes(r.status))
-        .map((r) => ({ id: r.id, status: r.status, startedAt: r.startedAt, backupId: r.backupId })),
-    }));
-  } catch (err) {
-    throw new BadInputError(
-      `backups prune first reads the run journal of ${describeTarget(target)}, so that it never removes a backup an unfinished run depends on, and it cannot: ${errorMessage(err)}`,
-    );
-  }
 }

@@ -3,7 +3,7 @@ import { globalOptions, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
 import { loadConfig, type Config } from '../config.js';
-import { describeDestination } from '../storage/open.js';
+import { describeDestination } from '../repository/storage/destination.js';
 import { formatDuration } from '../units.js';
 
 interface ConfigArgs extends GlobalArgs {
@@ -29,7 +29,7 @@ export const configCommand: CommandModule<object, ConfigArgs> = {
     }),
 };
 
-function configSummary(c: Config): Record<string, unknown> {
+function configSummary(c: Config) {
   return {
     file: c.file ?? null,
     destinations: c.destinations.map((d) => ({

@@ -98,6 +98,7 @@ export const gateCommand: CommandModule<object, GateArgs> = {
         if (argv.junit)
           await writeJunit(argv.junit, verdict.target, passedChecks(verdict, argv), started);
         const b = verdict.backup!;
+        spec.backup = { id: b.id };
         return emit(argv, { gate: verdict }, [
           `Gate passed for ${verdict.target}`,
           `  backup   ${b.id} (taken ${b.createdAt}, verified ${b.verifiedAt})`,

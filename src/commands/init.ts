@@ -49,7 +49,7 @@ function nextCommands(plan: InitPlan): string[] {
   ];
 }
 
-function initDocument(plan: InitPlan): Record<string, unknown> {
+function initDocument(plan: InitPlan) {
   return {
     written: plan.files.map((f) => ({ path: f.path, kind: f.kind })),
     config: plan.files.find((f) => f.kind === 'config')!.path,

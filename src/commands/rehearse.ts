@@ -3,7 +3,8 @@ import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.j
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
 import { guard, policyFor, type BackupMode } from '../run/guard.js';
-import { rehearsalRefusal, rehearseRunbook, type RehearsalRecord } from '../run/rehearse.js';
+import type { RehearsalRecord } from '../repository/manifest.js';
+import { rehearsalRefusal, rehearseRunbook } from '../run/rehearse.js';
 import { loadRunbook } from '../runbook/load.js';
 import { formatDuration } from '../units.js';
 

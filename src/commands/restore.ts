@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { resolveBackupId } from '../catalog.js';
+import { resolveBackupId } from '../repository/catalog.js';
 import { confirm } from '../cli/confirm.js';
 import { showDryRun } from '../cli/dry-run.js';
 import { previewRestore, type RestorePreview } from '../restore/preview.js';

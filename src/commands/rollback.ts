@@ -92,7 +92,7 @@ export const rollbackCommand: CommandModule<object, RollbackArgs> = {
         await withClient(ctx.target, (c) =>
           requirePrivileges(c, ['read', 'journal'], 'A rollback'),
         );
-        const report = await printingReport(argv, () =>
+        const report = await printingReport(argv, spec, () =>
           undoRun({
             ...ctx,
             runId: argv.run,

@@ -113,7 +113,7 @@ export const runCommandModule: CommandModule<object, RunArgs> = {
         Object.assign(spec, { config: ctx.config, target: describeTarget(ctx.target) });
         // The journal and the fingerprints that prove a rollback: refused before anything runs.
         await withClient(ctx.target, (c) => requirePrivileges(c, ['read', 'journal'], 'A run'));
-        const report = await printingReport(argv, () =>
+        const report = await printingReport(argv, spec, () =>
           runRunbook({
             ...ctx,
             runbookFile: argv.runbook,
@@ -133,16 +133,23 @@ export const runCommandModule: CommandModule<object, RunArgs> = {
   },
 };
 
-/** A failed run still shows its step-by-step record before the error. */
+/**
+ * A failed run still shows its step-by-step record before the error; either
+ * way its reports name the backup that guarded it.
+ */
 export async function printingReport(
   argv: GlobalArgs,
+  spec: ReportSpec,
   fn: () => Promise<RunReport>,
 ): Promise<RunReport> {
   try {
-    return await fn();
+    const report = await fn();
+    if (report.backupId) spec.backup = { id: report.backupId };
+    return report;
   } catch (err) {
     const data =
       err instanceof LifeboatError ? (err.data as Partial<RunReport> | undefined) : undefined;
+    if (typeof data?.backupId === 'string') spec.backup = { id: data.backupId };
     if (data?.runId !== undefined && data.steps && !argv.json) {
       process.stdout.write(`${runReportLines(data as RunReport).join('\n')}\n`);
     }
@@ -151,8 +158,8 @@ export async function printingReport(
 }
 
 export function lockWait(text: string): number {
-  const ms = parseDuration(text);
-  if (ms === undefined)
+  const ms = parseDuration(text, { zero: true });
+  if (typeof ms === 'string')
     throw new BadInputError(`--lock-wait: "${text}" is not a duration (write 30s, 5m).`);
   return ms;
 }

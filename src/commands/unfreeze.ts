@@ -3,11 +3,8 @@ import { globalOptions, targetFor, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
 import { loadConfig } from '../config.js';
-import { withClient } from '../db.js';
-import { LockHeldError } from '../errors.js';
-import { readFreeze, unfreezeDatabase, writableDuringFreeze } from '../run/freeze.js';
-import { describeHolder, lockHolder } from '../run/lock.js';
 import { describeTarget } from '../target.js';
+import { unfreeze } from '../unfreeze.js';
 
 interface UnfreezeArgs extends GlobalArgs {
   force: boolean;
@@ -32,16 +29,7 @@ export const unfreezeCommand: CommandModule<object, UnfreezeArgs> = {
       async () => {
         const config = await loadConfig({ config: argv.config });
         const target = targetFor(argv, config);
-        const result = await withClient(writableDuringFreeze(target), async (client) => {
-          const holder = await lockHolder(client);
-          const freeze = await readFreeze(client, target.database);
-          if (freeze && holder && !argv.force) {
-            throw new LockHeldError(
-              `Run ${freeze.runId} froze ${target.database} and ${describeHolder(holder)} is still running; it unfreezes by itself when it ends (--force to lift it now).`,
-            );
-          }
-          return unfreezeDatabase(client, target.database);
-        });
+        const result = await unfreeze(target, { force: argv.force });
         emit(argv, { unfrozen: result ?? null }, [
           result
             ? `Unfroze ${describeTarget(target)} (frozen by run ${result.runId} since ${result.since}); other sessions may write again.`

@@ -1,14 +1,13 @@
 import type { Argv, CommandModule } from 'yargs';
-import { resolveBackupId } from '../catalog.js';
 import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
 import type { ReportSpec } from '../cli/reports.js';
 import { BadInputError } from '../errors.js';
-import type { VerificationRecord } from '../manifest.js';
+import type { VerificationRecord } from '../repository/manifest.js';
 import { describeTarget } from '../target.js';
 import { formatDuration } from '../units.js';
-import { verifyBackup } from '../verify.js';
+import { verifyNamedBackup } from '../verify.js';
 
 interface VerifyArgs extends GlobalArgs {
   id: string;
@@ -49,14 +48,12 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
           throw new BadInputError('Give --from DEST or --all-copies, not both.');
         const ctx = await commandContext(argv, { jobs: argv.jobs, scratchUrl: argv.scratchUrl });
         Object.assign(report, { config: ctx.config, target: describeTarget(ctx.target) });
-        const id = await resolveBackupId(argv.id, {
-          destinations: ctx.config.destinations,
-          key: ctx.config.signingKey,
-          target: ctx.target,
-        });
-        const result = await verifyBackup({
+        const result = await verifyNamedBackup({
           ...ctx,
-          backupId: id,
+          name: argv.id,
+          named: (id) => {
+            report.backup = { id };
+          },
           from: argv.from,
           allCopies: argv.allCopies,
           signal,
@@ -64,7 +61,7 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
         return emit(
           argv,
           { verification: result.record, verifications: result.records, copies: result.copies },
-          [`Backup ${id}`, ...result.records.flatMap(verificationLines)],
+          [`Backup ${result.backupId}`, ...result.records.flatMap(verificationLines)],
         );
       },
       report,

@@ -3,9 +3,9 @@ import { BadInputError, VerificationFailedError, errorMessage } from '../errors.
 import { pausePoint } from '../faults.js';
 import { compareFingerprints } from '../fingerprint.js';
 import { fingerprintDatabase } from '../fingerprint-session.js';
-import type { Manifest } from '../manifest.js';
+import type { Manifest } from '../repository/manifest.js';
 import type { MarkedDatabase } from '../marked-database.js';
-import type { StoredCopy } from '../repository.js';
+import type { StoredCopy } from '../repository/copies.js';
 import { restoreCopy } from '../restore-copy.js';
 import { withDatabase } from '../target.js';
 import { describeDifference } from '../verify.js';

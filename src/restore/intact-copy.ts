@@ -1,7 +1,7 @@
 import { VerificationFailedError } from '../errors.js';
-import type { Manifest } from '../manifest.js';
+import type { Manifest } from '../repository/manifest.js';
 import type { Progress } from '../progress.js';
-import type { StoredCopy } from '../repository.js';
+import type { StoredCopy } from '../repository/copies.js';
 import { checkCopies } from '../verify.js';
 
 /** The first copy of the backup whose files are intact; the damaged ones skipped are warned about. */

@@ -1,4 +1,4 @@
-import { findCopies } from '../catalog.js';
+import { findCopies } from '../repository/catalog.js';
 import type { Config } from '../config.js';
 import { BadInputError, InterruptedError } from '../errors.js';
 import type { Progress } from '../progress.js';

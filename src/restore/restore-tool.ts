@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { ToolError } from '../errors.js';
-import type { Manifest } from '../manifest.js';
-import { findTool } from '../pgtools.js';
+import type { Manifest } from '../repository/manifest.js';
+import { findTool } from '../pg-programs/find.js';
 
 /** A pg_restore for the server's version that can read the backup's archive. Returns its path. */
 export async function restoreTool(

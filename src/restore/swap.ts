@@ -3,7 +3,7 @@ import { quoteIdent } from '../db.js';
 import { BadInputError } from '../errors.js';
 import { pausePoint } from '../faults.js';
 import { readIdentity } from '../identity.js';
-import type { Manifest } from '../manifest.js';
+import type { Manifest } from '../repository/manifest.js';
 import { describeTarget, type Target } from '../target.js';
 import {
   listSessions,

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { readCatalog } from '../catalog.js';
+import { readCatalog } from '../repository/catalog.js';
 import type { Config } from '../config.js';
 import { changesSince, type ChangeEstimate } from '../freshness.js';
 import { readWriteCounters } from '../identity.js';

@@ -1,6 +1,6 @@
 import { takeBackup } from '../backup.js';
 import type { Config } from '../config.js';
-import { readCatalog } from '../catalog.js';
+import { readCatalog } from '../repository/catalog.js';
 import { GuardRefusedError, SchemaChangedError } from '../errors.js';
 import { readSchemaDrift } from '../schema-drift.js';
 import type { Policy } from '../freshness.js';

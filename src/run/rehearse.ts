@@ -1,12 +1,11 @@
-import { findCopies } from '../catalog.js';
+import { findCopies } from '../repository/catalog.js';
 import type { Config } from '../config.js';
 import { connect, withClient } from '../db.js';
 import { GuardRefusedError } from '../errors.js';
-import type { Difference } from '../fingerprint.js';
 import { fingerprintDatabase } from '../fingerprint-session.js';
-import { bindingOf, type BoundRecord } from '../manifest.js';
+import { bindingOf, type RehearsalRecord } from '../repository/manifest.js';
 import type { Progress } from '../progress.js';
-import { REHEARSALS_DIR, writeRecord } from '../repository.js';
+import { REHEARSALS_DIR, writeRecord } from '../repository/copies.js';
 import { restoreTool } from '../restore/restore-tool.js';
 import { runbookChecksum } from '../runbook/checksum.js';
 import type { Runbook } from '../runbook/types.js';
@@ -29,31 +28,6 @@ import {
 import { rollbackRun } from './rollback.js';
 import { newRunId } from './runner-id.js';
 import { stepStates, withKnexTruth } from './state.js';
-
-/**
- * A dress rehearsal: the runbook's steps, then its whole rollback, on a copy
- * restored from the verified backup, before the real database is touched.
- * Each step's duration and the locks it took forecast the real run; the
- * rollback must bring the copy back to the backup's fingerprints.
- */
-export interface RehearsalRecord extends BoundRecord {
-  at: string;
-  runbook: string;
-  runbookChecksum: string;
-  passed: boolean;
-  failedStep?: string;
-  error?: string;
-  steps: {
-    id: string;
-    outcome: 'applied' | 'already-applied' | 'failed' | 'not-run';
-    durationMs?: number;
-    locks?: string[];
-  }[];
-  rollback: { complete: boolean; undone: string[]; differences: Difference[] };
-  /** How the real target changed while the rehearsal ran (it must not): a step reached it. */
-  targetChanged?: string;
-  durationMs: number;
-}
 
 /** The application name of every session a rehearsal's steps open: how they are found on the target. */
 const REHEARSAL_APPLICATION = 'lifeboat rehearsal';

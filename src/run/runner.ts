@@ -29,7 +29,8 @@ import { newRunId } from './runner-id.js';
 import { KnexSession } from './knex-migration.js';
 import { knexBatch, knexTableKey, type KnexTables } from './knex-table.js';
 import { rollBackByRestore, type RungResult } from './restore-rung.js';
-import { rehearsalRefusal, rehearseRunbook, type RehearsalRecord } from './rehearse.js';
+import type { RehearsalRecord } from '../repository/manifest.js';
+import { rehearsalRefusal, rehearseRunbook } from './rehearse.js';
 import {
   resolveInDoubt,
   rollbackRun,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MAX_TIMEOUT_MS, parseDuration } from './durations.js';
+import { MAX_TIMEOUT_MS, parseDuration } from '../units.js';
 import { relativePathProblem } from './relative-path.js';
 import { SECRET_VARIABLES, isSecretVariable } from '../secrets.js';
 

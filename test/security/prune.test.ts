@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CatalogEntry } from '../../src/catalog.js';
+import type { CatalogEntry } from '../../src/repository/catalog.js';
 import type { TargetIdentity } from '../../src/identity.js';
-import type { Manifest, VerificationRecord } from '../../src/manifest.js';
+import type { Manifest, VerificationRecord } from '../../src/repository/manifest.js';
 import { planPrune } from '../../src/prune.js';
-import type { StoredCopy } from '../../src/repository.js';
+import type { StoredCopy } from '../../src/repository/copies.js';
 import { backupDirs, smallDatabase } from '../support/backups.js';
 import { runCli, runJson, workspace } from '../support/cli.js';
 import type { TestDatabase } from '../support/db.js';

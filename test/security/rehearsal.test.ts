@@ -152,7 +152,7 @@ describe('the pg_restore a rehearsal uses', () => {
         m.tools.pgDump.version = '99.0';
       });
       // The verification stays bound to the manifest as it now reads (no signing key, so anyone can).
-      const { sha256Hex } = await import('../../src/manifest.js');
+      const { sha256Hex } = await import('../../src/repository/manifest.js');
       const digest = sha256Hex(await readFile(path.join(dir, 'manifest.json')));
       for (const name of await readdir(path.join(dir, 'verifications'))) {
         const file = path.join(dir, 'verifications', name);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findTools } from '../../src/pgtools.js';
+import { findTools } from '../../src/pg-programs/find.js';
 import { smallDatabase } from '../support/backups.js';
 import { runCli, runJson, workspace } from '../support/cli.js';
 import { adminUrl, type TestDatabase } from '../support/db.js';

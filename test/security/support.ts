@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import { sha256Hex, type Manifest } from '../../src/manifest.js';
+import { sha256Hex, type Manifest } from '../../src/repository/manifest.js';
 import { adminUrl } from '../support/db.js';
 
 /** What someone who can write to a destination, but holds no signing key, can do to a local copy. */

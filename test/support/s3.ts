@@ -1,5 +1,5 @@
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { startS3Server, type S3Server } from '../../src/s3-server.js';
+import { startS3Server, type S3Server } from './s3-server.js';
 
 /** A throwaway S3 store with one bucket, and a client for the test to look inside it. */
 export async function storeWithBucket(bucket: string): Promise<{ s3: S3Server; client: S3Client }> {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { assessBackup, changesSince, type CandidateFacts } from '../../src/freshness.js';
-import type { VerificationRecord } from '../../src/manifest.js';
+import type { VerificationRecord } from '../../src/repository/manifest.js';
 
 const now = new Date('2026-11-21T12:00:00Z');
 const policy = { maxAgeMs: 24 * 3600_000, copies: 2 };

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { CatalogEntry } from '../../src/catalog.js';
+import type { CatalogEntry } from '../../src/repository/catalog.js';
 import type { TargetIdentity } from '../../src/identity.js';
-import type { Manifest, VerificationRecord } from '../../src/manifest.js';
+import type { Manifest, VerificationRecord } from '../../src/repository/manifest.js';
 import { planPrune, type PrunePolicy, type UnfinishedRun } from '../../src/prune.js';
-import type { StoredCopy } from '../../src/repository.js';
+import type { StoredCopy } from '../../src/repository/copies.js';
 
 const target = { systemIdentifier: '42', database: 'app' } as TargetIdentity;
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { PART_SIZE, parseS3Url, partSizeFor } from '../../src/storage/s3-repo.js';
+import { parseS3Url } from '../../src/repository/storage/destination.js';
+import { PART_SIZE, partSizeFor } from '../../src/repository/storage/s3-repo.js';
 
 const MiB = 1 << 20;
 const GiB = 1 << 30;

@@ -1,10 +1,10 @@
-import type { Destination } from './config.js';
-import { BadInputError } from './errors.js';
+import type { Destination } from './storage/destination.js';
+import { BadInputError } from '../errors.js';
 import { storageReason } from './storage/reasons.js';
-import { withClient } from './db.js';
-import { readIdentity, sameTarget, type TargetIdentity } from './identity.js';
-import { describeTarget, type Target } from './target.js';
-import type { Manifest, VerificationRecord } from './manifest.js';
+import { withClient } from '../db.js';
+import { readIdentity, sameTarget, type TargetIdentity } from '../identity.js';
+import { describeTarget, type Target } from '../target.js';
+import type { Manifest, RehearsalRecord, VerificationRecord } from './manifest.js';
 import {
   REHEARSALS_DIR,
   listCopies,
@@ -12,8 +12,7 @@ import {
   readRecords,
   readVerifications,
   type StoredCopy,
-} from './repository.js';
-import type { RehearsalRecord } from './run/rehearse.js';
+} from './copies.js';
 
 /**
  * The repository seen as a whole: every backup id with its copies across all
@@ -94,6 +93,25 @@ export async function findCopies(destinations: Destination[], id: string): Promi
 }
 
 /**
+ * One backup's manifest, read from its first copy whose manifest is sound:
+ * for a report about a backup already named, without reading the whole
+ * repository. Undefined when no copy holds a sound one.
+ */
+export async function readBackupManifest(
+  destinations: Destination[],
+  id: string,
+  key: string | undefined,
+): Promise<Manifest | undefined> {
+  for (const dest of destinations) {
+    for (const copy of (await reachableCopies(dest)).filter((c) => c.id === id)) {
+      const read = await readManifest(copy, key).catch(() => undefined);
+      if (read?.manifest && read.problems.length === 0) return read.manifest;
+    }
+  }
+  return undefined;
+}
+
+/**
  * The newest backup of this target, for `verify latest`. A damaged manifest
  * still names its backup here, so verify reports the damage instead of
  * claiming there is no backup.
@@ -128,21 +146,34 @@ export async function resolveBackupId(
   return latest.id;
 }
 
-const warned = new Set<string>();
+/** A destination whose copies could not be listed: a store that is down, refused credentials. */
+export interface UnreadableDestination {
+  destination: string;
+  reason: string;
+}
+
+let tellUnreadable: (found: UnreadableDestination) => void = () => undefined;
+const told = new Set<string>();
 
 /**
- * The copies in one destination; a destination that cannot be read (a store
- * that is down, refused credentials) holds none that count, and says so once.
+ * Who hears of a destination the catalog cannot read, once per destination
+ * and process: the CLI, which says it. The catalog itself never prints.
+ */
+export function onUnreadableDestination(listener: (found: UnreadableDestination) => void): void {
+  tellUnreadable = listener;
+}
+
+/**
+ * The copies in one destination; a destination that cannot be read holds
+ * none that count, and is told of once.
  */
 async function reachableCopies(dest: Destination): Promise<StoredCopy[]> {
   try {
     return await listCopies(dest);
   } catch (err) {
-    if (!warned.has(dest.name)) {
-      warned.add(dest.name);
-      process.stderr.write(
-        `warning: destination ${dest.name} cannot be read (${storageReason(dest, err)}); its copies are not counted\n`,
-      );
+    if (!told.has(dest.name)) {
+      told.add(dest.name);
+      tellUnreadable({ destination: dest.name, reason: storageReason(dest, err) });
     }
     return [];
   }

@@ -6,6 +6,9 @@ import type { Readable } from 'node:stream';
  * directory and an S3 bucket implement it; everything above this interface
  * (manifests, checksums, records, encryption) is shared.
  */
+/** The names copies have in a store; anything else there is not a copy. */
+export const BACKUP_ID_PATTERN = /^\d{8}T\d{6}(\d{3})?Z-[A-Za-z0-9_]+-[0-9a-f]{4,}$/;
+
 export interface FileStat {
   /** Relative to the copy, with forward slashes. */
   path: string;
@@ -48,12 +51,14 @@ export interface Repo {
   readonly remote: boolean;
   /** Printable, never with credentials: a path or s3://bucket/prefix/. */
   readonly location: string;
+  /** Bytes per upload part, for a store that uploads a file in parts. */
+  readonly uploadPartSize?: number;
   copyLocation(id: string): string;
   /** Ids of complete (published) copies, sorted. */
   listIds(): Promise<string[]>;
   /** Start writing a copy; first removes what crashed writers left behind. */
   begin(id: string): Promise<CopyWriter>;
-  /** Every file of a copy (or below `under`, a folder ending in '/'), sorted by path. */
+  /** Every file of a copy (or below `under`, a folder ending in '/'), sorted by path; never the store's own bookkeeping. */
   list(id: string, under?: string): Promise<FileStat[]>;
   head(id: string, rel: string): Promise<FileStat | undefined>;
   read(id: string, rel: string): Promise<Readable>;

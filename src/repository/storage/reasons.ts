@@ -1,6 +1,5 @@
-import type { Destination } from '../config.js';
-import { errorMessage } from '../errors.js';
-import { describeDestination } from './open.js';
+import { errorMessage } from '../../errors.js';
+import { describeDestination, type Destination } from './destination.js';
 
 /** One sentence for what an S3-compatible store answered; the SDK's own text never holds secrets. */
 export function s3Reason(err: unknown): string {

@@ -123,3 +123,15 @@ export async function exists(p: string): Promise<boolean> {
     return false;
   }
 }
+
+/**
+ * `dir` joined with a relative name, refused unless it stays inside `dir`:
+ * the last guard before a read or a write, whatever checked the name before.
+ */
+export function inside(dir: string, name: string): string {
+  const root = path.resolve(dir);
+  const full = path.resolve(root, name);
+  if (path.isAbsolute(name) || name.includes('\\') || !full.startsWith(`${root}${path.sep}`))
+    throw new Error(`${JSON.stringify(name)} is not a name inside ${root}`);
+  return full;
+}

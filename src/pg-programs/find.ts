@@ -3,7 +3,7 @@ import { access, readdir } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { ToolError } from './errors.js';
+import { ToolError } from '../errors.js';
 
 const run = promisify(execFile);
 

@@ -1,8 +1,8 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import type { Fingerprints } from './fingerprint.js';
-import { isCopyFile } from './storage/copy-paths.js';
-import type { TargetIdentity, WriteCounters } from './identity.js';
+import type { Difference, Fingerprints } from '../fingerprint.js';
+import { isCopyFile } from './copy-paths.js';
+import type { TargetIdentity, WriteCounters } from '../identity.js';
 
 export const MANIFEST_FORMAT = 'lifeboat-backup/1';
 
@@ -51,6 +51,31 @@ export interface VerificationRecord extends BoundRecord {
 export interface BoundRecord {
   backupId: string;
   manifestSha256: string;
+}
+
+/**
+ * A dress rehearsal: the runbook's steps, then its whole rollback, on a copy
+ * restored from the verified backup, before the real database is touched.
+ * Each step's duration and the locks it took forecast the real run; the
+ * rollback must bring the copy back to the backup's fingerprints.
+ */
+export interface RehearsalRecord extends BoundRecord {
+  at: string;
+  runbook: string;
+  runbookChecksum: string;
+  passed: boolean;
+  failedStep?: string;
+  error?: string;
+  steps: {
+    id: string;
+    outcome: 'applied' | 'already-applied' | 'failed' | 'not-run';
+    durationMs?: number;
+    locks?: string[];
+  }[];
+  rollback: { complete: boolean; undone: string[]; differences: Difference[] };
+  /** How the real target changed while the rehearsal ran (it must not): a step reached it. */
+  targetChanged?: string;
+  durationMs: number;
 }
 
 /** manifest.json as lifeboat writes it; its SHA-256 is what manifest.sha256 holds. */
@@ -141,5 +166,3 @@ export function newBackupId(now: Date, database: string, random: string): string
   const db = database.replace(/[^A-Za-z0-9_]+/g, '_').slice(0, 40) || 'db';
   return `${stamp}-${db}-${random}`;
 }
-
-export const BACKUP_ID_PATTERN = /^\d{8}T\d{6}(\d{3})?Z-[A-Za-z0-9_]+-[0-9a-f]{4,}$/;

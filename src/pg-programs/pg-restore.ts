@@ -2,11 +2,11 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
-import { connect, quoteIdent, withClient } from './db.js';
-import { howFar, type Amount } from './progress.js';
-import { runPgTool } from './run-tool.js';
-import { removeTree } from './storage/files.js';
-import { dbnameArgument, type Target } from './target.js';
+import { connect, quoteIdent, withClient } from '../db.js';
+import { howFar, type Amount } from '../progress.js';
+import { runPgTool } from './exec.js';
+import { removeTree } from '../files.js';
+import { dbnameArgument, type Target } from '../target.js';
 
 /**
  * pg_restore of a directory archive into an existing, empty database, with

@@ -2,9 +2,10 @@ import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ListObjectsV2CommandOutput, S3Client } from '@aws-sdk/client-s3';
-import { BACKUP_ID_PATTERN } from '../manifest.js';
-import { hashStream } from './files.js';
+import { hashStream } from '../../files.js';
+import type { S3Location } from './destination.js';
 import type { CopyWriter, FileStat, Repo, StoredBytes } from './repo.js';
+import { BACKUP_ID_PATTERN } from './repo.js';
 import { parseWriterMarker, writerIsGone, writerMarker } from './writer-marker.js';
 
 /**
@@ -14,18 +15,7 @@ import { parseWriterMarker, writerIsGone, writerMarker } from './writer-marker.j
  * the writer until then, so a crashed writer's objects (and its unfinished
  * multipart uploads) are cleaned by the next backup to this destination.
  */
-export interface S3Location {
-  bucket: string;
-  /** '' or a prefix ending in '/'. */
-  prefix: string;
-  endpoint?: string;
-  region?: string;
-  forcePathStyle?: boolean;
-  /** How long a connection may stay silent before the request fails (default 60 s). */
-  timeoutMs?: number;
-}
-
-export const WRITER_MARKER = '.lifeboat-writing';
+const WRITER_MARKER = '.lifeboat-writing';
 /** Part size of multipart uploads: memory stays at about queue × part. */
 export const PART_SIZE = 8 << 20;
 /** S3 allows 10,000 parts per object; keep a margin for a size that was only an estimate. */
@@ -43,17 +33,11 @@ export function partSizeFor(bytes: number | undefined): number {
 const QUEUE_SIZE = 2;
 const DEFAULT_TIMEOUT_MS = 60_000;
 
-export function parseS3Url(url: string): { bucket: string; prefix: string } | undefined {
-  const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
-  if (!m || !m[1]) return undefined;
-  const prefix = m[2]!.replace(/^\/+|\/+$/g, '');
-  return { bucket: m[1], prefix: prefix ? `${prefix}/` : '' };
-}
-
 type Sdk = typeof import('@aws-sdk/client-s3');
 
 export class S3Repo implements Repo {
   readonly remote = true;
+  readonly uploadPartSize = PART_SIZE;
   private sdk?: Promise<{ sdk: Sdk; client: S3Client }>;
 
   constructor(
@@ -155,13 +139,16 @@ export class S3Repo implements Repo {
     return new S3CopyWriter(this, id);
   }
 
+  /** The copy's files; the writer marker is this store's own bookkeeping, never one of them. */
   async list(id: string, under = ''): Promise<FileStat[]> {
     const base = this.key(id);
-    return (await this.listKeys(this.key(id, under))).map((o) => ({
-      path: o.key.slice(base.length),
-      size: o.size,
-      ...(o.etag ? { etag: o.etag } : {}),
-    }));
+    return (await this.listKeys(this.key(id, under)))
+      .filter((o) => o.key !== this.markerKey(id))
+      .map((o) => ({
+        path: o.key.slice(base.length),
+        size: o.size,
+        ...(o.etag ? { etag: o.etag } : {}),
+      }));
   }
 
   async head(id: string, rel: string): Promise<FileStat | undefined> {

@@ -1,4 +1,4 @@
-import type { Destination } from '../config.js';
+import type { Destination, S3Destination } from './destination.js';
 import { LocalRepo } from './local-repo.js';
 import type { Repo } from './repo.js';
 import { S3Repo } from './s3-repo.js';
@@ -16,7 +16,9 @@ export function openRepo(dest: Destination): Repo {
   return repo;
 }
 
-/** Where a destination is, for people: a directory or an s3:// URL (never credentials). */
-export function describeDestination(dest: Destination): string {
-  return dest.kind === 's3' ? `s3://${dest.s3.bucket}/${dest.s3.prefix}` : dest.path;
+/** Write and delete a probe object: the credentials, the bucket and the permissions in one go. */
+export async function probeStore(dest: S3Destination, probe: string): Promise<void> {
+  const repo = openRepo(dest) as S3Repo;
+  await repo.putObject(probe, 'ok');
+  await repo.deleteKeys([probe]);
 }

@@ -2,18 +2,24 @@ import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Destination } from './config.js';
-import { pausePoint } from './faults.js';
+import { pausePoint } from '../faults.js';
 import type { Manifest } from './manifest.js';
-import { writeLayout, writeManifest, type CopyLayout } from './repository.js';
-import { AGE_SUFFIX, encryptStream, readRecipientsFile } from './storage/age.js';
-import { HashTap } from './storage/files.js';
+import { writeLayout, writeManifest, type CopyLayout } from './copies.js';
+import { AGE_SUFFIX, encryptStream, readRecipientsFile } from './age.js';
+import { HashTap } from '../files.js';
 import { openRepo } from './storage/open.js';
+import type { Destination } from './storage/destination.js';
 import type { CopyWriter } from './storage/repo.js';
-import { PART_SIZE } from './storage/s3-repo.js';
 import { s3Reason, storageReason } from './storage/reasons.js';
-import { formatBytes } from './units.js';
-import type { CopyOutcome } from './backup.js';
+import { formatBytes } from '../units.js';
+
+/** What became of one destination's copy: where it is, or why it is not. */
+export interface CopyOutcome {
+  destination: string;
+  ok: boolean;
+  location?: string;
+  error?: string;
+}
 
 /**
  * Stream a complete dump into one destination, encrypting each file when the
@@ -43,7 +49,8 @@ export async function storeCopy(p: {
       p.signal?.throwIfAborted();
       const read = new HashTap(async (total) => {
         // A named point in the middle of a multipart upload, for the fault tests.
-        if (!paused && repo.remote && total > PART_SIZE * 1.5) {
+        const part = repo.uploadPartSize;
+        if (!paused && part !== undefined && total > part * 1.5) {
           paused = true;
           await pausePoint('backup:uploading');
         }

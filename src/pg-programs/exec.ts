@@ -1,5 +1,5 @@
-import { redact } from './secrets.js';
-import { libpqEnv, type Target } from './target.js';
+import { redact } from '../secrets.js';
+import { libpqEnv, type Target } from '../target.js';
 
 export interface ToolResult {
   ok: boolean;

@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import type { Destination } from './config.js';
 import {
   hmacHex,
   hmacMatches,
@@ -12,11 +11,11 @@ import {
   type Manifest,
   type VerificationRecord,
 } from './manifest.js';
-import { AGE_SUFFIX } from './storage/age.js';
-import { isStoredFile } from './storage/copy-paths.js';
-import { hashStream } from './storage/files.js';
+import { AGE_SUFFIX } from './age.js';
+import { isStoredFile } from './copy-paths.js';
+import { hashStream } from '../files.js';
+import type { Destination } from './storage/destination.js';
 import { openRepo } from './storage/open.js';
-import { WRITER_MARKER } from './storage/s3-repo.js';
 import type { CopyWriter, Repo } from './storage/repo.js';
 
 /**
@@ -48,7 +47,6 @@ const METADATA_FILES = new Set([
   'copy.json',
   'copy.sha256sums',
   'copy.hmac',
-  WRITER_MARKER,
 ]);
 
 export interface StoredCopy {

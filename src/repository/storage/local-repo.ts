@@ -3,21 +3,21 @@ import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promi
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BACKUP_ID_PATTERN } from '../manifest.js';
 import {
   exists,
   fsyncPath,
   fsyncTree,
   hashFile,
+  inside,
   listFiles,
   removeTree,
   writeFileAtomic,
   PRIVATE_DIR,
   PRIVATE_FILE,
-} from './files.js';
-import { inside } from './copy-paths.js';
+} from '../../files.js';
 import { parseWriterMarker, writerIsGone, writerMarker } from './writer-marker.js';
 import type { CopyWriter, FileStat, Repo, StoredBytes } from './repo.js';
+import { BACKUP_ID_PATTERN } from './repo.js';
 
 /**
  * A destination that is a directory: `<root>/<id>/...`. A copy is written

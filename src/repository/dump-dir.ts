@@ -3,11 +3,10 @@ import { mkdir, mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { Manifest } from '../manifest.js';
-import { DUMP_DIR, readLayout, type StoredCopy } from '../repository.js';
+import type { Manifest } from './manifest.js';
+import { DUMP_DIR, readLayout, type StoredCopy } from './copies.js';
 import { AGE_SUFFIX, decryptStream, loadIdentities } from './age.js';
-import { inside } from './copy-paths.js';
-import { HashTap, PRIVATE_DIR, PRIVATE_FILE, removeTree } from './files.js';
+import { HashTap, PRIVATE_DIR, PRIVATE_FILE, inside, removeTree } from '../files.js';
 import { formatBytes } from '../units.js';
 
 /**

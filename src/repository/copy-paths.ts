@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { AGE_SUFFIX } from './age.js';
 
 /**
@@ -17,16 +16,4 @@ export function isCopyFile(name: string): boolean {
 export function isStoredFile(name: string, encrypted: boolean): boolean {
   if (!encrypted) return isCopyFile(name);
   return name.endsWith(AGE_SUFFIX) && isCopyFile(name.slice(0, -AGE_SUFFIX.length));
-}
-
-/**
- * `dir` joined with a relative name, refused unless it stays inside `dir`:
- * the last guard before a read or a write, whatever checked the name before.
- */
-export function inside(dir: string, name: string): string {
-  const root = path.resolve(dir);
-  const full = path.resolve(root, name);
-  if (path.isAbsolute(name) || name.includes('\\') || !full.startsWith(`${root}${path.sep}`))
-    throw new Error(`${JSON.stringify(name)} is not a name inside ${root}`);
-  return full;
 }

@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 
 /**
  * A throwaway S3-compatible store on loopback, for the tests and the
- * benchmark (as cluster.ts is for PostgreSQL): a single-node
+ * benchmark (as src/cluster.ts is for PostgreSQL): a single-node
  * OpenStack Swift (Debian's swift packages) with the s3api and tempauth
  * middlewares, so SigV4 signatures are checked and multipart uploads produce
  * real `<md5>-<parts>` ETags. LIFEBOAT_TEST_S3_ENDPOINT (with
