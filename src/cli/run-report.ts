@@ -40,6 +40,11 @@ export function runReportLines(report: RunReport): string[] {
       '  proof: every table, sequence, large object and the schema match the fingerprints taken before the run',
     );
   }
+  if (report.rollback?.nothingApplied) {
+    lines.push(
+      '  nothing applied: the run stopped before its first step; the database is as before it',
+    );
+  }
   lines.push(`  status: ${report.status}`);
   return lines;
 }

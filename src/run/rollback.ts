@@ -46,6 +46,11 @@ export interface RollbackResult {
   /** Steps still applied (or in doubt) afterwards, newest first. */
   remaining: string[];
   proof?: { equal: boolean; differences: Difference[] };
+  /**
+   * The run stopped before its first step and before its pre-run fingerprints
+   * were recorded: it applied nothing, so there is nothing to undo or prove.
+   */
+  nothingApplied?: boolean;
 }
 
 /**
@@ -121,6 +126,12 @@ export async function rollbackRun(opts: {
       remaining: touched.map((s) => s.stepId),
     };
   }
+  if (touched.length === 0 && !(await hasPreFingerprints(r.client, r.runId))) {
+    // Stopped between recording the run and fingerprinting: no step ran, the database is as before.
+    await dropCreatedTables(r.client, r.runId);
+    await setRunStatus(r.client, r.runId, 'rolled-back', NOTHING_APPLIED);
+    return { complete: true, outcomes, blockers: [], remaining: [], nothingApplied: true };
+  }
   for (const action of ladder.actions) {
     if (action.kind === 'skip') {
       // Recorded all the same, so the journal no longer counts the check as part of the run.
@@ -166,6 +177,13 @@ export async function rollbackRun(opts: {
   }
   await setRunStatus(r.client, r.runId, 'rolled-back');
   return { complete: true, outcomes, blockers: [], remaining: [], proof };
+}
+
+export const NOTHING_APPLIED =
+  'nothing applied: the run stopped before its first step, so there was nothing to undo';
+
+async function hasPreFingerprints(client: pg.ClientBase, runId: string): Promise<boolean> {
+  return (await loadPreFingerprints(client, runId)) !== undefined;
 }
 
 async function proveRollback(

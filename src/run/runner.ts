@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import { connect } from '../db.js';
 import { BadInputError, RollbackIncompleteError, RolledBackError } from '../errors.js';
 import { fingerprintDatabase } from '../fingerprint-session.js';
+import { pausePoint } from '../faults.js';
 import type { Progress } from '../progress.js';
 import { loadRunbook } from '../runbook/load.js';
 import { planRunbook } from '../runbook/plan.js';
@@ -16,6 +17,7 @@ import {
   JOURNAL_SCHEMA,
   ensureJournal,
   insertRun,
+  loadPreFingerprints,
   readEvents,
   readRuns,
   saveCreatedTables,
@@ -153,6 +155,20 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
       } else {
         report.frozen = (await readFreeze(client, target.database))?.runId === runId;
         await setRunStatus(client, runId, 'running');
+        if (!(await loadPreFingerprints(client, runId))) {
+          // It stopped before its proof was taken; nothing ran since (a step needs the proof first).
+          if (touchedByRun(await readEvents(client), runId, runbook.name).length > 0) {
+            throw new RollbackIncompleteError(
+              `Run ${runId} applied steps without recording the fingerprints that prove a rollback; it cannot be resumed safely.`,
+              {
+                details: [
+                  `Look at the database and decide; \`lifeboat status\` shows what it applied.`,
+                ],
+              },
+            );
+          }
+          await takeProof(report, runner, runbook, target, progress);
+        }
       }
 
       for (const [i, step] of runbook.steps.entries()) {
@@ -255,12 +271,33 @@ async function startRun(
     pid: process.pid,
     frozenAt: frozenSince,
   });
+  await pausePoint('run:recorded');
+  await takeProof(report, runner, runbook, target, progress);
+}
+
+/**
+ * The fingerprints that will prove a rollback, before the first step. A run
+ * stopped before they were saved applied nothing: a rollback closes it as
+ * such, a resumed run takes them first.
+ */
+async function takeProof(
+  report: RunReport,
+  runner: StepRunner,
+  runbook: Runbook,
+  target: Target,
+  progress: Progress,
+): Promise<void> {
   const before = await progress.task('Fingerprint the database before the first step', () =>
     fingerprintDatabase(target, { excludeSchemas: [JOURNAL_SCHEMA] }),
   );
-  await savePreFingerprints(client, report.runId, before);
+  await pausePoint('run:fingerprinted');
+  await savePreFingerprints(runner.client, report.runId, before);
   // knex creates its bookkeeping tables on first use; a complete rollback removes them again.
-  await saveCreatedTables(client, report.runId, await runner.knex.ensureTables(runbook.steps));
+  await saveCreatedTables(
+    runner.client,
+    report.runId,
+    await runner.knex.ensureTables(runbook.steps),
+  );
 }
 
 /** Roll back, record the outcome in the report, and end with exit 5 or 6. */
