@@ -1,3 +1,4 @@
+import { repositoryHome } from '../database-ledger.js';
 import { appendFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { readCatalog } from '../catalog.js';
@@ -73,6 +74,5 @@ export function backupIdOf(doc: Record<string, unknown>): string | undefined {
 
 /** Reports live beside the first local destination, else in .lifeboat/reports. */
 export function reportsDir(config: Config): string {
-  const local = config.destinations.find((d) => d.kind === 'local');
-  return local ? path.join(local.path, 'reports') : path.resolve('.lifeboat', 'reports');
+  return path.join(repositoryHome(config), 'reports');
 }

@@ -2,7 +2,8 @@ import { findCopies } from '../catalog.js';
 import type { Config } from '../config.js';
 import { BadInputError, InterruptedError } from '../errors.js';
 import type { Progress } from '../progress.js';
-import { describeTarget, withDatabase, type Target } from '../target.js';
+import { databaseLedger, databaseToken } from '../database-ledger.js';
+import { describeTarget, serverOf, withDatabase, type Target } from '../target.js';
 import { connectionString } from './connection-string.js';
 import { readDatabase } from './database-properties.js';
 import { fillAndProve } from './fill-and-prove.js';
@@ -10,7 +11,11 @@ import { intactCopy } from './intact-copy.js';
 import { withMaintenanceConnection } from './maintenance-connection.js';
 import { checkName, databaseExists, nameTaken, suffixedName, timestamp } from './names.js';
 import { restoreTool } from './restore-tool.js';
-import { dropAbandonedRestores, withRestoringDatabase } from './restoring-database.js';
+import {
+  dropAbandonedRestores,
+  restoredName,
+  withRestoringDatabase,
+} from './restoring-database.js';
 import { sessionsRefusal, settledSessions, type Session } from './sessions.js';
 import { checkSameDatabase, swapNames } from './swap.js';
 
@@ -88,8 +93,12 @@ async function restoreBeside(opts: RestoreOptions): Promise<RestoreResult> {
   const copies = await findCopies(config.destinations, opts.backupId);
 
   return withMaintenanceConnection(target, opts.maintenanceDb, async (admin, maintenanceDb) => {
-    const cleaned = await dropAbandonedRestores(admin);
-    const name = opts.as ?? suffixedName(target.database, `__restored_${timestamp(new Date())}`);
+    const scope = { ledger: databaseLedger(config), server: serverOf(target), maintenanceDb };
+    const cleaned = await dropAbandonedRestores(admin, scope);
+    const named = opts.as
+      ? { name: opts.as, token: databaseToken() }
+      : restoredName(target.database, new Date());
+    const { name } = named;
     if (await databaseExists(admin, name)) throw nameTaken(name);
     const source = await readDatabase(admin, target.database);
     if (opts.swap && !source) {
@@ -114,7 +123,7 @@ async function restoreBeside(opts: RestoreOptions): Promise<RestoreResult> {
       );
     }
 
-    const proved = await withRestoringDatabase(admin, maintenanceDb, name, manifest.id, (marked) =>
+    const proved = await withRestoringDatabase(admin, scope, named, manifest.id, (marked) =>
       fillAndProve({ admin, marked, name, manifest, copy, pgRestore, like, opts, warn }),
     );
     const result: RestoreResult = {

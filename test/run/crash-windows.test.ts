@@ -1,4 +1,10 @@
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import pg from 'pg';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../../src/config.js';
+import { databaseLedger, databaseToken, type LedgerEntry } from '../../src/database-ledger.js';
+import { withMarkedDatabase } from '../../src/marked-database.js';
 import type { Fingerprints } from '../../src/fingerprint.js';
 import { auditCounts, sandbox, type Sandbox } from './support.js';
 import {
@@ -92,5 +98,116 @@ describe('window: the run is recorded, its pre-run fingerprints are not', () => 
     expect((again.doc.run as RunDoc).resumed).toBe(true);
     await expectPreOrPost(sb, states, 'post-run');
     expect(await auditCounts(sb.db)).toEqual(ALL_ONCE);
+  });
+});
+
+describe('window: a database is created, not yet marked', () => {
+  const point = 'database:created';
+
+  /** The one entry in the sandbox's ledger: the database the killed command was creating. */
+  async function ledgerEntries(sb: Sandbox): Promise<LedgerEntry[]> {
+    return databaseLedger({
+      destinations: [
+        { kind: 'local', name: 'local', path: path.join(sb.dir, '.lifeboat/backups') },
+      ],
+    } as unknown as Config).list();
+  }
+
+  async function commentOf(sb: Sandbox, name: string): Promise<string | null | undefined> {
+    const res = await sb.db.query(
+      `select shobj_description(oid, 'pg_database') as c from pg_database where datname = $1`,
+      [name],
+    );
+    return (res.rows[0] as { c: string | null } | undefined)?.c;
+  }
+
+  it('verify: the unmarked scratch database is in the ledger; the next verify drops exactly it, never a look-alike', async () => {
+    const { sb } = await prepare('cw_db_verify');
+    const backup = await sb.cli(['backup', '--no-verify']);
+    expect(backup.code, backup.stderr).toBe(0);
+    await killAt(sb, ['verify', 'latest'], point);
+
+    const [entry, ...more] = await ledgerEntries(sb);
+    expect(more).toEqual([]);
+    expect(entry!.name).toMatch(new RegExp(`^lifeboat_verify_\\d{14}_${entry!.token}$`));
+    expect(await commentOf(sb, entry!.name)).toBeNull();
+    // A user's database with a name of the same shape, never recorded by this repository.
+    const lookAlike = `lifeboat_verify_20000101000000_${randomBytes(4).toString('hex')}`;
+    await sb.db.query(`create database ${lookAlike}`);
+    try {
+      const again = await sb.cli(['verify', 'latest']);
+      expect(again.code, again.stderr).toBe(0);
+      expect(await commentOf(sb, entry!.name)).toBeUndefined();
+      expect(await commentOf(sb, lookAlike)).toBeNull();
+      expect(await ledgerEntries(sb)).toEqual([]);
+    } finally {
+      await sb.db.query(`drop database if exists ${lookAlike}`);
+    }
+  });
+
+  it('restore: the next restore drops the unmarked half-created one and says so; a restore --as is created under a token and renamed', async () => {
+    const { sb } = await prepare('cw_db_restore');
+    const backup = await sb.cli(['backup']);
+    expect(backup.code, backup.stderr).toBe(0);
+    await killAt(sb, ['restore', 'latest', '--yes'], point);
+    const [first] = await ledgerEntries(sb);
+    expect(first!.name).toMatch(new RegExp(`^${sb.db.name}__restored_\\d{14}_${first!.token}$`));
+    expect(await commentOf(sb, first!.name)).toBeNull();
+
+    const as = `${sb.db.name}_copy`;
+    await killAt(sb, ['restore', 'latest', '--as', as, '--yes'], point);
+    // The second restore dropped the first one's leftover before it began.
+    expect(await commentOf(sb, first!.name)).toBeUndefined();
+    const [second, ...others] = await ledgerEntries(sb);
+    expect(others).toEqual([]);
+    expect(second!.name).toBe(`${as}__restoring_${second!.token}`);
+    expect(await commentOf(sb, second!.name)).toBeNull();
+    expect(await commentOf(sb, as)).toBeUndefined();
+
+    try {
+      const again = await sb.json(['restore', 'latest', '--as', as, '--yes']);
+      expect(again.code, again.stderr).toBe(0);
+      const result = again.doc.restore as { database: string; cleaned: string[] };
+      expect(result.database).toBe(as);
+      expect(result.cleaned).toEqual([second!.name]);
+      expect(await commentOf(sb, second!.name)).toBeUndefined();
+      expect(await commentOf(sb, as)).toMatch(/^lifeboat restored backup /);
+      expect(await ledgerEntries(sb)).toEqual([]);
+    } finally {
+      await sb.db.query(`drop database if exists ${as} with (force)`);
+    }
+  });
+
+  it('a CREATE DATABASE the server refuses leaves no ledger entry', async () => {
+    const { sb } = await prepare('cw_db_refused');
+    const ledger = databaseLedger({
+      destinations: [{ kind: 'local', name: 'local', path: sb.dir }],
+    } as unknown as Config);
+    const token = databaseToken();
+    const admin = new pg.Client({ connectionString: sb.db.url });
+    await admin.connect();
+    try {
+      const refused = withMarkedDatabase(
+        admin,
+        {
+          kind: 'lifeboat-scratch',
+          name: `lifeboat_verify_20000101000000_${token}`,
+          token,
+          maintenanceDb: sb.db.name,
+          server: 'test',
+          ledger,
+          about: {},
+        },
+        (db) =>
+          db.create(async (name) => {
+            expect((await ledger.list()).map((e) => e.name)).toEqual([name]);
+            await admin.query(`create database ${name} template lb_no_such_template_${token}`);
+          }),
+      );
+      await expect(refused).rejects.toThrow(/does not exist/);
+      expect(await ledger.list()).toEqual([]);
+    } finally {
+      await admin.end();
+    }
   });
 });
