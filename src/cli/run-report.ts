@@ -5,6 +5,7 @@ const marks: Record<string, string> = {
   applied: '✔ applied',
   'already-applied': '· already applied',
   failed: '✖ failed',
+  interrupted: '✖ interrupted',
   undone: '↩ undone',
   'not-run': '· not run',
   'undo-failed': '✖ undo failed',

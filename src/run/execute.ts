@@ -428,9 +428,12 @@ async function runShell(
   })`bash -c ${command}`;
   if (out.exitCode !== 0) {
     const tail = `${out.stderr}\n${out.stdout}`.trim().split('\n').slice(-3).join(' | ');
-    const why = out.signal
-      ? `was stopped by ${out.signal}${out.signal === 'SIGTERM' ? ' (timeout?)' : ''}`
-      : `exited with ${out.exitCode}`;
+    const why =
+      out.signal === 'SIGINT'
+        ? 'was interrupted (Ctrl-C)'
+        : out.signal
+          ? `was stopped by ${out.signal}${out.signal === 'SIGTERM' ? ' (timeout?)' : ''}`
+          : `exited with ${out.exitCode}`;
     throw new Error(redact(`the command ${why}${tail ? `: ${tail}` : ''}`));
   }
 }

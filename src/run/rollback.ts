@@ -23,6 +23,7 @@ export interface StepOutcome {
     | 'applied'
     | 'already-applied'
     | 'failed'
+    | 'interrupted'
     | 'undone'
     | 'not-run'
     | 'undo-failed'

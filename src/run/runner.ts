@@ -70,7 +70,8 @@ export interface RunReport {
   rehearsal?: RehearsalRecord;
   status: 'succeeded' | 'rolled-back' | 'needs-operator';
   steps: StepOutcome[];
-  failure?: { stepId: string; error: string; interrupted?: boolean };
+  /** `interrupted`: Ctrl-C, before the step (`during` unset) or while its command ran. */
+  failure?: { stepId: string; error: string; interrupted?: boolean; during?: boolean };
   rollback?: RollbackResult;
   /** What the operator can do, when the run needs one. */
   advice: string[];
@@ -192,15 +193,21 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
           report.steps.push({ id: step.id, outcome: 'applied', durationMs: Date.now() - started });
         } catch (err) {
           const error = err instanceof Error ? err.message : String(err);
+          // Ctrl-C reaches a step's command too: stopped by the operator, not a failure of the step.
+          const interrupted = opts.signal?.aborted === true;
           report.steps.push({
             id: step.id,
-            outcome: 'failed',
+            outcome: interrupted ? 'interrupted' : 'failed',
             durationMs: Date.now() - started,
             error,
           });
           for (const rest of runbook.steps.slice(i + 1))
             report.steps.push({ id: rest.id, outcome: 'not-run' });
-          report.failure = { stepId: step.id, error };
+          report.failure = {
+            stepId: step.id,
+            error,
+            ...(interrupted ? { interrupted, during: true } : {}),
+          };
           return await finishRollback(report, runner, runbook, opts);
         }
       }
@@ -244,6 +251,7 @@ async function startRun(
       config: opts.config,
       target,
       progress,
+      ...(opts.signal ? { signal: opts.signal } : {}),
     });
     report.backupId = guarded.backupId;
     if (opts.rehearse) {
@@ -317,7 +325,7 @@ async function finishRollback(
   });
   report.rollback = rollback;
   const what = report.failure?.interrupted
-    ? `The run was interrupted before step ${report.failure.stepId}.`
+    ? `The run was interrupted ${report.failure.during ? 'during' : 'before'} step ${report.failure.stepId}.`
     : report.failure
       ? `Step ${report.failure.stepId} failed: ${report.failure.error}.`
       : `Run ${report.runId} was being rolled back when it stopped.`;
@@ -342,7 +350,9 @@ async function finishRollback(
   await thawRun(runner.client, runner.target.database, report.runId, opts.progress);
   // Applied steps now read as undone (or not); the failed step stays "failed", its undo is in report.rollback.
   for (const o of rollback.outcomes) {
-    const entry = report.steps.find((s) => s.id === o.id && s.outcome !== 'failed');
+    const entry = report.steps.find(
+      (s) => s.id === o.id && s.outcome !== 'failed' && s.outcome !== 'interrupted',
+    );
     if (entry && o.outcome !== 'skipped')
       Object.assign(entry, { outcome: o.outcome, ...(o.error ? { error: o.error } : {}) });
   }
