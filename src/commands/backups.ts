@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { readCatalog, resolveBackupId, type CatalogEntry } from '../catalog.js';
 import { globalOptions, targetFor, type GlobalArgs } from '../cli/context.js';
@@ -12,6 +13,8 @@ import { readIdentity, type TargetIdentity } from '../identity.js';
 import { readRuns } from '../run/journal.js';
 import { describeTarget } from '../target.js';
 import { planPrune, type UnfinishedRun } from '../prune.js';
+import { listReports, planReportPrune, removeReport } from '../prune-reports.js';
+import { backupIdOf, reportsDir } from '../cli/reports.js';
 import { removeCopy } from '../repository.js';
 import { formatBytes } from '../units.js';
 
@@ -126,12 +129,35 @@ export const backupsCommand: CommandModule<object, BackupsArgs> = {
                 .copies.find((c) => c.destination === d.destination)!;
               await removeCopy(copy);
             }
-          emit(argv, { prune: { dryRun: argv.dryRun, decisions } }, [
+          // A backup some destination still lists keeps its reports.
+          const listed = new Set(
+            entries
+              .filter((e) =>
+                e.copies.some(
+                  (c) => !removed.some((d) => d.id === e.id && d.destination === c.destination),
+                ),
+              )
+              .map((e) => e.id),
+          );
+          const reports = planReportPrune(
+            await listReports(reportsDir(config), backupIdOf),
+            listed,
+            config.reportsMaxAgeMs,
+            new Date(),
+          );
+          if (!argv.dryRun)
+            for (const r of reports) {
+              signal.throwIfAborted();
+              await removeReport(r);
+            }
+          const reportNames = reports.map((r) => path.basename(r.base));
+          emit(argv, { prune: { dryRun: argv.dryRun, decisions, reports: reportNames } }, [
             ...decisions.map(
               (d) =>
                 `${d.action === 'keep' ? 'keep  ' : argv.dryRun ? 'would remove' : 'remove'}  ${d.id}  ${d.destination}  (${d.reason})`,
             ),
             `${removed.length} cop${removed.length === 1 ? 'y' : 'ies'} ${argv.dryRun ? 'would be ' : ''}removed`,
+            `${reports.length} report${reports.length === 1 ? '' : 's'} ${argv.dryRun ? 'would be ' : ''}removed${reports.length > 0 ? `: ${reportNames.join(', ')}` : ''}`,
           ]);
         }
       },
