@@ -44,6 +44,12 @@ export interface RestoreOptions {
   progress: Progress;
   /** An interrupt: pg_restore stops, the half-restored database is dropped, the target untouched. */
   signal?: AbortSignal;
+  /**
+   * With swap: called once the restored database is proved, just before the
+   * names are exchanged (the restore rung copies the run's journal into it, so
+   * that no instant after the swap finds the run forgotten).
+   */
+  beforeSwap?: (restored: string, replacedAs: string) => Promise<void>;
 }
 
 export interface RestoreResult {
@@ -147,6 +153,7 @@ async function restoreBeside(opts: RestoreOptions): Promise<RestoreResult> {
     };
     if (opts.swap) {
       const replacedAs = suffixedName(target.database, `__replaced_${timestamp(new Date())}`);
+      await opts.beforeSwap?.(name, replacedAs);
       const terminated = await progress.task(`Swap ${name} in as ${target.database}`, () =>
         swapNames(admin, {
           target: target.database,

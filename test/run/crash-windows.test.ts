@@ -10,6 +10,7 @@ import { auditCounts, sandbox, type Sandbox } from './support.js';
 import {
   ALL_ONCE,
   INIT,
+  databasesNamed,
   expectPreOrPost,
   killAt,
   postRunState,
@@ -208,6 +209,44 @@ describe('window: a database is created, not yet marked', () => {
       expect(await ledger.list()).toEqual([]);
     } finally {
       await admin.end();
+    }
+  });
+});
+
+describe('window: the restore rung swapped the backup in, nothing after it ran', () => {
+  /** A step with no down, then a failure: with --freeze, the run rolls back by restoring its backup. */
+  const noWayBack = `name: no-way-back
+steps:
+  - id: add-archive
+    sql: { up: "CREATE TABLE archive (id int)", down: "DROP TABLE archive" }
+  - id: drop-balance
+    sql: { up: "ALTER TABLE accounts DROP COLUMN balance" }
+  - id: boom
+    sql: { up: "SELECT 1/0" }
+`;
+
+  it('status and history find the run, rolled back; the database is the pre-run state and writable again', async () => {
+    const { sb, states } = await prepare('cw_swap');
+    const rb = await sb.write('no-way-back.yaml', noWayBack);
+    await killAt(sb, ['run', rb, '--freeze'], 'restore:swapped');
+    try {
+      const status = await statusOf(sb);
+      expect(status.lastRun!.status).toBe('rolled-back');
+      expect(status.lastRun!.error).toMatch(
+        /rolled back by restoring backup .* kept as .*__replaced_/,
+      );
+      const text = await sb.cli(['status']);
+      expect(text.stdout).not.toContain('frozen by run');
+      const history = await sb.json(['history']);
+      expect(history.code, history.stderr).toBe(0);
+      const runs = (history.doc.history as { runs: { id: string; status: string }[] }).runs;
+      expect(runs.map((r) => [r.id, r.status])).toEqual([[status.lastRun!.id, 'rolled-back']]);
+      await expectPreOrPost(sb, states, 'pre-run');
+      const writable = await sb.db.query(`show default_transaction_read_only`);
+      expect(writable.rows[0]).toEqual({ default_transaction_read_only: 'off' });
+    } finally {
+      const replaced = await databasesNamed(sb, `${sb.db.name}__replaced_`);
+      for (const name of replaced) await sb.db.query(`drop database ${name} with (force)`);
     }
   });
 });
