@@ -89,6 +89,8 @@ export class KnexSession {
   private readonly instances = new Map<string, Promise<Knex>>();
   /** The run's batch number in each knex table, once known. */
   private readonly batches = new Map<string, number>();
+  /** What knex's sessions announce; a run names itself here before knex connects. */
+  applicationName = 'lifeboat knex';
 
   constructor(
     private readonly target: Target,
@@ -317,7 +319,7 @@ export class KnexSession {
     const key = `${timeouts.lockTimeoutMs ?? ''}/${timeouts.statementTimeoutMs ?? ''}`;
     let knex = this.instances.get(key);
     if (!knex) {
-      knex = createKnex(this.target, timeouts, (message) => {
+      knex = createKnex(this.target, this.applicationName, timeouts, (message) => {
         // knex warns "migration failed with error: ..." before rethrowing; the error says it better.
         if (
           /^migration (?:file ".*" )?failed|^Can't take lock|^If you are sure migrations/.test(
@@ -391,11 +393,12 @@ function sqlIn(trx: Knex.Transaction): SqlRunner {
 
 async function createKnex(
   target: Target,
+  applicationName: string,
   timeouts: Timeouts,
   warn: (message: string) => void,
 ): Promise<Knex> {
   // Handed to pg as it is (knex's PgConnectionConfig type lags pg's ClientConfig).
-  const connection: ClientConfig = { ...clientConfig(target, 'lifeboat knex') };
+  const connection: ClientConfig = { ...clientConfig(target, applicationName) };
   if (timeouts.lockTimeoutMs !== undefined) connection.lock_timeout = timeouts.lockTimeoutMs;
   if (timeouts.statementTimeoutMs !== undefined)
     connection.statement_timeout = timeouts.statementTimeoutMs;

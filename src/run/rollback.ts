@@ -13,6 +13,7 @@ import {
 } from './journal.js';
 import { readKnexTruth } from './journal-view.js';
 import { planRollback } from './ladder.js';
+import { settleStaleSessions } from './stale-sessions.js';
 import { touchedByRun, type StepState } from './state.js';
 
 export type Resolutions = Record<string, 'applied' | 'not-applied'>;
@@ -65,20 +66,44 @@ export async function resolveInDoubt(
 ): Promise<string[]> {
   const undecided: string[] = [];
   // Only a crash leaves `started`; a step that failed part-way is undone by its down instead.
-  for (const state of states.filter(
-    (s) => s.effect === 'in-doubt' && s.last.status === 'started',
-  )) {
+  const doubtful = states.filter((s) => s.effect === 'in-doubt' && s.last.status === 'started');
+  if (doubtful.length > 0 && r.stale) {
+    // Its work may still be running on the server: no query can tell what it did until it ends.
+    const runs = [...new Set(doubtful.map((s) => s.last.runId))];
+    await settleStaleSessions(r.client, runs, r.stale);
+  }
+  for (const state of doubtful) {
     const given = resolutions[state.stepId];
+    const runner = { ...r, runId: state.last.runId };
     const decided = given
       ? { applied: given === 'applied', how: 'by the operator (--resolve)' }
-      : await probeInDoubt({ ...r, runId: state.last.runId }, state);
+      : await probeInDoubt(runner, state);
     if (decided === undefined) {
       undecided.push(state.stepId);
       continue;
     }
-    await recordResolution({ ...r, runId: state.last.runId }, state, decided.applied, decided.how);
+    if (!given && !decided.applied && halfDoneCanBeCleared(state)) {
+      // "Not applied" may still mean half done (an invalid index): its down clears that first.
+      try {
+        await undoStep(runner, state, {});
+      } catch {
+        undecided.push(state.stepId);
+        continue;
+      }
+      decided.how += '; its down cleared what it had half done';
+    }
+    await recordResolution(runner, state, decided.applied, decided.how);
   }
   return undecided;
+}
+
+/** A non-transactional sql or shell up stopped part-way, with a down to clear what it left. */
+function halfDoneCanBeCleared(state: StepState): boolean {
+  return (
+    state.last.direction === 'up' &&
+    !state.last.transactional &&
+    (state.undo?.kind === 'sql' || state.undo?.kind === 'shell')
+  );
 }
 
 /**

@@ -26,6 +26,7 @@ import {
   type StepEvent,
 } from './journal.js';
 import { withRunLock } from './lock.js';
+import { announceRun } from './stale-sessions.js';
 import { changesSinceBackup, operatorAdvice } from './advice.js';
 import { newRunId } from './runner-id.js';
 import { KnexSession } from './knex-migration.js';
@@ -54,6 +55,8 @@ export interface RunOptions {
   rehearse: boolean;
   /** Aborted (Ctrl-C): the run stops before its next step and rolls back as a failure would. */
   signal?: AbortSignal;
+  /** End a stopped run's sessions still working on the server instead of waiting for them. */
+  terminateStale?: boolean;
 }
 
 export interface RunReport {
@@ -109,7 +112,14 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
       await lockClient.query(`select set_config('application_name', $1, false)`, [
         `lifeboat run ${runId}`,
       ]);
-      const runner: StepRunner = { client, target, runId, directory: runbook.directory, knex };
+      const runner: StepRunner = {
+        client,
+        target,
+        runId,
+        directory: runbook.directory,
+        knex,
+        ...(await announceRun(lockClient, client, knex, runId, opts)),
+      };
 
       const journal = async (): Promise<{ states: Map<string, StepState>; tables: KnexTables }> => {
         const events = await readEvents(client);

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.js';
@@ -10,7 +11,10 @@ import { auditCounts, sandbox, type Sandbox } from './support.js';
 import {
   ALL_ONCE,
   INIT,
+  backendAlive,
   databasesNamed,
+  killDuringIndexBuild,
+  startRecovery,
   expectPreOrPost,
   killAt,
   postRunState,
@@ -249,4 +253,65 @@ steps:
       for (const name of replaced) await sb.db.query(`drop database ${name} with (force)`);
     }
   });
+});
+
+describe('window: the server still executes a step after its client died (CREATE INDEX CONCURRENTLY)', () => {
+  const WAITING = "Waiting for the stopped run's work still running on the server";
+
+  it('run again waits for the build to end, then finds the step applied: the post-run state, each step once', async () => {
+    const { sb, rb, states } = await prepare('cw_srv_run');
+    const build = await killDuringIndexBuild(sb, ['run', rb]);
+    const recovery = startRecovery(sb, ['run', rb, '--lock-wait', '30s']);
+    await recovery.said(WAITING);
+    expect(await backendAlive(sb, build.buildPid)).toBe(true);
+    await build.release();
+    const r = await recovery.done;
+    expect(r.code, r.stderr).toBe(0);
+    const run = (JSON.parse(r.stdout) as { run: RunDoc }).run;
+    expect(run.resumed).toBe(true);
+    expect(run.steps.find((s) => s.id === 'nontx')?.outcome).toBe('already-applied');
+    await expectPreOrPost(sb, states, 'post-run');
+  });
+
+  it('rollback waits for the build to end, then undoes it with its down: the pre-run state', async () => {
+    const { sb, rb, states } = await prepare('cw_srv_rb');
+    const build = await killDuringIndexBuild(sb, ['run', rb]);
+    const recovery = startRecovery(sb, ['rollback', '--yes', '--lock-wait', '30s']);
+    await recovery.said(WAITING);
+    await build.release();
+    const r = await recovery.done;
+    expect(r.code, r.stderr).toBe(0);
+    const report = (JSON.parse(r.stdout) as { rollback: RunDoc }).rollback;
+    expect(report.rollback).toMatchObject({ complete: true, proof: { equal: true } });
+    await expectPreOrPost(sb, states, 'pre-run');
+  });
+
+  for (const path of ['run', 'rollback'] as const) {
+    it(`${path} --terminate-stale ends the build; the invalid index it leaves is cleared by the down before anything else`, async () => {
+      const { sb, rb, states } = await prepare(`cw_srv_term_${path}`);
+      const build = await killDuringIndexBuild(sb, ['run', rb]);
+      const args =
+        path === 'run'
+          ? ['run', rb, '--terminate-stale', '--lock-wait', '30s']
+          : ['rollback', '--yes', '--terminate-stale', '--lock-wait', '30s'];
+      const recovery = startRecovery(sb, args);
+      for (let i = 0; i < 2400 && (await backendAlive(sb, build.buildPid)); i++) await sleep(25);
+      expect(await backendAlive(sb, build.buildPid)).toBe(false);
+      // The down (DROP INDEX CONCURRENTLY) waits for the test's transaction too.
+      await build.release();
+      const r = await recovery.done;
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).not.toContain(WAITING);
+      await expectPreOrPost(sb, states, path === 'run' ? 'post-run' : 'pre-run');
+      const notes = await sb.db.query(
+        `select error from lifeboat_journal.steps where step_id = 'nontx' and error like 'resolved%'`,
+      );
+      expect(notes.rows).toEqual([
+        {
+          error:
+            'resolved not applied: by its verify query; its down cleared what it had half done',
+        },
+      ]);
+    });
+  }
 });

@@ -1,7 +1,9 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { expect } from 'vitest';
 import { stringify } from 'yaml';
 import type { Fingerprints } from '../../src/fingerprint.js';
-import { startPaused, type CliResult } from '../support/cli.js';
+import { startCli, startPaused, type CliResult } from '../support/cli.js';
 import { auditCounts, expectState, sandbox, type Sandbox } from './support.js';
 
 /**
@@ -146,4 +148,76 @@ export async function databasesNamed(sb: Sandbox, prefix: string): Promise<strin
     [prefix],
   );
   return (res.rows as { datname: string }[]).map((r) => r.datname);
+}
+
+/**
+ * The server still executing a step after its client died: a transaction of
+ * the test's own holds a snapshot, so the run's CREATE INDEX CONCURRENTLY
+ * waits for it in its last phase; the run is killed while the server waits. The
+ * build goes on (and ends) once the test lets the transaction go.
+ */
+export async function killDuringIndexBuild(
+  sb: Sandbox,
+  args: string[],
+): Promise<{ buildPid: number; release(): Promise<void> }> {
+  const blocker = new pg.Client({ connectionString: sb.db.url, application_name: 'test-blocker' });
+  blocker.on('error', () => undefined);
+  await blocker.connect();
+  await blocker.query('begin isolation level repeatable read');
+  await blocker.query('select 1');
+  const run = startCli([...args, '--database-url', sb.db.url], { cwd: sb.dir });
+  let buildPid = 0;
+  for (let i = 0; i < 2400 && !buildPid; i++) {
+    buildPid = (await indexBuilds(sb))[0] ?? 0;
+    if (!buildPid) await sleep(25);
+  }
+  if (!buildPid) throw new Error(`the index build never waited:\n${(await run.done).stderr}`);
+  run.child.kill('SIGKILL');
+  expect((await run.done).signal).toBe('SIGKILL');
+  return {
+    buildPid,
+    async release() {
+      await blocker.query('commit');
+      await blocker.end();
+    },
+  };
+}
+
+/** Sessions of a lifeboat run building the index, waiting on a lock (the test's transaction). */
+export async function indexBuilds(sb: Sandbox): Promise<number[]> {
+  const res = await sb.db.query(
+    `select pid from pg_stat_activity
+      where datname = current_database() and application_name like 'lifeboat run % steps'
+        and query ilike 'create index concurrently%' and wait_event_type = 'Lock'`,
+  );
+  return (res.rows as { pid: number }[]).map((r) => r.pid);
+}
+
+/** Is that backend still there? */
+export async function backendAlive(sb: Sandbox, pid: number): Promise<boolean> {
+  const res = await sb.db.query(`select 1 from pg_stat_activity where pid = $1`, [pid]);
+  return (res.rowCount ?? 0) > 0;
+}
+
+/** Start a recovery command; resolves `waiting` once its stderr says `text`. */
+export function startRecovery(
+  sb: Sandbox,
+  args: string[],
+): { done: Promise<CliResult>; said(text: string): Promise<void> } {
+  const run = startCli([...args, '--database-url', sb.db.url, '--json'], { cwd: sb.dir });
+  let stderr = '';
+  run.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  let finished = false;
+  void run.done.then(() => (finished = true));
+  return {
+    done: run.done,
+    async said(text) {
+      for (let i = 0; i < 2400; i++) {
+        if (stderr.includes(text)) return;
+        if (finished) throw new Error(`ended before saying "${text}":\n${stderr}`);
+        await sleep(25);
+      }
+      throw new Error(`never said "${text}":\n${stderr}`);
+    },
+  };
 }
