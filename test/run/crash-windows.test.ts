@@ -16,6 +16,7 @@ import {
   killDuringIndexBuild,
   startRecovery,
   expectPreOrPost,
+  expectStatusMatchesDatabase,
   killAt,
   postRunState,
   statusOf,
@@ -183,6 +184,25 @@ describe('window: a database is created, not yet marked', () => {
     }
   });
 
+  it('run: killed while its guard creates the scratch database; rollback finds no run, the next run drops it and goes on', async () => {
+    const { sb, rb, states } = await prepare('cw_db_run');
+    await killAt(sb, ['run', rb], point);
+    const [entry, ...more] = await ledgerEntries(sb);
+    expect(more).toEqual([]);
+    expect(await commentOf(sb, entry!.name)).toBeNull();
+
+    const undo = await sb.cli(['rollback', '--yes']);
+    expect(undo.code, undo.stderr).toBe(2);
+    expect(undo.stderr).toContain('There is no run to roll back');
+    await expectPreOrPost(sb, states, 'pre-run');
+
+    const again = await sb.cli(['run', rb]);
+    expect(again.code, `${again.stdout}\n${again.stderr}`).toBe(0);
+    await expectPreOrPost(sb, states, 'post-run');
+    expect(await commentOf(sb, entry!.name)).toBeUndefined();
+    expect(await ledgerEntries(sb)).toEqual([]);
+  });
+
   it('a CREATE DATABASE the server refuses leaves no ledger entry', async () => {
     const { sb } = await prepare('cw_db_refused');
     const ledger = databaseLedger({
@@ -314,4 +334,54 @@ describe('window: the server still executes a step after its client died (CREATE
       ]);
     });
   }
+});
+
+/**
+ * Each step kind started and not finished, and a rollback's downs likewise:
+ * killed there, `status` must tell what the database shows, `run` again must
+ * end in the post-run state (or, for a run that was failing, the pre-run
+ * state), and `rollback` after the same kill in the pre-run state. One backup
+ * serves both kills.
+ */
+const stepWindows: { point: string; fail?: 'last' }[] = [
+  { point: 'step:tx:before' },
+  { point: 'step:tx:inside' },
+  { point: 'step:nontx:before' },
+  { point: 'step:nontx:before-checkpoint' },
+  { point: 'step:shell:before' },
+  { point: 'step:shell:before-checkpoint' },
+  { point: 'step:check:before' },
+  { point: 'step:last:inside' },
+  { point: 'undo:shell:before-checkpoint', fail: 'last' },
+  { point: 'undo:nontx:before', fail: 'last' },
+  { point: 'undo:nontx:before-checkpoint', fail: 'last' },
+];
+
+describe.each(stepWindows)('window: $point', ({ point, fail }) => {
+  it('status tells what the database shows; run again and rollback each end in the pre-run or post-run state, each step once', async () => {
+    const { sb, rb, states } = await prepare(
+      `cw_${point.replace(/\W+/g, '_')}`,
+      fail ? { fail } : {},
+    );
+    const backup = await sb.cli(['backup']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const run = ['run', rb, '--backup', 'existing'];
+
+    await killAt(sb, run, point);
+    const status = await expectStatusMatchesDatabase(sb);
+    expect(status.lock).toBeNull();
+    expect(status.lastRun!.status).toBe(fail ? 'rolling-back' : 'running');
+    const again = await sb.cli(run);
+    expect(again.code, `${again.stdout}\n${again.stderr}`).toBe(fail ? 5 : 0);
+    await expectPreOrPost(sb, states, fail ? 'pre-run' : 'post-run');
+    if (!fail) {
+      const back = await sb.cli(['rollback', '--yes']);
+      expect(back.code, back.stderr).toBe(0);
+    }
+
+    await killAt(sb, run, point);
+    const undo = await sb.cli(['rollback', '--yes']);
+    expect(undo.code, `${undo.stdout}\n${undo.stderr}`).toBe(0);
+    await expectPreOrPost(sb, states, 'pre-run');
+  });
 });

@@ -22,11 +22,12 @@ export const INIT = `
 export const INDEX_VALID = `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
   WHERE c.relname = 'accounts_name_idx' AND i.indisvalid)`;
 
+const TIER_EXISTS = `SELECT EXISTS (SELECT 1 FROM information_schema.columns
+  WHERE table_name = 'accounts' AND column_name = 'tier')`;
+
 export interface WindowRunbookOptions {
   /** A step whose up fails after its work (division by zero). */
   fail?: 'tx' | 'shell' | 'last';
-  /** Make the concurrent index build slow (it holds a lock another session keeps), for the server-side windows. */
-  slowIndex?: boolean;
 }
 
 /**
@@ -63,6 +64,7 @@ export function windowRunbook(opts: WindowRunbookOptions = {}): string {
           down: psql(
             "alter table accounts drop column if exists tier; delete from audit where step = 'shell'",
           ),
+          verify: TIER_EXISTS,
         },
       },
       {
@@ -220,4 +222,17 @@ export function startRecovery(
       throw new Error(`never said "${text}":\n${stderr}`);
     },
   };
+}
+
+/** What `status` says of each step is what the database shows: its audit row, or none; never two. */
+export async function expectStatusMatchesDatabase(sb: Sandbox): Promise<StatusDoc> {
+  const status = await statusOf(sb);
+  const audit = await auditCounts(sb.db);
+  for (const s of status.steps) {
+    if (s.id === 'check') continue;
+    if (s.state === 'applied') expect(audit[s.id], `${s.id} is applied`).toBe(1);
+    if (s.state === 'not-applied') expect(audit[s.id], `${s.id} is not applied`).toBeUndefined();
+  }
+  for (const [id, n] of Object.entries(audit)) expect(n, `${id} applied once`).toBe(1);
+  return status;
 }
