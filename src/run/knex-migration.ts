@@ -242,10 +242,16 @@ export class KnexSession {
    * Create knex's own tables where they do not exist yet, as knex does before
    * its first migration. Returns the tables created (qualified names), so that
    * a rollback can remove them again and leave exactly the state before the run.
+   * `beforeCreating` is told every table about to be created first: a crash in
+   * between leaves them recorded, not forgotten.
    */
-  async ensureTables(steps: readonly Step[]): Promise<string[]> {
+  async ensureTables(
+    steps: readonly Step[],
+    beforeCreating: (tables: string[]) => Promise<void> = () => Promise.resolve(),
+  ): Promise<string[]> {
     const seen = new Set<string>();
     const created: string[] = [];
+    const missing: string[] = [];
     const knex = await this.instance({});
     for (const step of steps) {
       if (step.kind !== 'knex-migration' || seen.has(knexTableKey(step))) continue;
@@ -265,6 +271,8 @@ export class KnexSession {
       };
       try {
         const before = await existing();
+        missing.push(...names.map((n) => `${schema}.${n}`).filter((t) => !before.has(t)));
+        await beforeCreating([...missing]);
         const { name, ...config } = migratorConfig(step);
         await knex.migrate.list(config);
         created.push(...[...(await existing())].filter((t) => !before.has(t)));

@@ -311,11 +311,10 @@ async function takeProof(
   await pausePoint('run:fingerprinted');
   await savePreFingerprints(runner.client, report.runId, before);
   // knex creates its bookkeeping tables on first use; a complete rollback removes them again.
-  await saveCreatedTables(
-    runner.client,
-    report.runId,
-    await runner.knex.ensureTables(runbook.steps),
-  );
+  const save = (tables: string[]) => saveCreatedTables(runner.client, report.runId, tables);
+  const created = await runner.knex.ensureTables(runbook.steps, save);
+  await pausePoint('run:knex-tables');
+  await save(created);
 }
 
 /** Roll back, record the outcome in the report, and end with exit 5 or 6. */

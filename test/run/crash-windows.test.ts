@@ -3,11 +3,12 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
 import type { Config } from '../../src/config.js';
 import { databaseLedger, databaseToken, type LedgerEntry } from '../../src/database-ledger.js';
 import { withMarkedDatabase } from '../../src/marked-database.js';
 import type { Fingerprints } from '../../src/fingerprint.js';
-import { auditCounts, sandbox, type Sandbox } from './support.js';
+import { auditCounts, expectState, sandbox, type Sandbox } from './support.js';
 import {
   ALL_ONCE,
   INIT,
@@ -383,5 +384,28 @@ describe.each(stepWindows)('window: $point', ({ point, fail }) => {
     const undo = await sb.cli(['rollback', '--yes']);
     expect(undo.code, `${undo.stdout}\n${undo.stderr}`).toBe(0);
     await expectPreOrPost(sb, states, 'pre-run');
+  });
+});
+
+describe("window: knex's own tables created, before the run recorded them", () => {
+  it('rollback removes them again (they were recorded before knex created them): the pre-run state', async () => {
+    const { sb } = await prepare('cw_knex_tables');
+    await sb.fixture('run-knex-downs', 'migrations');
+    const rb = await sb.write(
+      'knex.yaml',
+      stringify({
+        name: 'knex-tables',
+        steps: [{ id: 'app', knex: { directory: 'migrations', loadExtensions: ['.cjs'] } }],
+      }),
+    );
+    const preRun = await sb.fingerprint();
+    await killAt(sb, ['run', rb], 'run:knex-tables');
+    const tables = await sb.db.query(`select to_regclass('knex_migrations')::text as t`);
+    expect(tables.rows[0]).toEqual({ t: 'knex_migrations' });
+
+    const undo = await sb.json(['rollback', '--yes']);
+    expect(undo.code, `${undo.stdout}\n${undo.stderr}`).toBe(0);
+    expect((undo.doc.rollback as RunDoc).rollback).toMatchObject({ complete: true });
+    expectState(await sb.fingerprint(), preRun, 'pre-run');
   });
 });
