@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
+import { InterruptedError } from '../errors.js';
 import type { Progress } from '../progress.js';
 import type { StepRunner } from './execute.js';
 import type { KnexSession } from './knex-migration.js';
@@ -25,6 +26,8 @@ export interface StaleSessionPolicy {
    */
   startedAt: string;
   progress: Progress;
+  /** Ctrl-C while waiting: stop, having decided and changed nothing. */
+  signal?: AbortSignal;
 }
 
 interface StaleSession {
@@ -44,6 +47,11 @@ export async function settleStaleSessions(
   for (;;) {
     const stale = await staleSessions(client, runIds, policy.startedAt);
     if (stale.length === 0) return;
+    if (policy.signal?.aborted) {
+      throw new InterruptedError(
+        `Interrupted while waiting for the stopped run's work still running on the server (pid ${stale.map((s) => s.pid).join(', ')}); nothing was decided or changed. Run again to wait for it, or with --terminate-stale to end it.`,
+      );
+    }
     if (policy.terminate) {
       for (const s of stale)
         await client.query('select pg_terminate_backend($1, 10000)', [s.pid]).catch(() => false);
@@ -94,7 +102,7 @@ export async function announceRun(
   client: pg.ClientBase,
   knex: KnexSession,
   runId: string,
-  opts: { progress: Progress; terminateStale?: boolean },
+  opts: { progress: Progress; terminateStale?: boolean; signal?: AbortSignal },
 ): Promise<Pick<StepRunner, 'applicationName' | 'stale'>> {
   await client.query(`select set_config('application_name', $1, false)`, [
     runApplicationName(runId, 'steps'),
@@ -106,6 +114,7 @@ export async function announceRun(
       terminate: opts.terminateStale ?? false,
       startedAt: await sessionStart(lockClient),
       progress: opts.progress,
+      ...(opts.signal ? { signal: opts.signal } : {}),
     },
   };
 }

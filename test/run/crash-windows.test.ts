@@ -294,6 +294,29 @@ describe('window: the server still executes a step after its client died (CREATE
     await expectPreOrPost(sb, states, 'post-run');
   });
 
+  it('Ctrl-C while run waits: exit 130, nothing decided; the next run waits again and goes on', async () => {
+    const { sb, rb, states } = await prepare('cw_srv_int');
+    const build = await killDuringIndexBuild(sb, ['run', rb]);
+    const waiting = startRecovery(sb, ['run', rb, '--lock-wait', '30s']);
+    await waiting.said(WAITING);
+    waiting.interrupt();
+    const stopped = await waiting.done;
+    expect(stopped.code, stopped.stderr).toBe(130);
+    expect(stopped.stderr).toContain('Interrupted while waiting for the stopped run');
+    expect(await backendAlive(sb, build.buildPid)).toBe(true);
+    const decided = await sb.db.query(
+      `select count(*)::int as n from lifeboat_journal.steps where error like 'resolved%'`,
+    );
+    expect(decided.rows[0]).toEqual({ n: 0 });
+
+    const again = startRecovery(sb, ['run', rb, '--lock-wait', '30s']);
+    await again.said(WAITING);
+    await build.release();
+    const r = await again.done;
+    expect(r.code, r.stderr).toBe(0);
+    await expectPreOrPost(sb, states, 'post-run');
+  });
+
   it('rollback waits for the build to end, then undoes it with its down: the pre-run state', async () => {
     const { sb, rb, states } = await prepare('cw_srv_rb');
     const build = await killDuringIndexBuild(sb, ['run', rb]);

@@ -205,7 +205,7 @@ export async function backendAlive(sb: Sandbox, pid: number): Promise<boolean> {
 export function startRecovery(
   sb: Sandbox,
   args: string[],
-): { done: Promise<CliResult>; said(text: string): Promise<void> } {
+): { done: Promise<CliResult>; said(text: string): Promise<void>; interrupt(): void } {
   const run = startCli([...args, '--database-url', sb.db.url, '--json'], { cwd: sb.dir });
   let stderr = '';
   run.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -213,6 +213,7 @@ export function startRecovery(
   void run.done.then(() => (finished = true));
   return {
     done: run.done,
+    interrupt: () => run.child.kill('SIGINT'),
     async said(text) {
       for (let i = 0; i < 2400; i++) {
         if (stderr.includes(text)) return;
