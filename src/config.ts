@@ -95,7 +95,9 @@ const configSchema = z.strictObject({
   scratchUrl: z.string().optional(),
   restoreRole: z.string().min(1).optional(),
   pgBinDir: z.string().optional(),
-  retention: z.strictObject({ keep: z.number().int().min(1) }).optional(),
+  retention: z
+    .strictObject({ keep: z.number().int().min(1).optional(), reports: duration.optional() })
+    .optional(),
 });
 
 /** Every key the format knows, for "did you mean" on an unknown one. */
@@ -124,6 +126,8 @@ export interface Config {
   restorePassword: string | undefined;
   pgBinDir: string | undefined;
   keep: number;
+  /** `backups prune` removes reports about no backup once older than this (retention.reports). */
+  reportsMaxAgeMs: number;
   /** Key for HMAC-signing manifests (LIFEBOAT_SIGNING_KEY); never printed. */
   signingKey: string | undefined;
 }
@@ -296,6 +300,7 @@ export function buildConfig(
     restorePassword: env.LIFEBOAT_RESTORE_PASSWORD || undefined,
     pgBinDir: data.pgBinDir ?? env.LIFEBOAT_PG_BINDIR,
     keep: data.retention?.keep ?? 7,
+    reportsMaxAgeMs: data.retention?.reports ?? 90 * 24 * 3600_000,
     signingKey: env.LIFEBOAT_SIGNING_KEY || undefined,
   };
 }

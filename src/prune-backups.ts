@@ -1,22 +1,28 @@
+import path from 'node:path';
 import type { Config } from './config.js';
 import { withClient } from './db.js';
 import { BadInputError, errorMessage } from './errors.js';
 import { readIdentity, type TargetIdentity } from './identity.js';
 import { planPrune, type PruneDecision, type UnfinishedRun } from './prune.js';
+import { listReports, planReportPrune, removeReport } from './prune-reports.js';
 import { readCatalog } from './repository/catalog.js';
 import { removeCopy } from './repository/copies.js';
+import { reportsDir } from './repository/home.js';
 import { readRuns } from './run/journal.js';
 import { describeTarget, type Target } from './target.js';
 
 export interface PruneOutcome {
   dryRun: boolean;
   decisions: PruneDecision[];
+  /** The reports that went (or would go) with them, by name. */
+  reports: string[];
 }
 
 /**
  * `backups prune`: decide over every destination's copies with the target's
  * unfinished runs in view, let `confirm` see what would go (it throws to
- * stop), then remove each copy whole, manifest first.
+ * stop), then remove each copy whole, manifest first, and the reports about
+ * backups no destination lists any more.
  */
 export async function pruneBackups(opts: {
   config: Config;
@@ -47,7 +53,28 @@ export async function pruneBackups(opts: {
         .copies.find((c) => c.destination === d.destination)!;
       await removeCopy(copy);
     }
-  return { dryRun: opts.dryRun, decisions };
+  // A backup some destination still lists keeps its reports.
+  const listed = new Set(
+    entries
+      .filter((e) =>
+        e.copies.some(
+          (c) => !removed.some((d) => d.id === e.id && d.destination === c.destination),
+        ),
+      )
+      .map((e) => e.id),
+  );
+  const reports = planReportPrune(
+    await listReports(reportsDir(config)),
+    listed,
+    config.reportsMaxAgeMs,
+    new Date(),
+  );
+  if (!opts.dryRun)
+    for (const r of reports) {
+      opts.signal.throwIfAborted();
+      await removeReport(r);
+    }
+  return { dryRun: opts.dryRun, decisions, reports: reports.map((r) => path.basename(r.base)) };
 }
 
 /** The target and its unfinished runs: prune never removes a backup one of them depends on. */

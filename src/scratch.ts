@@ -1,12 +1,12 @@
-import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
+import { databaseToken, type DatabaseLedger } from './database-ledger.js';
 import { connect, quoteIdent, quoteLiteral } from './db.js';
-import { dropAbandoned, withMarkedDatabase } from './marked-database.js';
+import { dropAbandoned, withMarkedDatabase, type LedgerScope } from './marked-database.js';
 import { restoreCopy } from './restore-copy.js';
 import { dropAbandonedRestoreRoles, withRestoreRole } from './restore-role.js';
 import { createdbGap, privilegeError } from './privileges.js';
 import { sqlState } from './restore/sql-state.js';
-import { withDatabase, type Target } from './target.js';
+import { serverOf, withDatabase, type Target } from './target.js';
 
 /**
  * Scratch databases are where backups are proved. Each is a marked database
@@ -25,8 +25,11 @@ export interface ScratchDatabase {
 }
 
 /** Drop scratch databases left by lifeboat processes that are gone, then their roles. Returns their names. */
-export async function dropAbandonedScratch(admin: pg.ClientBase): Promise<string[]> {
-  const databases = await dropAbandoned(admin, MARKER);
+export async function dropAbandonedScratch(
+  admin: pg.ClientBase,
+  scope: LedgerScope,
+): Promise<string[]> {
+  const databases = await dropAbandoned(admin, MARKER, scope);
   return [...databases, ...(await dropAbandonedRestoreRoles(admin))];
 }
 
@@ -39,17 +42,27 @@ export async function withScratchDatabase<T>(
   purpose: string,
   backupId: string,
   fn: (scratch: ScratchDatabase) => Promise<T>,
-  options: { encoding?: string; restoreRole?: string; restorePassword?: string } = {},
+  options: {
+    /** Where the database is recorded before it is created (the repository's ledger). */
+    ledger: DatabaseLedger;
+    encoding?: string;
+    restoreRole?: string;
+    restorePassword?: string;
+  },
 ): Promise<T> {
   const admin = await connect(server, 'lifeboat scratch');
   try {
-    await dropAbandonedScratch(admin);
+    const scope = { ledger: options.ledger, server: serverOf(server) };
+    await dropAbandonedScratch(admin, scope);
     const stamp = new Date().toISOString().replace(/\D/g, '').slice(0, 14);
-    const name = `lifeboat_${purpose}_${stamp}_${randomBytes(3).toString('hex')}`;
+    const token = databaseToken();
+    const name = `lifeboat_${purpose}_${stamp}_${token}`;
     const marked = {
       kind: MARKER,
       name,
+      token,
       maintenanceDb: server.database,
+      ...scope,
       about: { purpose, backup: backupId },
     };
     const role = {
@@ -61,14 +74,15 @@ export async function withScratchDatabase<T>(
     // The role outlives the database: it can only be dropped once the database it owns is gone.
     return await withRestoreRole(admin, role, (restoreAs) =>
       withMarkedDatabase(admin, marked, async (db) => {
-        await createDatabase(admin, name, options.encoding).catch((err: unknown) => {
-          // Not a verdict on the backup: the role may not create databases here.
-          if (sqlState(err) === '42501') {
-            throw privilegeError([createdbGap(server.user)], 'A scratch database');
-          }
-          throw err;
-        });
-        await db.mark();
+        await db.create(() =>
+          createDatabase(admin, name, options.encoding).catch((err: unknown) => {
+            // Not a verdict on the backup: the role may not create databases here.
+            if (sqlState(err) === '42501') {
+              throw privilegeError([createdbGap(server.user)], 'A scratch database');
+            }
+            throw err;
+          }),
+        );
         const target = withDatabase(server, name);
         if (!restoreAs) return fn({ name, target, restorer: target });
         await admin.query(

@@ -24,6 +24,11 @@ export interface Target {
   options?: string;
 }
 
+/** The server as lifeboat reaches it, `host:port`: what keys the ledger of databases it creates there. */
+export function serverOf(target: Target): string {
+  return `${target.host}:${target.port}`;
+}
+
 export function resolveTarget(
   connection: string | undefined,
   env: NodeJS.ProcessEnv = process.env,

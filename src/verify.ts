@@ -1,3 +1,4 @@
+import { databaseLedger } from './database-ledger.js';
 import type { Config } from './config.js';
 import { withClient } from './db.js';
 import {
@@ -353,6 +354,7 @@ async function restoreAndCompare(
         );
       },
       {
+        ledger: databaseLedger(config),
         encoding: manifest.target.encoding,
         restoreRole: config.restoreRole,
         restorePassword: config.restorePassword,

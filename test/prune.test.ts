@@ -2,9 +2,60 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backupDirs, smallDatabase } from './support/backups.js';
 import { runCli, runJson, startPaused, workspace } from './support/cli.js';
-import { writeFile } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 
 describe('lifeboat backups prune', () => {
+  it('takes the reports of the backups it removes, and reports about no backup once older than retention.reports', async () => {
+    const db = await smallDatabase('prune_reports');
+    const ws = await workspace({ retention: { keep: 1, reports: '30d' } });
+    try {
+      for (let i = 0; i < 2; i++) {
+        expect((await runCli(['backup', '--database-url', db.url], { cwd: ws.dir })).code).toBe(0);
+      }
+      const dest = path.join(ws.dir, '.lifeboat/backups');
+      const reports = path.join(dest, 'reports');
+      const [older, newer] = (await backupDirs(dest)).map((d) => path.basename(d)).sort();
+      const about = async (): Promise<Record<string, number>> => {
+        const counts: Record<string, number> = {};
+        for (const name of (await readdir(reports)).filter((n) => n.endsWith('.json'))) {
+          const doc = JSON.parse(await readFile(path.join(reports, name), 'utf8')) as {
+            backup?: { id?: string };
+          };
+          const key = doc.backup?.id ?? 'none';
+          counts[key] = (counts[key] ?? 0) + 1;
+        }
+        return counts;
+      };
+      // A report about no backup: one from long ago goes, one from today stays.
+      const old = { command: 'status', at: '2000-01-01T00:00:00.000Z', ok: true, exitCode: 0 };
+      await writeFile(path.join(reports, '20000101T000000000Z-status.json'), JSON.stringify(old));
+      await writeFile(path.join(reports, '20000101T000000000Z-status.md'), '# status\n');
+      const today = { ...old, at: new Date().toISOString() };
+      await writeFile(path.join(reports, '29990101T000000000Z-status.json'), JSON.stringify(today));
+      expect(await about()).toEqual({ [older!]: 1, [newer!]: 1, none: 2 });
+
+      const dry = await runJson(['backups', 'prune', '--dry-run', '--database-url', db.url], {
+        cwd: ws.dir,
+      });
+      expect(dry.code, dry.stderr).toBe(0);
+      expect((dry.doc.prune as { reports: string[] }).reports).toHaveLength(2);
+      expect(await about()).toEqual({ [older!]: 1, [newer!]: 1, none: 2 });
+
+      const real = await runCli(['backups', 'prune', '--yes', '--database-url', db.url], {
+        cwd: ws.dir,
+      });
+      expect(real.code, real.stderr).toBe(0);
+      expect(real.stdout).toMatch(
+        /^2 reports removed: 20000101T000000000Z-status, \d{8}T\d{9}Z-backup$/m,
+      );
+      expect(await about()).toEqual({ [newer!]: 1, none: 1 });
+      expect(await readdir(reports)).not.toContain('20000101T000000000Z-status.md');
+    } finally {
+      await db.drop();
+      await ws.cleanup();
+    }
+  });
+
   it('keeps the newest N verified backups, removes older ones, and --dry-run removes nothing', async () => {
     const db = await smallDatabase('prune');
     const ws = await workspace({ retention: { keep: 2 } });

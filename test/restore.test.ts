@@ -106,11 +106,11 @@ describe('lifeboat restore', () => {
       properties: string[];
       swapped?: unknown;
     };
-    expect(restore.database).toMatch(new RegExp(`^${db.name}__restored_\\d{14}$`));
+    expect(restore.database).toMatch(new RegExp(`^${db.name}__restored_\\d{14}_[0-9a-f]{8}$`));
     expect(restore.proved).toBe(true);
     expect(restore.swapped).toBeUndefined();
     expect(restore.connection).toMatch(
-      /^postgresql:\/\/[^:@]+@[^@]+\/lb_restore_\w+__restored_\d+$/,
+      /^postgresql:\/\/[^:@]+@[^@]+\/lb_restore_\w+__restored_\d+_[0-9a-f]{8}$/,
     );
     expect(restore.properties).toContain('setting work_mem');
 
@@ -346,7 +346,7 @@ describe('lifeboat restore', () => {
     expect(compareFingerprints(before, await fingerprintOf(db.name))).toEqual([]);
     const others = dbs.filter((d) => d.name !== db.name);
     expect(others).toHaveLength(1);
-    expect(others[0]!.name).toMatch(new RegExp(`^${db.name}__restored_\\d{14}$`));
+    expect(others[0]!.name).toMatch(new RegExp(`^${db.name}__restored_\\d{14}_[0-9a-f]{8}$`));
     expect(others[0]!.comment).toMatch(/^lifeboat restored backup /);
     expect(dbs.some((d) => d.name.includes('__replaced_'))).toBe(false);
   });

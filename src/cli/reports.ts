@@ -1,3 +1,4 @@
+import { reportsDir } from '../repository/home.js';
 import { appendFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { readBackupManifest } from '../repository/catalog.js';
@@ -42,7 +43,7 @@ export async function writeReports(
     markdownReport({ command: spec.command, at, target: spec.target, manifest, ...outcome }),
   );
   const json = redact(
-    `${JSON.stringify({ command: spec.command, at, ok: outcome.ok, exitCode: outcome.exitCode, ...outcome.doc, ...(outcome.error ? { error: outcome.error } : {}) }, null, 2)}\n`,
+    `${JSON.stringify({ command: spec.command, at, ok: outcome.ok, exitCode: outcome.exitCode, ...(spec.backup ? { backupId: spec.backup.id } : {}), ...outcome.doc, ...(outcome.error ? { error: outcome.error } : {}) }, null, 2)}\n`,
   );
   const dir = reportsDir(spec.config);
   const base = path.join(dir, `${at.replace(/[-:.]/g, '')}-${spec.command}`);
@@ -57,10 +58,4 @@ export async function writeReports(
     await appendFile(process.env.GITHUB_STEP_SUMMARY, `${markdown}\n`).catch(() => undefined);
   }
   return base;
-}
-
-/** Reports live beside the first local destination, else in .lifeboat/reports. */
-export function reportsDir(config: Config): string {
-  const local = config.destinations.find((d) => d.kind === 'local');
-  return local ? path.join(local.path, 'reports') : path.resolve('.lifeboat', 'reports');
 }

@@ -5,6 +5,7 @@ const marks: Record<string, string> = {
   applied: '✔ applied',
   'already-applied': '· already applied',
   failed: '✖ failed',
+  interrupted: '✖ interrupted',
   undone: '↩ undone',
   'not-run': '· not run',
   'undo-failed': '✖ undo failed',
@@ -38,6 +39,11 @@ export function runReportLines(report: RunReport): string[] {
   if (proof?.equal) {
     lines.push(
       '  proof: every table, sequence, large object and the schema match the fingerprints taken before the run',
+    );
+  }
+  if (report.rollback?.nothingApplied) {
+    lines.push(
+      '  nothing applied: the run stopped before its first step; the database is as before it',
     );
   }
   lines.push(`  status: ${report.status}`);

@@ -120,7 +120,7 @@ export const backupsCommand: CommandModule<object, BackupsArgs> = {
     ),
 };
 
-function pruneLines({ dryRun, decisions }: PruneOutcome): string[] {
+function pruneLines({ dryRun, decisions, reports }: PruneOutcome): string[] {
   const removed = decisions.filter((d) => d.action === 'remove').length;
   return [
     ...decisions.map(
@@ -128,6 +128,7 @@ function pruneLines({ dryRun, decisions }: PruneOutcome): string[] {
         `${d.action === 'keep' ? 'keep  ' : dryRun ? 'would remove' : 'remove'}  ${d.id}  ${d.destination}  (${d.reason})`,
     ),
     `${removed} cop${removed === 1 ? 'y' : 'ies'} ${dryRun ? 'would be ' : ''}removed`,
+    `${reports.length} report${reports.length === 1 ? '' : 's'} ${dryRun ? 'would be ' : ''}removed${reports.length > 0 ? `: ${reports.join(', ')}` : ''}`,
   ];
 }
 

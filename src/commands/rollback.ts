@@ -20,6 +20,7 @@ interface RollbackArgs extends GlobalArgs {
   run?: string;
   lockWait: string;
   resolve: string[];
+  terminateStale: boolean;
   dryRun: boolean;
   yes: boolean;
 }
@@ -37,6 +38,12 @@ export const rollbackCommand: CommandModule<object, RollbackArgs> = {
         type: 'string',
         default: '0s',
         describe: 'How long to wait for another run',
+      })
+      .option('terminate-stale', {
+        type: 'boolean',
+        default: false,
+        describe:
+          "A stopped run's work still running on the server (a CREATE INDEX CONCURRENTLY): end it instead of waiting for it before deciding its step in doubt",
       })
       .option('resolve', {
         type: 'string',
@@ -98,6 +105,7 @@ export const rollbackCommand: CommandModule<object, RollbackArgs> = {
             runId: argv.run,
             lockWaitMs: lockWait(argv.lockWait),
             resolutions: parseResolutions(argv.resolve),
+            terminateStale: argv.terminateStale,
           }),
         );
         return emit(argv, { rollback: report }, runReportLines(report));

@@ -22,6 +22,7 @@ interface RunArgs extends GlobalArgs {
   backup: 'auto' | 'new' | 'existing';
   lockWait: string;
   resolve: string[];
+  terminateStale: boolean;
   freeze: boolean;
   rehearse: boolean;
   jobs?: number;
@@ -45,6 +46,12 @@ export const runCommandModule: CommandModule<object, RunArgs> = {
         type: 'string',
         default: '0s',
         describe: 'How long to wait for another run to finish',
+      })
+      .option('terminate-stale', {
+        type: 'boolean',
+        default: false,
+        describe:
+          "A stopped run's work still running on the server (a CREATE INDEX CONCURRENTLY): end it instead of waiting for it before deciding its step in doubt",
       })
       .option('resolve', {
         type: 'string',
@@ -122,6 +129,7 @@ export const runCommandModule: CommandModule<object, RunArgs> = {
             resolutions: parseResolutions(argv.resolve),
             freeze: argv.freeze,
             rehearse: argv.rehearse,
+            terminateStale: argv.terminateStale,
             signal,
           }),
         );

@@ -33,8 +33,9 @@ export async function fillAndProve(p: {
 }): Promise<{ restoreMs: number; properties: string[] }> {
   const { admin, name, manifest, opts } = p;
   const into = withDatabase(opts.target, name);
-  await createDatabase(admin, name, manifest.target.encoding, p.like, p.warn);
-  await p.marked.mark();
+  await p.marked.create((as) =>
+    createDatabase(admin, as, manifest.target.encoding, p.like, p.warn),
+  );
   const started = Date.now();
   await opts.progress.task(`Restore backup ${manifest.id} into new database ${name}`, (update) =>
     restoreCopy({

@@ -2,7 +2,8 @@ import { findCopies } from '../repository/catalog.js';
 import type { Config } from '../config.js';
 import { BadInputError, InterruptedError } from '../errors.js';
 import type { Progress } from '../progress.js';
-import { describeTarget, withDatabase, type Target } from '../target.js';
+import { databaseLedger, databaseToken } from '../database-ledger.js';
+import { describeTarget, serverOf, withDatabase, type Target } from '../target.js';
 import { connectionString } from './connection-string.js';
 import { readDatabase } from './database-properties.js';
 import { fillAndProve } from './fill-and-prove.js';
@@ -10,7 +11,11 @@ import { intactCopy } from './intact-copy.js';
 import { withMaintenanceConnection } from './maintenance-connection.js';
 import { checkName, databaseExists, nameTaken, suffixedName, timestamp } from './names.js';
 import { restoreTool } from './restore-tool.js';
-import { dropAbandonedRestores, withRestoringDatabase } from './restoring-database.js';
+import {
+  dropAbandonedRestores,
+  restoredName,
+  withRestoringDatabase,
+} from './restoring-database.js';
 import { sessionsRefusal, settledSessions, type Session } from './sessions.js';
 import { checkSameDatabase, swapNames } from './swap.js';
 
@@ -39,6 +44,12 @@ export interface RestoreOptions {
   progress: Progress;
   /** An interrupt: pg_restore stops, the half-restored database is dropped, the target untouched. */
   signal?: AbortSignal;
+  /**
+   * With swap: called once the restored database is proved, just before the
+   * names are exchanged (the restore rung copies the run's journal into it, so
+   * that no instant after the swap finds the run forgotten).
+   */
+  beforeSwap?: (restored: string, replacedAs: string) => Promise<void>;
 }
 
 export interface RestoreResult {
@@ -88,8 +99,12 @@ async function restoreBeside(opts: RestoreOptions): Promise<RestoreResult> {
   const copies = await findCopies(config.destinations, opts.backupId);
 
   return withMaintenanceConnection(target, opts.maintenanceDb, async (admin, maintenanceDb) => {
-    const cleaned = await dropAbandonedRestores(admin);
-    const name = opts.as ?? suffixedName(target.database, `__restored_${timestamp(new Date())}`);
+    const scope = { ledger: databaseLedger(config), server: serverOf(target), maintenanceDb };
+    const cleaned = await dropAbandonedRestores(admin, scope);
+    const named = opts.as
+      ? { name: opts.as, token: databaseToken() }
+      : restoredName(target.database, new Date());
+    const { name } = named;
     if (await databaseExists(admin, name)) throw nameTaken(name);
     const source = await readDatabase(admin, target.database);
     if (opts.swap && !source) {
@@ -114,7 +129,7 @@ async function restoreBeside(opts: RestoreOptions): Promise<RestoreResult> {
       );
     }
 
-    const proved = await withRestoringDatabase(admin, maintenanceDb, name, manifest.id, (marked) =>
+    const proved = await withRestoringDatabase(admin, scope, named, manifest.id, (marked) =>
       fillAndProve({ admin, marked, name, manifest, copy, pgRestore, like, opts, warn }),
     );
     const result: RestoreResult = {
@@ -138,6 +153,7 @@ async function restoreBeside(opts: RestoreOptions): Promise<RestoreResult> {
     };
     if (opts.swap) {
       const replacedAs = suffixedName(target.database, `__replaced_${timestamp(new Date())}`);
+      await opts.beforeSwap?.(name, replacedAs);
       const terminated = await progress.task(`Swap ${name} in as ${target.database}`, () =>
         swapNames(admin, {
           target: target.database,

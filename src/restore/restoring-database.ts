@@ -1,10 +1,13 @@
 import type pg from 'pg';
+import { carriesToken, databaseToken } from '../database-ledger.js';
 import {
   commentOnDatabase,
   dropAbandoned,
   withMarkedDatabase,
+  type LedgerScope,
   type MarkedDatabase,
 } from '../marked-database.js';
+import { suffixedName, timestamp } from './names.js';
 
 /**
  * While it is being filled, the new database is a marked database
@@ -17,8 +20,17 @@ const RESTORING = 'lifeboat-restoring';
 const UNPROVEN = 'lifeboat-restored-unproven';
 
 /** Drop the databases left half-restored by restores that crashed. Returns their names. */
-export async function dropAbandonedRestores(admin: pg.ClientBase): Promise<string[]> {
-  return dropAbandoned(admin, RESTORING);
+export async function dropAbandonedRestores(
+  admin: pg.ClientBase,
+  scope: LedgerScope,
+): Promise<string[]> {
+  return dropAbandoned(admin, RESTORING, scope);
+}
+
+/** A new restore's default name, `<target>__restored_<yyyymmddhhmmss>_<token>`, and its token. */
+export function restoredName(target: string, at: Date): { name: string; token: string } {
+  const token = databaseToken();
+  return { name: suffixedName(target, `__restored_${timestamp(at)}_${token}`), token };
 }
 
 /**
@@ -28,12 +40,22 @@ export async function dropAbandonedRestores(admin: pg.ClientBase): Promise<strin
  */
 export async function withRestoringDatabase<T>(
   admin: pg.ClientBase,
-  maintenanceDb: string,
-  name: string,
+  where: LedgerScope & { maintenanceDb: string },
+  named: { name: string; token: string },
   backupId: string,
   fn: (marked: MarkedDatabase) => Promise<T>,
 ): Promise<T> {
-  const marked = { kind: RESTORING, name, maintenanceDb, about: { backup: backupId } };
+  // A name the user chose (--as) carries no token: the database is created under one, then renamed.
+  const createAs = carriesToken(named.name, named.token)
+    ? undefined
+    : suffixedName(named.name, `__restoring_${named.token}`);
+  const marked = {
+    kind: RESTORING,
+    ...named,
+    ...(createAs ? { createAs } : {}),
+    ...where,
+    about: { backup: backupId },
+  };
   return withMarkedDatabase(admin, marked, fn);
 }
 

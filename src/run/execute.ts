@@ -14,6 +14,7 @@ import {
 import { knexBatch, knexTableKey, readKnexTables, type KnexTableRef } from './knex-table.js';
 import { finishEvent, recordEvent, type NewEvent, type Undo } from './journal.js';
 import { knexRefOf, type StepState } from './state.js';
+import type { StaleSessionPolicy } from './stale-sessions.js';
 
 /**
  * Running one step (or one undo) with its checkpoint. Transactional work
@@ -32,6 +33,8 @@ export interface StepRunner {
   observeLocks?: (stepId: string, locks: string[]) => void;
   /** The application name steps' own connections announce (a rehearsal finds them by it). */
   applicationName?: string;
+  /** Before a step in doubt is decided: the stopped run's sessions still on the server. */
+  stale?: StaleSessionPolicy;
 }
 
 export class StepFailure extends Error {
@@ -428,9 +431,12 @@ async function runShell(
   })`bash -c ${command}`;
   if (out.exitCode !== 0) {
     const tail = `${out.stderr}\n${out.stdout}`.trim().split('\n').slice(-3).join(' | ');
-    const why = out.signal
-      ? `was stopped by ${out.signal}${out.signal === 'SIGTERM' ? ' (timeout?)' : ''}`
-      : `exited with ${out.exitCode}`;
+    const why =
+      out.signal === 'SIGINT'
+        ? 'was interrupted (Ctrl-C)'
+        : out.signal
+          ? `was stopped by ${out.signal}${out.signal === 'SIGTERM' ? ' (timeout?)' : ''}`
+          : `exited with ${out.exitCode}`;
     throw new Error(redact(`the command ${why}${tail ? `: ${tail}` : ''}`));
   }
 }

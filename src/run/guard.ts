@@ -31,6 +31,8 @@ export interface GuardOptions {
   config: Config;
   target: Target;
   progress: Progress;
+  /** An interrupt stops the guard's own backup and removes what it half did (exit 130). */
+  signal?: AbortSignal;
 }
 
 /** What the guard will do, decided by reading only (what `run --dry-run` shows). */
@@ -62,8 +64,16 @@ export async function guard(opts: GuardOptions): Promise<{ backupId: string; reu
     progress.warn(`${decision.because.message} Taking a new backup.`);
   }
   const config = { ...opts.config, copies: opts.policy.copies };
-  const backup = await takeBackup({ config, target, progress });
-  await verifyBackup({ config, target, backupId: backup.id, progress, checksumsJustRead: true });
+  const { signal } = opts;
+  const backup = await takeBackup({ config, target, progress, signal });
+  await verifyBackup({
+    config,
+    target,
+    backupId: backup.id,
+    progress,
+    checksumsJustRead: true,
+    signal,
+  });
   return { backupId: backup.id, reused: false };
 }
 

@@ -89,6 +89,8 @@ export class KnexSession {
   private readonly instances = new Map<string, Promise<Knex>>();
   /** The run's batch number in each knex table, once known. */
   private readonly batches = new Map<string, number>();
+  /** What knex's sessions announce; a run names itself here before knex connects. */
+  applicationName = 'lifeboat knex';
 
   constructor(
     private readonly target: Target,
@@ -240,10 +242,16 @@ export class KnexSession {
    * Create knex's own tables where they do not exist yet, as knex does before
    * its first migration. Returns the tables created (qualified names), so that
    * a rollback can remove them again and leave exactly the state before the run.
+   * `beforeCreating` is told every table about to be created first: a crash in
+   * between leaves them recorded, not forgotten.
    */
-  async ensureTables(steps: readonly Step[]): Promise<string[]> {
+  async ensureTables(
+    steps: readonly Step[],
+    beforeCreating: (tables: string[]) => Promise<void> = () => Promise.resolve(),
+  ): Promise<string[]> {
     const seen = new Set<string>();
     const created: string[] = [];
+    const missing: string[] = [];
     const knex = await this.instance({});
     for (const step of steps) {
       if (step.kind !== 'knex-migration' || seen.has(knexTableKey(step))) continue;
@@ -263,6 +271,8 @@ export class KnexSession {
       };
       try {
         const before = await existing();
+        missing.push(...names.map((n) => `${schema}.${n}`).filter((t) => !before.has(t)));
+        await beforeCreating([...missing]);
         const { name, ...config } = migratorConfig(step);
         await knex.migrate.list(config);
         created.push(...[...(await existing())].filter((t) => !before.has(t)));
@@ -317,7 +327,7 @@ export class KnexSession {
     const key = `${timeouts.lockTimeoutMs ?? ''}/${timeouts.statementTimeoutMs ?? ''}`;
     let knex = this.instances.get(key);
     if (!knex) {
-      knex = createKnex(this.target, timeouts, (message) => {
+      knex = createKnex(this.target, this.applicationName, timeouts, (message) => {
         // knex warns "migration failed with error: ..." before rethrowing; the error says it better.
         if (
           /^migration (?:file ".*" )?failed|^Can't take lock|^If you are sure migrations/.test(
@@ -391,11 +401,12 @@ function sqlIn(trx: Knex.Transaction): SqlRunner {
 
 async function createKnex(
   target: Target,
+  applicationName: string,
   timeouts: Timeouts,
   warn: (message: string) => void,
 ): Promise<Knex> {
   // Handed to pg as it is (knex's PgConnectionConfig type lags pg's ClientConfig).
-  const connection: ClientConfig = { ...clientConfig(target, 'lifeboat knex') };
+  const connection: ClientConfig = { ...clientConfig(target, applicationName) };
   if (timeouts.lockTimeoutMs !== undefined) connection.lock_timeout = timeouts.lockTimeoutMs;
   if (timeouts.statementTimeoutMs !== undefined)
     connection.statement_timeout = timeouts.statementTimeoutMs;

@@ -1,3 +1,4 @@
+import { databaseLedger } from '../database-ledger.js';
 import { findCopies } from '../repository/catalog.js';
 import type { Config } from '../config.js';
 import { connect, withClient } from '../db.js';
@@ -79,7 +80,11 @@ export async function rehearseRunbook(opts: {
   };
 
   const targetBefore = await readTargetState(opts.target, [JOURNAL_SCHEMA]);
-  const restoreAs = { restoreRole: config.restoreRole, restorePassword: config.restorePassword };
+  const restoreAs = {
+    ledger: databaseLedger(config),
+    restoreRole: config.restoreRole,
+    restorePassword: config.restorePassword,
+  };
   await withScratchDatabase(
     server,
     'rehearse',

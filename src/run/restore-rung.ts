@@ -2,7 +2,8 @@ import type { Config } from '../config.js';
 import { connect } from '../db.js';
 import type { Progress } from '../progress.js';
 import { restoreBackup } from '../restore/restore-backup.js';
-import type { Target } from '../target.js';
+import { pausePoint } from '../faults.js';
+import { withDatabase, type Target } from '../target.js';
 import { unfreezeDatabase } from './freeze.js';
 import {
   ensureJournal,
@@ -21,7 +22,8 @@ import {
  * exactly what users had, and restoring it loses nothing.
  *
  * The restored database carries the journal as it was before the run, so the
- * run and its events are copied into it: the journal never forgets a run.
+ * run and its events are copied into it, before the swap: at no instant does
+ * the database under the target's name forget the run.
  */
 export interface RungResult {
   backupId: string;
@@ -48,6 +50,8 @@ export async function rollBackByRestore(opts: {
     await before.end().catch(() => undefined);
   }
   await opts.release();
+  const note = (replacedAs: string) =>
+    `rolled back by restoring backup ${opts.backupId}; the failed database is kept as ${replacedAs}`;
   const result = await restoreBackup({
     config: opts.config,
     target,
@@ -56,20 +60,23 @@ export async function rollBackByRestore(opts: {
     terminate: true,
     keepOwners: true,
     progress,
+    beforeSwap: async (restored, replacedAs) => {
+      const into = await connect(withDatabase(target, restored), 'lifeboat restore rung');
+      try {
+        await ensureJournal(into);
+        await importRun(into, run, events, note(replacedAs));
+      } finally {
+        await into.end().catch(() => undefined);
+      }
+    },
   });
   const replacedAs = result.swapped!.replacedAs;
+  await pausePoint('restore:swapped');
   const after = await connect(target, 'lifeboat restore rung');
   try {
     // The failed database stays for inspection; neither copy stays frozen.
     await unfreezeDatabase(after, target.database);
     await unfreezeDatabase(after, replacedAs);
-    await ensureJournal(after);
-    await importRun(
-      after,
-      run,
-      events,
-      `rolled back by restoring backup ${opts.backupId}; the failed database is kept as ${replacedAs}`,
-    );
   } finally {
     await after.end().catch(() => undefined);
   }

@@ -13,6 +13,7 @@ import {
 } from './journal.js';
 import { readKnexTruth } from './journal-view.js';
 import { planRollback } from './ladder.js';
+import { settleStaleSessions } from './stale-sessions.js';
 import { touchedByRun, type StepState } from './state.js';
 
 export type Resolutions = Record<string, 'applied' | 'not-applied'>;
@@ -23,6 +24,7 @@ export interface StepOutcome {
     | 'applied'
     | 'already-applied'
     | 'failed'
+    | 'interrupted'
     | 'undone'
     | 'not-run'
     | 'undo-failed'
@@ -46,6 +48,11 @@ export interface RollbackResult {
   /** Steps still applied (or in doubt) afterwards, newest first. */
   remaining: string[];
   proof?: { equal: boolean; differences: Difference[] };
+  /**
+   * The run stopped before its first step and before its pre-run fingerprints
+   * were recorded: it applied nothing, so there is nothing to undo or prove.
+   */
+  nothingApplied?: boolean;
 }
 
 /**
@@ -59,20 +66,44 @@ export async function resolveInDoubt(
 ): Promise<string[]> {
   const undecided: string[] = [];
   // Only a crash leaves `started`; a step that failed part-way is undone by its down instead.
-  for (const state of states.filter(
-    (s) => s.effect === 'in-doubt' && s.last.status === 'started',
-  )) {
+  const doubtful = states.filter((s) => s.effect === 'in-doubt' && s.last.status === 'started');
+  if (doubtful.length > 0 && r.stale) {
+    // Its work may still be running on the server: no query can tell what it did until it ends.
+    const runs = [...new Set(doubtful.map((s) => s.last.runId))];
+    await settleStaleSessions(r.client, runs, r.stale);
+  }
+  for (const state of doubtful) {
     const given = resolutions[state.stepId];
+    const runner = { ...r, runId: state.last.runId };
     const decided = given
       ? { applied: given === 'applied', how: 'by the operator (--resolve)' }
-      : await probeInDoubt({ ...r, runId: state.last.runId }, state);
+      : await probeInDoubt(runner, state);
     if (decided === undefined) {
       undecided.push(state.stepId);
       continue;
     }
-    await recordResolution({ ...r, runId: state.last.runId }, state, decided.applied, decided.how);
+    if (!given && !decided.applied && halfDoneCanBeCleared(state)) {
+      // "Not applied" may still mean half done (an invalid index): its down clears that first.
+      try {
+        await undoStep(runner, state, {});
+      } catch {
+        undecided.push(state.stepId);
+        continue;
+      }
+      decided.how += '; its down cleared what it had half done';
+    }
+    await recordResolution(runner, state, decided.applied, decided.how);
   }
   return undecided;
+}
+
+/** A non-transactional sql or shell up stopped part-way, with a down to clear what it left. */
+function halfDoneCanBeCleared(state: StepState): boolean {
+  return (
+    state.last.direction === 'up' &&
+    !state.last.transactional &&
+    (state.undo?.kind === 'sql' || state.undo?.kind === 'shell')
+  );
 }
 
 /**
@@ -121,6 +152,12 @@ export async function rollbackRun(opts: {
       remaining: touched.map((s) => s.stepId),
     };
   }
+  if (touched.length === 0 && !(await hasPreFingerprints(r.client, r.runId))) {
+    // Stopped between recording the run and fingerprinting: no step ran, the database is as before.
+    await dropCreatedTables(r.client, r.runId);
+    await setRunStatus(r.client, r.runId, 'rolled-back', NOTHING_APPLIED);
+    return { complete: true, outcomes, blockers: [], remaining: [], nothingApplied: true };
+  }
   for (const action of ladder.actions) {
     if (action.kind === 'skip') {
       // Recorded all the same, so the journal no longer counts the check as part of the run.
@@ -166,6 +203,13 @@ export async function rollbackRun(opts: {
   }
   await setRunStatus(r.client, r.runId, 'rolled-back');
   return { complete: true, outcomes, blockers: [], remaining: [], proof };
+}
+
+export const NOTHING_APPLIED =
+  'nothing applied: the run stopped before its first step, so there was nothing to undo';
+
+async function hasPreFingerprints(client: pg.ClientBase, runId: string): Promise<boolean> {
+  return (await loadPreFingerprints(client, runId)) !== undefined;
 }
 
 async function proveRollback(

@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import { connect } from '../db.js';
 import { BadInputError, RollbackIncompleteError, RolledBackError } from '../errors.js';
 import { fingerprintDatabase } from '../fingerprint-session.js';
+import { pausePoint } from '../faults.js';
 import type { Progress } from '../progress.js';
 import { loadRunbook } from '../runbook/load.js';
 import { planRunbook } from '../runbook/plan.js';
@@ -16,6 +17,7 @@ import {
   JOURNAL_SCHEMA,
   ensureJournal,
   insertRun,
+  loadPreFingerprints,
   readEvents,
   readRuns,
   saveCreatedTables,
@@ -24,6 +26,7 @@ import {
   type StepEvent,
 } from './journal.js';
 import { withRunLock } from './lock.js';
+import { announceRun } from './stale-sessions.js';
 import { changesSinceBackup, operatorAdvice } from './advice.js';
 import { newRunId } from './runner-id.js';
 import { KnexSession } from './knex-migration.js';
@@ -53,6 +56,8 @@ export interface RunOptions {
   rehearse: boolean;
   /** Aborted (Ctrl-C): the run stops before its next step and rolls back as a failure would. */
   signal?: AbortSignal;
+  /** End a stopped run's sessions still working on the server instead of waiting for them. */
+  terminateStale?: boolean;
 }
 
 export interface RunReport {
@@ -69,7 +74,8 @@ export interface RunReport {
   rehearsal?: RehearsalRecord;
   status: 'succeeded' | 'rolled-back' | 'needs-operator';
   steps: StepOutcome[];
-  failure?: { stepId: string; error: string; interrupted?: boolean };
+  /** `interrupted`: Ctrl-C, before the step (`during` unset) or while its command ran. */
+  failure?: { stepId: string; error: string; interrupted?: boolean; during?: boolean };
   rollback?: RollbackResult;
   /** What the operator can do, when the run needs one. */
   advice: string[];
@@ -107,7 +113,14 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
       await lockClient.query(`select set_config('application_name', $1, false)`, [
         `lifeboat run ${runId}`,
       ]);
-      const runner: StepRunner = { client, target, runId, directory: runbook.directory, knex };
+      const runner: StepRunner = {
+        client,
+        target,
+        runId,
+        directory: runbook.directory,
+        knex,
+        ...(await announceRun(lockClient, client, knex, runId, opts)),
+      };
 
       const journal = async (): Promise<{ states: Map<string, StepState>; tables: KnexTables }> => {
         const events = await readEvents(client);
@@ -154,6 +167,20 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
       } else {
         report.frozen = (await readFreeze(client, target.database))?.runId === runId;
         await setRunStatus(client, runId, 'running');
+        if (!(await loadPreFingerprints(client, runId))) {
+          // It stopped before its proof was taken; nothing ran since (a step needs the proof first).
+          if (touchedByRun(await readEvents(client), runId, runbook.name).length > 0) {
+            throw new RollbackIncompleteError(
+              `Run ${runId} applied steps without recording the fingerprints that prove a rollback; it cannot be resumed safely.`,
+              {
+                details: [
+                  `Look at the database and decide; \`lifeboat status\` shows what it applied.`,
+                ],
+              },
+            );
+          }
+          await takeProof(report, runner, runbook, target, progress);
+        }
       }
 
       for (const [i, step] of runbook.steps.entries()) {
@@ -177,15 +204,21 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
           report.steps.push({ id: step.id, outcome: 'applied', durationMs: Date.now() - started });
         } catch (err) {
           const error = err instanceof Error ? err.message : String(err);
+          // Ctrl-C reaches a step's command too: stopped by the operator, not a failure of the step.
+          const interrupted = opts.signal?.aborted === true;
           report.steps.push({
             id: step.id,
-            outcome: 'failed',
+            outcome: interrupted ? 'interrupted' : 'failed',
             durationMs: Date.now() - started,
             error,
           });
           for (const rest of runbook.steps.slice(i + 1))
             report.steps.push({ id: rest.id, outcome: 'not-run' });
-          report.failure = { stepId: step.id, error };
+          report.failure = {
+            stepId: step.id,
+            error,
+            ...(interrupted ? { interrupted, during: true } : {}),
+          };
           return await finishRollback(report, runner, runbook, opts);
         }
       }
@@ -229,6 +262,7 @@ async function startRun(
       config: opts.config,
       target,
       progress,
+      ...(opts.signal ? { signal: opts.signal } : {}),
     });
     report.backupId = guarded.backupId;
     if (opts.rehearse) {
@@ -256,12 +290,32 @@ async function startRun(
     pid: process.pid,
     frozenAt: frozenSince,
   });
+  await pausePoint('run:recorded');
+  await takeProof(report, runner, runbook, target, progress);
+}
+
+/**
+ * The fingerprints that will prove a rollback, before the first step. A run
+ * stopped before they were saved applied nothing: a rollback closes it as
+ * such, a resumed run takes them first.
+ */
+async function takeProof(
+  report: RunReport,
+  runner: StepRunner,
+  runbook: Runbook,
+  target: Target,
+  progress: Progress,
+): Promise<void> {
   const before = await progress.task('Fingerprint the database before the first step', () =>
     fingerprintDatabase(target, { excludeSchemas: [JOURNAL_SCHEMA] }),
   );
-  await savePreFingerprints(client, report.runId, before);
+  await pausePoint('run:fingerprinted');
+  await savePreFingerprints(runner.client, report.runId, before);
   // knex creates its bookkeeping tables on first use; a complete rollback removes them again.
-  await saveCreatedTables(client, report.runId, await runner.knex.ensureTables(runbook.steps));
+  const save = (tables: string[]) => saveCreatedTables(runner.client, report.runId, tables);
+  const created = await runner.knex.ensureTables(runbook.steps, save);
+  await pausePoint('run:knex-tables');
+  await save(created);
 }
 
 /** Roll back, record the outcome in the report, and end with exit 5 or 6. */
@@ -281,7 +335,7 @@ async function finishRollback(
   });
   report.rollback = rollback;
   const what = report.failure?.interrupted
-    ? `The run was interrupted before step ${report.failure.stepId}.`
+    ? `The run was interrupted ${report.failure.during ? 'during' : 'before'} step ${report.failure.stepId}.`
     : report.failure
       ? `Step ${report.failure.stepId} failed: ${report.failure.error}.`
       : `Run ${report.runId} was being rolled back when it stopped.`;
@@ -306,7 +360,9 @@ async function finishRollback(
   await thawRun(runner.client, runner.target.database, report.runId, opts.progress);
   // Applied steps now read as undone (or not); the failed step stays "failed", its undo is in report.rollback.
   for (const o of rollback.outcomes) {
-    const entry = report.steps.find((s) => s.id === o.id && s.outcome !== 'failed');
+    const entry = report.steps.find(
+      (s) => s.id === o.id && s.outcome !== 'failed' && s.outcome !== 'interrupted',
+    );
     if (entry && o.outcome !== 'skipped')
       Object.assign(entry, { outcome: o.outcome, ...(o.error ? { error: o.error } : {}) });
   }

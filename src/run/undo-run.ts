@@ -13,6 +13,7 @@ import { knexRefOf } from './state.js';
 import { withRunLock } from './lock.js';
 import { rollbackRun, type Resolutions } from './rollback.js';
 import type { RunReport } from './runner.js';
+import { announceRun } from './stale-sessions.js';
 
 /**
  * `lifeboat rollback [RUN]`: undo a partial or finished run with the undo
@@ -26,10 +27,12 @@ export async function undoRun(opts: {
   runId: string | undefined;
   lockWaitMs: number;
   resolutions: Resolutions;
+  /** End a stopped run's sessions still working on the server instead of waiting for them. */
+  terminateStale?: boolean;
 }): Promise<RunReport> {
   const { progress } = opts;
   const target = writableDuringFreeze(opts.target);
-  return withRunLock(target, opts.runId ?? 'rollback', opts.lockWaitMs, async () => {
+  return withRunLock(target, opts.runId ?? 'rollback', opts.lockWaitMs, async (lockClient) => {
     const client = await connect(target, 'lifeboat rollback');
     const knex = new KnexSession(target, (message) => progress.warn(message));
     try {
@@ -69,6 +72,7 @@ export async function undoRun(opts: {
         runId: run.id,
         directory: process.cwd(),
         knex,
+        ...(await announceRun(lockClient, client, knex, run.id, opts)),
       };
       if (['running', 'rolling-back'].includes(run.status)) {
         // Its process stopped: a knex lock it held is stale.

@@ -65,7 +65,7 @@ steps:
       env: { DATABASE_URL: db.url, LIFEBOAT_SIGNING_KEY: SIGNING_KEY },
     });
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    const scratch = /^lifeboat_rehearse_\d{14}_[0-9a-f]{6}$/;
+    const scratch = /^lifeboat_rehearse_\d{14}_[0-9a-f]{8}$/;
     expect((await readFile(path.join(ws.dir, 'shell-url.txt'), 'utf8')).trim()).toMatch(scratch);
     expect((await readFile(path.join(ws.dir, 'shell-pg.txt'), 'utf8')).trim()).toMatch(scratch);
     const saw = JSON.parse(await readFile(path.join(ws.dir, 'knex-saw.json'), 'utf8')) as Record<

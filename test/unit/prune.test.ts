@@ -3,6 +3,7 @@ import type { CatalogEntry } from '../../src/repository/catalog.js';
 import type { TargetIdentity } from '../../src/identity.js';
 import type { Manifest, VerificationRecord } from '../../src/repository/manifest.js';
 import { planPrune, type PrunePolicy, type UnfinishedRun } from '../../src/prune.js';
+import { planReportPrune } from '../../src/prune-reports.js';
 import type { StoredCopy } from '../../src/repository/copies.js';
 
 const target = { systemIdentifier: '42', database: 'app' } as TargetIdentity;
@@ -172,5 +173,24 @@ describe('planPrune', () => {
     const reason = (id: string): string | undefined => decisions.find((d) => d.id === id)?.reason;
     expect(reason('b1')).toBe('the backup of unfinished run r1 (needs-operator)');
     expect(reason('b3')).toBe('the last verified backup before unfinished run r1 (needs-operator)');
+  });
+});
+
+describe('planReportPrune', () => {
+  const now = new Date('2026-06-01T00:00:00Z');
+  const day = 24 * 3600_000;
+  const report = (base: string, at: string, backupId?: string) => ({ base, at, backupId });
+
+  it('removes the reports of backups no longer listed, whatever their age, and keeps those of listed ones', () => {
+    const reports = [
+      report('a', '2020-01-01T00:00:00Z', 'kept'),
+      report('b', '2026-05-31T00:00:00Z', 'gone'),
+    ];
+    expect(planReportPrune(reports, new Set(['kept']), 30 * day, now)).toEqual([reports[1]]);
+  });
+
+  it('removes a report about no backup only once older than the retention', () => {
+    const reports = [report('old', '2026-04-01T00:00:00Z'), report('new', '2026-05-20T00:00:00Z')];
+    expect(planReportPrune(reports, new Set(), 30 * day, now)).toEqual([reports[0]]);
   });
 });
