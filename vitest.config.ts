@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import LongestFirst from './test/support/longest-first.js';
 
 export default defineConfig({
   test: {
@@ -13,6 +14,7 @@ export default defineConfig({
     // PostgreSQL and the tools it spawns. Every file makes its own databases, stores and
     // workspaces, and asserts only over what it made (other files share the server).
     maxWorkers: 4,
+    sequence: { sequencer: LongestFirst },
     // The JSON report gives CI one plain closing line ("N passed, N failed").
     reporters: ['default', 'json'],
     outputFile: { json: 'test-results.json' },
