@@ -30,6 +30,7 @@ import { announceRun } from './stale-sessions.js';
 import { changesSinceBackup, operatorAdvice } from './advice.js';
 import { newRunId } from './runner-id.js';
 import { KnexSession } from './knex-migration.js';
+import { decideLastRung } from './ladder.js';
 import { knexBatch, knexTableKey, type KnexTables } from './knex-table.js';
 import { rollBackByRestore, type RungResult } from './restore-rung.js';
 import type { RehearsalRecord } from '../repository/manifest.js';
@@ -339,14 +340,17 @@ async function finishRollback(
     : report.failure
       ? `Step ${report.failure.stepId} failed: ${report.failure.error}.`
       : `Run ${report.runId} was being rolled back when it stopped.`;
-  const frozen = (await readFreeze(runner.client, runner.target.database))?.runId === report.runId;
-  if (!rollback.complete && frozen && report.backupId) {
-    // The last rung: the database was frozen since the backup, so restoring it loses nothing.
+  const lastRung = decideLastRung({
+    complete: rollback.complete,
+    frozenByRun: (await readFreeze(runner.client, runner.target.database))?.runId === report.runId,
+    backupId: report.backupId,
+  });
+  if (lastRung.restore) {
     report.restoredBy = await rollBackByRestore({
       config: opts.config,
       target: runner.target,
       runId: report.runId,
-      backupId: report.backupId,
+      backupId: lastRung.backupId,
       progress: opts.progress,
       release: () => runner.client.end(),
     });
