@@ -5,12 +5,8 @@ import { redact } from '../secrets.js';
 import { stepEnvironment, umaskPrefix, withProcessEnv } from '../step-env.js';
 import type { Target } from '../target.js';
 import { pausePoint } from '../faults.js';
-import {
-  KnexMigrationError,
-  type KnexMigrationRef,
-  type KnexSession,
-  type SqlRunner,
-} from './knex-migration.js';
+import type { SqlRunner } from '../db.js';
+import { KnexMigrationError, type KnexMigrationRef, type KnexSession } from './knex-migration.js';
 import { knexBatch, knexTableKey, readKnexTables, type KnexTableRef } from './knex-table.js';
 import { JOURNAL_SCHEMA, finishEvent, recordEvent, type NewEvent, type Undo } from './journal.js';
 import { knexRefOf, type StepState } from './state.js';

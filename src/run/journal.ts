@@ -1,7 +1,7 @@
 import type pg from 'pg';
-import { quoteIdent } from '../db.js';
+import { quoteIdent, type SqlRunner } from '../db.js';
 import { redact } from '../secrets.js';
-import type { KnexMigrationRef, SqlRunner } from './knex-migration.js';
+import type { KnexMigrationRef } from './knex-migration.js';
 
 /**
  * lifeboat's own journal in the target database, in schema lifeboat_journal
