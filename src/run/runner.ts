@@ -32,16 +32,10 @@ import { newRunId } from './runner-id.js';
 import { KnexSession } from './knex-migration.js';
 import { decideLastRung } from './ladder.js';
 import { knexBatch, knexTableKey, type KnexTables } from './knex-table.js';
-import { rollBackByRestore, type RungResult } from './restore-rung.js';
-import type { RehearsalRecord } from '../repository/manifest.js';
+import { rollBackByRestore } from './restore-rung.js';
+import type { RunReport } from './report-types.js';
 import { rehearsalRefusal, rehearseRunbook } from './rehearse.js';
-import {
-  resolveInDoubt,
-  rollbackRun,
-  type Resolutions,
-  type RollbackResult,
-  type StepOutcome,
-} from './rollback.js';
+import { resolveInDoubt, rollbackRun, type Resolutions } from './rollback.js';
 import { knexRefOf, stepStates, touchedByRun, withKnexTruth, type StepState } from './state.js';
 
 export interface RunOptions {
@@ -59,27 +53,6 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** End a stopped run's sessions still working on the server instead of waiting for them. */
   terminateStale?: boolean;
-}
-
-export interface RunReport {
-  runId: string;
-  runbook: string;
-  target: string;
-  backupId: string | null;
-  resumed: boolean;
-  /** The run held the database frozen (other sessions read-only) from before its backup. */
-  frozen: boolean;
-  /** Set when the run was rolled back by restoring its backup (the last rung). */
-  restoredBy?: RungResult;
-  /** The rehearsal on a restored copy, when the run asked for one. */
-  rehearsal?: RehearsalRecord;
-  status: 'succeeded' | 'rolled-back' | 'needs-operator';
-  steps: StepOutcome[];
-  /** `interrupted`: Ctrl-C, before the step (`during` unset) or while its command ran. */
-  failure?: { stepId: string; error: string; interrupted?: boolean; during?: boolean };
-  rollback?: RollbackResult;
-  /** What the operator can do, when the run needs one. */
-  advice: string[];
 }
 
 /**

@@ -13,7 +13,7 @@ import { decideLastRung } from './ladder.js';
 import { knexRefOf } from './state.js';
 import { withRunLock } from './lock.js';
 import { rollbackRun, type Resolutions } from './rollback.js';
-import type { RunReport } from './runner.js';
+import type { RunReport } from './report-types.js';
 import { announceRun } from './stale-sessions.js';
 
 /**
