@@ -57,3 +57,11 @@ export function quoteIdent(name: string): string {
 export function quoteLiteral(value: string): string {
   return pg.escapeLiteral(value);
 }
+
+/**
+ * Runs SQL with `$n` parameters: lifeboat's own pg client, or knex's
+ * transaction (see `sqlIn` in run/knex-migration.ts).
+ */
+export interface SqlRunner {
+  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+}

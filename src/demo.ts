@@ -9,7 +9,8 @@ import { withClient } from './db.js';
 import { RolledBackError } from './errors.js';
 import type { Manifest, VerificationRecord } from './repository/manifest.js';
 import type { Progress } from './progress.js';
-import { runRunbook, type RunReport } from './run/runner.js';
+import type { RunReport } from './run/report-types.js';
+import { runRunbook } from './run/runner.js';
 import { resolveTarget, withDatabase } from './target.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));

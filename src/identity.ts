@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { BadInputError } from './errors.js';
+import { JOURNAL_SCHEMA } from './run/journal.js';
 
 /** What makes a backup "of this target": the server's system identifier and the database. */
 export interface TargetIdentity {
@@ -65,9 +66,10 @@ export async function readWriteCounters(client: pg.ClientBase): Promise<WriteCou
   // lifeboat's journal are not data a restore would lose.
   const res = await client.query<{ writes: string; commits: string; reset: Date | null }>(
     `select coalesce((select sum(n_tup_ins + n_tup_upd + n_tup_del) from pg_stat_user_tables
-                       where schemaname <> 'lifeboat_journal'), 0)::text as writes,
+                       where schemaname <> $1), 0)::text as writes,
             xact_commit::text as commits, stats_reset as reset
        from pg_stat_database where datname = current_database()`,
+    [JOURNAL_SCHEMA],
   );
   const row = res.rows[0];
   return {

@@ -1,6 +1,6 @@
 import type { GateVerdict } from './gate.js';
 import type { Manifest, VerificationRecord } from './repository/manifest.js';
-import type { RunReport } from './run/runner.js';
+import type { RunReport } from './run/report-types.js';
 import { formatBytes, formatDuration } from './units.js';
 
 /**

@@ -4,6 +4,7 @@ import { describeSchema } from './fingerprint.js';
 import { withClient } from './db.js';
 import { schemaObjects } from './schema-objects.js';
 import type { Target } from './target.js';
+import { JOURNAL_SCHEMA } from './run/journal.js';
 
 /**
  * Whether the live schema is still the one a backup holds. A backup taken
@@ -17,10 +18,8 @@ export interface SchemaDrift {
   changes: string[];
 }
 
-const JOURNAL = 'lifeboat_journal';
-
 function inJournal(object: string): boolean {
-  return object === `schema ${JOURNAL}` || object.includes(`${JOURNAL}.`);
+  return object === `schema ${JOURNAL_SCHEMA}` || object.includes(`${JOURNAL_SCHEMA}.`);
 }
 
 /**

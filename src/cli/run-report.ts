@@ -1,4 +1,4 @@
-import type { RunReport } from '../run/runner.js';
+import type { RunReport } from '../run/report-types.js';
 import { formatDuration } from '../units.js';
 
 const marks: Record<string, string> = {

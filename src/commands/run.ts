@@ -14,7 +14,8 @@ import { previewRun, type RunPreview } from '../run/preview.js';
 import { describeHolder } from '../run/lock.js';
 import { renderPlan } from '../runbook/render-plan.js';
 import { showDryRun } from '../cli/dry-run.js';
-import { runRunbook, type RunReport } from '../run/runner.js';
+import type { RunReport } from '../run/report-types.js';
+import { runRunbook } from '../run/runner.js';
 import { parseDuration } from '../units.js';
 
 interface RunArgs extends GlobalArgs {

@@ -11,7 +11,7 @@ import { withDatabase } from '../target.js';
 import { describeDifference } from '../verify.js';
 import { createDatabase } from './create-database.js';
 import { finishRestored, type DatabaseRow } from './database-properties.js';
-import type { RestoreOptions } from './restore-backup.js';
+import type { RestoreOptions } from './restore-options.js';
 import { markUnproven } from './restoring-database.js';
 
 /**

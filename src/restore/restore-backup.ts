@@ -1,15 +1,14 @@
 import { findCopies } from '../repository/catalog.js';
-import type { Config } from '../config.js';
 import { BadInputError, InterruptedError } from '../errors.js';
-import type { Progress } from '../progress.js';
 import { databaseLedger, databaseToken } from '../database-ledger.js';
-import { describeTarget, serverOf, withDatabase, type Target } from '../target.js';
+import { describeTarget, serverOf, withDatabase } from '../target.js';
 import { connectionString } from './connection-string.js';
 import { readDatabase } from './database-properties.js';
 import { fillAndProve } from './fill-and-prove.js';
 import { intactCopy } from './intact-copy.js';
 import { withMaintenanceConnection } from './maintenance-connection.js';
 import { checkName, databaseExists, nameTaken, suffixedName, timestamp } from './names.js';
+import type { RestoreOptions } from './restore-options.js';
 import { restoreTool } from './restore-tool.js';
 import {
   dropAbandonedRestores,
@@ -26,32 +25,6 @@ import { checkSameDatabase, swapNames } from './swap.js';
  * the database it replaces (DESIGN.md promise 5). While it is being filled,
  * the new database is marked as lifeboat's own (./restoring-database.ts).
  */
-export interface RestoreOptions {
-  config: Config;
-  /** The target: the new database is created on its server, beside it. */
-  target: Target;
-  backupId: string;
-  /** Name of the new database; default `<target>__restored_<yyyymmddhhmmss>`. */
-  as?: string;
-  /** After the proof, exchange names with the target. */
-  swap?: boolean;
-  /** With swap: end the sessions connected to either database instead of refusing. */
-  terminate?: boolean;
-  /** Restore owners and privileges (pg_restore without --no-owner --no-privileges). */
-  keepOwners: boolean;
-  /** The database to connect to for creating and renaming; default postgres, else template1. */
-  maintenanceDb?: string;
-  progress: Progress;
-  /** An interrupt: pg_restore stops, the half-restored database is dropped, the target untouched. */
-  signal?: AbortSignal;
-  /**
-   * With swap: called once the restored database is proved, just before the
-   * names are exchanged (the restore rung copies the run's journal into it, so
-   * that no instant after the swap finds the run forgotten).
-   */
-  beforeSwap?: (restored: string, replacedAs: string) => Promise<void>;
-}
-
 export interface RestoreResult {
   backupId: string;
   /** The database holding the restored data, under its current name (the target's after a swap). */

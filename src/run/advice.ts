@@ -3,7 +3,7 @@ import { readCatalog } from '../repository/catalog.js';
 import type { Config } from '../config.js';
 import { changesSince, type ChangeEstimate } from '../freshness.js';
 import { readWriteCounters } from '../identity.js';
-import type { RunReport } from './runner.js';
+import type { RunReport } from './report-types.js';
 
 /**
  * What an operator can do when a rollback stops half-way: the state the

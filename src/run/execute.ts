@@ -5,14 +5,10 @@ import { redact } from '../secrets.js';
 import { stepEnvironment, umaskPrefix, withProcessEnv } from '../step-env.js';
 import type { Target } from '../target.js';
 import { pausePoint } from '../faults.js';
-import {
-  KnexMigrationError,
-  type KnexMigrationRef,
-  type KnexSession,
-  type SqlRunner,
-} from './knex-migration.js';
+import type { SqlRunner } from '../db.js';
+import { KnexMigrationError, type KnexMigrationRef, type KnexSession } from './knex-migration.js';
 import { knexBatch, knexTableKey, readKnexTables, type KnexTableRef } from './knex-table.js';
-import { finishEvent, recordEvent, type NewEvent, type Undo } from './journal.js';
+import { JOURNAL_SCHEMA, finishEvent, recordEvent, type NewEvent, type Undo } from './journal.js';
 import { knexRefOf, type StepState } from './state.js';
 import type { StaleSessionPolicy } from './stale-sessions.js';
 
@@ -389,11 +385,12 @@ async function heldLocks(client: SqlRunner): Promise<string[]> {
     `select l.mode || ' on ' || n.nspname || '.' || c.relname as lock
        from pg_locks l join pg_class c on c.oid = l.relation join pg_namespace n on n.oid = c.relnamespace
       where l.pid = pg_backend_pid() and l.locktype = 'relation' and l.granted
-        and n.nspname not in ('pg_catalog', 'information_schema', 'lifeboat_journal')
+        and n.nspname not in ('pg_catalog', 'information_schema', $1)
         and c.relkind in ('r', 'p', 'm')
       order by case l.mode when 'AccessExclusiveLock' then 0 when 'ExclusiveLock' then 1
                  when 'ShareRowExclusiveLock' then 2 when 'ShareLock' then 3
                  when 'ShareUpdateExclusiveLock' then 4 when 'RowExclusiveLock' then 5 else 6 end, 1`,
+    [JOURNAL_SCHEMA],
   );
   return [...new Set((res.rows as { lock: string }[]).map((r) => r.lock))];
 }

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { quoteIdent, quoteLiteral } from '../db.js';
+import { JOURNAL } from './journal.js';
 import { BadInputError } from '../errors.js';
 import type { Progress } from '../progress.js';
 import type { Target } from '../target.js';
@@ -138,12 +139,11 @@ async function journalUnfreeze(
   runId: string,
 ): Promise<void> {
   const here = await client.query<{ ok: boolean }>(
-    `select current_database() = $1 and to_regclass('lifeboat_journal.runs') is not null as ok`,
-    [database],
+    `select current_database() = $1 and to_regclass($2) is not null as ok`,
+    [database, `${JOURNAL}.runs`],
   );
   if (!here.rows[0]?.ok) return;
-  await client.query(
-    `update lifeboat_journal.runs set unfrozen_at = clock_timestamp() where id = $1`,
-    [runId],
-  );
+  await client.query(`update ${JOURNAL}.runs set unfrozen_at = clock_timestamp() where id = $1`, [
+    runId,
+  ]);
 }

@@ -1,7 +1,7 @@
 import type pg from 'pg';
-import { quoteIdent } from '../db.js';
+import { quoteIdent, type SqlRunner } from '../db.js';
 import { redact } from '../secrets.js';
-import type { KnexMigrationRef, SqlRunner } from './knex-migration.js';
+import type { KnexMigrationRef } from './knex-migration.js';
 
 /**
  * lifeboat's own journal in the target database, in schema lifeboat_journal
@@ -13,10 +13,12 @@ import type { KnexMigrationRef, SqlRunner } from './knex-migration.js';
  * with it, so a rollback never depends on the runbook file still being there.
  */
 export const JOURNAL_SCHEMA = 'lifeboat_journal';
+/** The schema as SQL names it, quoted once here: every query on the journal goes through it. */
+export const JOURNAL = quoteIdent(JOURNAL_SCHEMA);
 
 const DDL = `
-create schema if not exists lifeboat_journal;
-create table if not exists lifeboat_journal.runs (
+create schema if not exists ${JOURNAL};
+create table if not exists ${JOURNAL}.runs (
   id text primary key,
   runbook text not null,
   runbook_file text not null,
@@ -32,8 +34,8 @@ create table if not exists lifeboat_journal.runs (
   created_tables jsonb not null default '[]',
   error text
 );
-create table if not exists lifeboat_journal.steps (
-  run_id text not null references lifeboat_journal.runs (id),
+create table if not exists ${JOURNAL}.steps (
+  run_id text not null references ${JOURNAL}.runs (id),
   seq integer not null,
   step_id text not null,
   kind text not null,
@@ -108,9 +110,9 @@ export async function ensureJournal(client: pg.ClientBase): Promise<void> {
 }
 
 export async function journalExists(client: pg.ClientBase): Promise<boolean> {
-  const res = await client.query<{ ok: boolean }>(
-    `select to_regclass('lifeboat_journal.steps') is not null as ok`,
-  );
+  const res = await client.query<{ ok: boolean }>(`select to_regclass($1) is not null as ok`, [
+    `${JOURNAL}.steps`,
+  ]);
   return res.rows[0]?.ok ?? false;
 }
 
@@ -119,7 +121,7 @@ export async function insertRun(
   run: Omit<RunRow, 'startedAt' | 'finishedAt' | 'error'>,
 ): Promise<void> {
   await client.query(
-    `insert into lifeboat_journal.runs (id, runbook, runbook_file, status, backup_id, host, pid, frozen_at)
+    `insert into ${JOURNAL}.runs (id, runbook, runbook_file, status, backup_id, host, pid, frozen_at)
      values ($1, $2, $3, $4, $5, $6, $7, $8)`,
     [
       run.id,
@@ -142,7 +144,7 @@ export async function setRunStatus(
 ): Promise<void> {
   const ongoing = status === 'running' || status === 'rolling-back';
   await client.query(
-    `update lifeboat_journal.runs set status = $2, error = coalesce($3, error),
+    `update ${JOURNAL}.runs set status = $2, error = coalesce($3, error),
             finished_at = ${ongoing ? 'null' : 'clock_timestamp()'}
       where id = $1`,
     [runId, status, error === null ? null : redact(error)],
@@ -154,7 +156,7 @@ export async function savePreFingerprints(
   runId: string,
   fingerprints: unknown,
 ): Promise<void> {
-  await client.query(`update lifeboat_journal.runs set pre_fingerprints = $2 where id = $1`, [
+  await client.query(`update ${JOURNAL}.runs set pre_fingerprints = $2 where id = $1`, [
     runId,
     JSON.stringify(fingerprints),
   ]);
@@ -169,7 +171,7 @@ export async function saveCreatedTables(
   runId: string,
   tables: string[],
 ): Promise<void> {
-  await client.query(`update lifeboat_journal.runs set created_tables = $2 where id = $1`, [
+  await client.query(`update ${JOURNAL}.runs set created_tables = $2 where id = $1`, [
     runId,
     JSON.stringify(tables),
   ]);
@@ -177,7 +179,7 @@ export async function saveCreatedTables(
 
 export async function dropCreatedTables(client: pg.ClientBase, runId: string): Promise<void> {
   const res = await client.query<{ t: string[] }>(
-    `select created_tables as t from lifeboat_journal.runs where id = $1`,
+    `select created_tables as t from ${JOURNAL}.runs where id = $1`,
     [runId],
   );
   for (const qualified of res.rows[0]?.t ?? []) {
@@ -201,7 +203,7 @@ export async function loadPreFingerprints<T>(
   runId: string,
 ): Promise<T | undefined> {
   const res = await client.query<{ f: T | null }>(
-    `select pre_fingerprints as f from lifeboat_journal.runs where id = $1`,
+    `select pre_fingerprints as f from ${JOURNAL}.runs where id = $1`,
     [runId],
   );
   return res.rows[0]?.f ?? undefined;
@@ -219,8 +221,8 @@ export type NewEvent = Pick<
  */
 export async function recordEvent(client: SqlRunner, e: NewEvent): Promise<number> {
   const res = await client.query(
-    `insert into lifeboat_journal.steps (run_id, seq, step_id, kind, checksum, direction, status, transactional, undo, verify, error, finished_at)
-     values ($1, (select coalesce(max(seq), 0) + 1 from lifeboat_journal.steps where run_id = $1),
+    `insert into ${JOURNAL}.steps (run_id, seq, step_id, kind, checksum, direction, status, transactional, undo, verify, error, finished_at)
+     values ($1, (select coalesce(max(seq), 0) + 1 from ${JOURNAL}.steps where run_id = $1),
              $2, $3, $4, $5, $6, $7, $8, $9, $10, case when $6 = 'started' then null else clock_timestamp() end)
      returning seq`,
     [
@@ -253,7 +255,7 @@ export async function finishEvent(
   nothingRan = false,
 ): Promise<void> {
   await client.query(
-    `update lifeboat_journal.steps set status = $3, error = $4, finished_at = clock_timestamp(),
+    `update ${JOURNAL}.steps set status = $3, error = $4, finished_at = clock_timestamp(),
             transactional = transactional or $5 where run_id = $1 and seq = $2`,
     [runId, seq, status, error === null ? null : redact(error), nothingRan],
   );
@@ -266,7 +268,7 @@ const RUN_COLUMNS = `id, runbook, runbook_file as "runbookFile", status, backup_
 export async function readRuns(client: pg.ClientBase): Promise<RunRow[]> {
   if (!(await journalExists(client))) return [];
   const res = await client.query<RunRow>(
-    `select ${RUN_COLUMNS} from lifeboat_journal.runs order by started_at, id`,
+    `select ${RUN_COLUMNS} from ${JOURNAL}.runs order by started_at, id`,
   );
   return res.rows.map((r) => ({
     ...r,
@@ -283,7 +285,7 @@ export async function readEvents(client: pg.ClientBase): Promise<StepEvent[]> {
   const res = await client.query<StepEvent>(
     `select s.run_id as "runId", r.runbook, s.seq, s.step_id as "stepId", s.kind, s.checksum, s.direction, s.status,
             s.transactional, s.undo, s.verify, s.started_at as "startedAt", s.finished_at as "finishedAt", s.error
-       from lifeboat_journal.steps s join lifeboat_journal.runs r on r.id = s.run_id
+       from ${JOURNAL}.steps s join ${JOURNAL}.runs r on r.id = s.run_id
       order by r.started_at, s.run_id, s.seq`,
   );
   return res.rows.map((e) => ({
@@ -311,7 +313,7 @@ export async function importRun(
   await client.query('begin');
   try {
     await client.query(
-      `insert into lifeboat_journal.runs (id, runbook, runbook_file, status, backup_id, host, pid, started_at, frozen_at, finished_at, error)
+      `insert into ${JOURNAL}.runs (id, runbook, runbook_file, status, backup_id, host, pid, started_at, frozen_at, finished_at, error)
        values ($1, $2, $3, 'rolled-back', $4, $5, $6, $7, $8, clock_timestamp(), $9)
        on conflict (id) do update set status = 'rolled-back', finished_at = clock_timestamp(), error = excluded.error`,
       [
@@ -326,10 +328,10 @@ export async function importRun(
         note,
       ],
     );
-    await client.query(`delete from lifeboat_journal.steps where run_id = $1`, [run.id]);
+    await client.query(`delete from ${JOURNAL}.steps where run_id = $1`, [run.id]);
     for (const e of events) {
       await client.query(
-        `insert into lifeboat_journal.steps (run_id, seq, step_id, kind, checksum, direction, status, transactional, undo, verify, started_at, finished_at, error)
+        `insert into ${JOURNAL}.steps (run_id, seq, step_id, kind, checksum, direction, status, transactional, undo, verify, started_at, finished_at, error)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
         [
           e.runId,

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Knex } from 'knex';
 import type { ClientConfig } from 'pg';
+import type { SqlRunner } from '../db.js';
 import type { Step, Timeouts } from '../runbook/types.js';
 import { redact } from '../secrets.js';
 import { clientConfig, type Target } from '../target.js';
@@ -25,11 +26,6 @@ export interface KnexMigrationRef {
 }
 
 export type KnexDirection = 'up' | 'down';
-
-/** Runs SQL with `$n` parameters: lifeboat's own pg client, or knex's transaction (see `sqlIn`). */
-export interface SqlRunner {
-  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
-}
 
 export interface KnexStepOptions {
   /** Session `lock_timeout` / `statement_timeout` for every connection knex opens. */

@@ -1,5 +1,4 @@
-import { quoteIdent } from '../db.js';
-import type { SqlRunner } from './knex-migration.js';
+import { quoteIdent, type SqlRunner } from '../db.js';
 
 /** A knex bookkeeping table, as a runbook's knex step or a stored undo names it. */
 export interface KnexTableRef {

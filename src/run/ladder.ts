@@ -41,3 +41,26 @@ export function planRollback(touched: readonly StepState[]): RollbackPlan {
   }
   return blockers.length > 0 ? { possible: false, blockers, actions } : { possible: true, actions };
 }
+
+/**
+ * The last rung: when the downs could not bring the database back (a step with
+ * no down, a down that failed, a proof that still differs), restore the run's
+ * backup, but only while the database has been frozen by this run since that
+ * backup was taken, so that restoring it loses no one's writes.
+ */
+export type LastRung =
+  | { restore: true; backupId: string }
+  | { restore: false; why: 'downs-were-enough' | 'not-frozen' | 'no-backup' };
+
+export function decideLastRung(facts: {
+  /** The downs undid every step and the proof holds. */
+  complete: boolean;
+  /** The database is still frozen, and by this run. */
+  frozenByRun: boolean;
+  backupId: string | null;
+}): LastRung {
+  if (facts.complete) return { restore: false, why: 'downs-were-enough' };
+  if (!facts.frozenByRun) return { restore: false, why: 'not-frozen' };
+  if (!facts.backupId) return { restore: false, why: 'no-backup' };
+  return { restore: true, backupId: facts.backupId };
+}

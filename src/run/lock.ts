@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { connect } from '../db.js';
 import { LockHeldError } from '../errors.js';
 import type { Target } from '../target.js';
+import { JOURNAL } from './journal.js';
 
 /**
  * One run at a time per database: a session-level advisory lock on a
@@ -41,7 +42,7 @@ export async function lockHolder(client: pg.ClientBase): Promise<LockHolder | un
   if (runId) {
     const run = await client
       .query<{ id: string; host: string; pid: number; started_at: Date; runbook: string }>(
-        `select id, host, pid, started_at, runbook from lifeboat_journal.runs where id = $1`,
+        `select id, host, pid, started_at, runbook from ${JOURNAL}.runs where id = $1`,
         [runId],
       )
       .catch(() => undefined);

@@ -30,17 +30,12 @@ import { announceRun } from './stale-sessions.js';
 import { changesSinceBackup, operatorAdvice } from './advice.js';
 import { newRunId } from './runner-id.js';
 import { KnexSession } from './knex-migration.js';
+import { decideLastRung } from './ladder.js';
 import { knexBatch, knexTableKey, type KnexTables } from './knex-table.js';
-import { rollBackByRestore, type RungResult } from './restore-rung.js';
-import type { RehearsalRecord } from '../repository/manifest.js';
+import { rollBackByRestore } from './restore-rung.js';
+import type { RunReport } from './report-types.js';
 import { rehearsalRefusal, rehearseRunbook } from './rehearse.js';
-import {
-  resolveInDoubt,
-  rollbackRun,
-  type Resolutions,
-  type RollbackResult,
-  type StepOutcome,
-} from './rollback.js';
+import { resolveInDoubt, rollbackRun, type Resolutions } from './rollback.js';
 import { knexRefOf, stepStates, touchedByRun, withKnexTruth, type StepState } from './state.js';
 
 export interface RunOptions {
@@ -58,27 +53,6 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** End a stopped run's sessions still working on the server instead of waiting for them. */
   terminateStale?: boolean;
-}
-
-export interface RunReport {
-  runId: string;
-  runbook: string;
-  target: string;
-  backupId: string | null;
-  resumed: boolean;
-  /** The run held the database frozen (other sessions read-only) from before its backup. */
-  frozen: boolean;
-  /** Set when the run was rolled back by restoring its backup (the last rung). */
-  restoredBy?: RungResult;
-  /** The rehearsal on a restored copy, when the run asked for one. */
-  rehearsal?: RehearsalRecord;
-  status: 'succeeded' | 'rolled-back' | 'needs-operator';
-  steps: StepOutcome[];
-  /** `interrupted`: Ctrl-C, before the step (`during` unset) or while its command ran. */
-  failure?: { stepId: string; error: string; interrupted?: boolean; during?: boolean };
-  rollback?: RollbackResult;
-  /** What the operator can do, when the run needs one. */
-  advice: string[];
 }
 
 /**
@@ -339,14 +313,17 @@ async function finishRollback(
     : report.failure
       ? `Step ${report.failure.stepId} failed: ${report.failure.error}.`
       : `Run ${report.runId} was being rolled back when it stopped.`;
-  const frozen = (await readFreeze(runner.client, runner.target.database))?.runId === report.runId;
-  if (!rollback.complete && frozen && report.backupId) {
-    // The last rung: the database was frozen since the backup, so restoring it loses nothing.
+  const lastRung = decideLastRung({
+    complete: rollback.complete,
+    frozenByRun: (await readFreeze(runner.client, runner.target.database))?.runId === report.runId,
+    backupId: report.backupId,
+  });
+  if (lastRung.restore) {
     report.restoredBy = await rollBackByRestore({
       config: opts.config,
       target: runner.target,
       runId: report.runId,
-      backupId: report.backupId,
+      backupId: lastRung.backupId,
       progress: opts.progress,
       release: () => runner.client.end(),
     });

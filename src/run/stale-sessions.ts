@@ -2,7 +2,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { InterruptedError } from '../errors.js';
 import type { Progress } from '../progress.js';
-import type { StepRunner } from './execute.js';
 import type { KnexSession } from './knex-migration.js';
 
 /**
@@ -103,7 +102,7 @@ export async function announceRun(
   knex: KnexSession,
   runId: string,
   opts: { progress: Progress; terminateStale?: boolean; signal?: AbortSignal },
-): Promise<Pick<StepRunner, 'applicationName' | 'stale'>> {
+): Promise<{ applicationName: string; stale: StaleSessionPolicy }> {
   await client.query(`select set_config('application_name', $1, false)`, [
     runApplicationName(runId, 'steps'),
   ]);

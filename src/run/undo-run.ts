@@ -9,10 +9,11 @@ import { rollBackByRestore } from './restore-rung.js';
 import { releaseStaleKnexLocks, type StepRunner } from './execute.js';
 import { readEvents, readRuns, setRunStatus } from './journal.js';
 import { KnexSession } from './knex-migration.js';
+import { decideLastRung } from './ladder.js';
 import { knexRefOf } from './state.js';
 import { withRunLock } from './lock.js';
 import { rollbackRun, type Resolutions } from './rollback.js';
-import type { RunReport } from './runner.js';
+import type { RunReport } from './report-types.js';
 import { announceRun } from './stale-sessions.js';
 
 /**
@@ -91,14 +92,17 @@ export async function undoRun(opts: {
       });
       report.rollback = rollback;
       report.steps = rollback.outcomes;
-      const frozen = (await readFreeze(client, target.database))?.runId === run.id;
-      if (!rollback.complete && frozen && run.backupId) {
-        // Still frozen since the backup (a crashed frozen run): restoring it loses nothing.
+      const lastRung = decideLastRung({
+        complete: rollback.complete,
+        frozenByRun: (await readFreeze(client, target.database))?.runId === run.id,
+        backupId: run.backupId,
+      });
+      if (lastRung.restore) {
         report.restoredBy = await rollBackByRestore({
           config: opts.config,
           target,
           runId: run.id,
-          backupId: run.backupId,
+          backupId: lastRung.backupId,
           progress,
           release: () => client.end(),
         });
