@@ -1,18 +1,21 @@
-import { readdir } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli, runJson, workspace } from './support/cli.js';
 
-async function leftovers(): Promise<string[]> {
-  return (await readdir(os.tmpdir())).filter((n) => n.startsWith('lifeboat-demo-'));
+/** What a demo left in `tmp`, its own TMPDIR (other files run demos meanwhile). */
+async function leftovers(tmp: string): Promise<string[]> {
+  return (await readdir(tmp)).filter((n) => n.startsWith('lifeboat-demo-'));
 }
 
 describe('lifeboat demo', () => {
   it('shows backup, verification, steps, failure, rollback and proof, and leaves nothing behind', async () => {
     const ws = await workspace();
-    const before = await leftovers();
+    const tmp = await mkdtemp(path.join(os.tmpdir(), 'lb-demo-'));
+    await chmod(tmp, 0o755); // the demo's server runs as another OS user when we are root
     try {
-      const r = await runCli(['demo'], { cwd: ws.dir });
+      const r = await runCli(['demo'], { cwd: ws.dir, env: { TMPDIR: tmp } });
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toMatch(/3\. Backup \S+: .* dumped at one snapshot, 4 tables fingerprinted/);
       expect(r.stdout).toMatch(
@@ -23,11 +26,12 @@ describe('lifeboat demo', () => {
       );
       expect(r.stdout).toMatch(/rollback: backfill-email-normalized → add-email-normalized/);
       expect(r.stdout).toMatch(/proof: every table, sequence, large object and the schema match/);
-      expect(await leftovers()).toEqual(before);
+      expect(await leftovers(tmp)).toEqual([]);
       // The demo ran on its own server, which must be gone: its password never printed either.
       expect(r.stdout).not.toMatch(/postgres:\/\/lifeboat:[^*]/);
     } finally {
       await ws.cleanup();
+      await rm(tmp, { recursive: true, force: true });
     }
   });
 

@@ -1,4 +1,4 @@
-import { readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -113,11 +113,19 @@ describe('a typo on the command line stops before anything runs (exit 2)', () =>
       await empty.cleanup();
     }
 
-    const demos = async (): Promise<string[]> =>
-      (await readdir(os.tmpdir())).filter((n) => n.startsWith('lifeboat-demo-'));
-    const demosBefore = await demos();
-    expectUsageError(await runCli(['demo', '--freez'], { cwd: ws.dir }), '--freez');
-    expect(await demos()).toEqual(demosBefore);
+    // A temporary directory of its own: other files run demos meanwhile.
+    const tmp = await mkdtemp(path.join(os.tmpdir(), 'lb-usage-'));
+    try {
+      const demos = async (): Promise<string[]> =>
+        (await readdir(tmp)).filter((n) => n.startsWith('lifeboat-demo-'));
+      expectUsageError(
+        await runCli(['demo', '--freez'], { cwd: ws.dir, env: { TMPDIR: tmp } }),
+        '--freez',
+      );
+      expect(await demos()).toEqual([]);
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
   });
 
   it('a value missing, an unknown subcommand, a sign, and --json', async () => {
