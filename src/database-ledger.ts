@@ -41,9 +41,14 @@ export function databaseToken(): string {
   return randomBytes(4).toString('hex');
 }
 
-/** Does `name` carry `token` as lifeboat writes it? Only such a name is ever dropped unmarked. */
+/**
+ * Does `name` carry `token` as lifeboat writes it (`…_<yyyymmddhhmmss>_<token>`,
+ * or `…__restoring_<token>` for a restore under a chosen name)? Only such a
+ * name is ever dropped unmarked: a ledger entry someone else wrote cannot
+ * reach a database merely named `…_<8 hex>`.
+ */
 export function carriesToken(name: string, token: string): boolean {
-  return /^[0-9a-f]{8}$/.test(token) && name.endsWith(`_${token}`);
+  return /^[0-9a-f]{8}$/.test(token) && new RegExp(`(_\\d{14}|__restoring)_${token}$`).test(name);
 }
 
 /** The entry for a database about to be created by this process. */
