@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { readCatalog, resolveBackupId, type CatalogEntry } from '../repository/catalog.js';
+import { findBackup, readCatalog, type CatalogEntry } from '../repository/catalog.js';
 import { globalOptions, targetFor, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
@@ -79,24 +79,15 @@ export const backupsCommand: CommandModule<object, BackupsArgs> = {
           emit(argv, { prune }, pruneLines(prune));
           return;
         }
-        const entries = await readCatalog(config.destinations, config.signingKey);
         if (argv.action === 'list') {
+          const entries = await readCatalog(config.destinations, config.signingKey);
           emit(argv, { backups: entries.map(summary) }, listLines(entries));
         } else if (argv.action === 'show') {
-          const id =
-            argv.id === 'latest'
-              ? await resolveBackupId('latest', {
-                  destinations: config.destinations,
-                  key: config.signingKey,
-                  target: targetFor(argv, config),
-                })
-              : argv.id;
-          const entry = entries.find((e) => e.id === id);
-          if (!argv.id || !entry) {
-            throw new BadInputError(
-              `No backup ${argv.id ?? '(no id given)'}; see \`lifeboat backups list\`.`,
-            );
-          }
+          const entry = await findBackup(argv.id, {
+            destinations: config.destinations,
+            key: config.signingKey,
+            target: () => targetFor(argv, config),
+          });
           const doc = {
             backup: {
               ...summary(entry),

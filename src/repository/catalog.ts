@@ -138,12 +138,35 @@ export async function resolveBackupId(
   if (id !== 'latest') return id;
   const identity = await withClient(opts.target, readIdentity);
   const latest = latestFor(await readCatalog(opts.destinations, opts.key), identity);
-  if (!latest) {
-    throw new BadInputError(
-      `There is no backup of ${describeTarget(opts.target)}, so "latest" names nothing; run \`lifeboat backup\` first.`,
-    );
-  }
+  if (!latest) throw nothingLatest(opts.target);
   return latest.id;
+}
+
+/**
+ * `backups show ID` or `backups show latest`: the backup's catalog entry,
+ * damaged manifest and all (the caller says what damage means). Refused
+ * when the repository has no such backup.
+ */
+export async function findBackup(
+  name: string | undefined,
+  opts: { destinations: Destination[]; key: string | undefined; target: () => Target },
+): Promise<CatalogEntry> {
+  const entries = await readCatalog(opts.destinations, opts.key);
+  const entry =
+    name === 'latest'
+      ? latestFor(entries, await withClient(opts.target(), readIdentity))
+      : entries.find((e) => e.id === name);
+  if (!entry && name === 'latest') throw nothingLatest(opts.target());
+  if (!entry) {
+    throw new BadInputError(`No backup ${name ?? '(no id given)'}; see \`lifeboat backups list\`.`);
+  }
+  return entry;
+}
+
+function nothingLatest(target: Target): BadInputError {
+  return new BadInputError(
+    `There is no backup of ${describeTarget(target)}, so "latest" names nothing; run \`lifeboat backup\` first.`,
+  );
 }
 
 /** A destination whose copies could not be listed: a store that is down, refused credentials. */
