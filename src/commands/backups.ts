@@ -5,7 +5,7 @@ import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
 import { confirm } from '../cli/confirm.js';
 import { loadConfig } from '../config.js';
-import { pruneBackups, type PruneOutcome } from '../prune-backups.js';
+import { pruneBackups, type PruneOutcome } from '../prune/prune-backups.js';
 import { BadInputError, VerificationFailedError } from '../errors.js';
 import { redact } from '../secrets.js';
 import { formatBytes } from '../units.js';

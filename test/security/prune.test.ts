@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CatalogEntry } from '../../src/repository/catalog.js';
 import type { TargetIdentity } from '../../src/identity.js';
 import type { Manifest, VerificationRecord } from '../../src/repository/manifest.js';
-import { planPrune } from '../../src/prune.js';
+import { planPrune } from '../../src/prune/policy.js';
 import type { StoredCopy } from '../../src/repository/copies.js';
 import { backupDirs, smallDatabase } from '../support/backups.js';
 import { runCli, runJson, workspace } from '../support/cli.js';

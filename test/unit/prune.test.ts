@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { CatalogEntry } from '../../src/repository/catalog.js';
 import type { TargetIdentity } from '../../src/identity.js';
 import type { Manifest, VerificationRecord } from '../../src/repository/manifest.js';
-import { planPrune, type PrunePolicy, type UnfinishedRun } from '../../src/prune.js';
-import { planReportPrune } from '../../src/prune-reports.js';
+import { planPrune, type PrunePolicy, type UnfinishedRun } from '../../src/prune/policy.js';
+import { planReportPrune } from '../../src/prune/reports.js';
 import type { StoredCopy } from '../../src/repository/copies.js';
 
 const target = { systemIdentifier: '42', database: 'app' } as TargetIdentity;

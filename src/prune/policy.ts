@@ -1,5 +1,5 @@
-import type { CatalogEntry } from './repository/catalog.js';
-import { sameTarget, type TargetIdentity } from './identity.js';
+import type { CatalogEntry } from '../repository/catalog.js';
+import { sameTarget, type TargetIdentity } from '../identity.js';
 
 /**
  * Which copies `backups prune` removes, as a pure decision, destination by

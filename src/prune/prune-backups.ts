@@ -1,15 +1,15 @@
 import path from 'node:path';
-import type { Config } from './config.js';
-import { withClient } from './db.js';
-import { BadInputError, errorMessage } from './errors.js';
-import { readIdentity, type TargetIdentity } from './identity.js';
-import { planPrune, type PruneDecision, type UnfinishedRun } from './prune.js';
-import { listReports, planReportPrune, removeReport } from './prune-reports.js';
-import { readCatalog } from './repository/catalog.js';
-import { removeCopy } from './repository/copies.js';
-import { reportsDir } from './repository/home.js';
-import { readRuns } from './run/journal.js';
-import { describeTarget, type Target } from './target.js';
+import type { Config } from '../config.js';
+import { withClient } from '../db.js';
+import { BadInputError, errorMessage } from '../errors.js';
+import { readIdentity, type TargetIdentity } from '../identity.js';
+import { planPrune, type PruneDecision, type UnfinishedRun } from './policy.js';
+import { listReports, planReportPrune, removeReport } from './reports.js';
+import { readCatalog } from '../repository/catalog.js';
+import { removeCopy } from '../repository/copies.js';
+import { reportsDir } from '../repository/home.js';
+import { readRuns } from '../run/journal.js';
+import { describeTarget, type Target } from '../target.js';
 
 export interface PruneOutcome {
   dryRun: boolean;
