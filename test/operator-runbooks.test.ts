@@ -946,7 +946,10 @@ steps:
       process.kill(run.child.pid!, 'SIGSTOP');
       const holderPid = (await value(
         s.db,
-        `select pid from pg_stat_activity where datname = current_database() and application_name like 'lifeboat run %'`,
+        // The run has more than one session; the holder is the one with the advisory lock.
+        `select a.pid from pg_stat_activity a join pg_locks l on l.pid = a.pid
+          where a.datname = current_database() and a.application_name like 'lifeboat run %'
+            and l.locktype = 'advisory' and l.granted`,
       )) as number;
       const sh = new OperatorShell(s.dir, { DATABASE_URL: s.db.url, RUNBOOK: 'upgrade.yaml' });
 
