@@ -1,11 +1,11 @@
 import { findCopies } from '../repository/catalog.js';
-import { BadInputError, InterruptedError } from '../errors.js';
+import { BadInputError, InterruptedError, VerificationFailedError } from '../errors.js';
 import { databaseLedger, databaseToken } from '../database-ledger.js';
 import { describeTarget, serverOf, withDatabase } from '../target.js';
 import { connectionString } from './connection-string.js';
 import { readDatabase } from './database-properties.js';
 import { fillAndProve } from './fill-and-prove.js';
-import { intactCopy } from './intact-copy.js';
+import { checkCopies, chooseCopies, copyProblems } from './copies.js';
 import { withMaintenanceConnection } from './maintenance-connection.js';
 import { checkName, databaseExists, nameTaken, suffixedName, timestamp } from './names.js';
 import type { RestoreOptions } from './restore-options.js';
@@ -86,7 +86,25 @@ async function restoreBeside(opts: RestoreOptions): Promise<RestoreResult> {
       );
     }
 
-    const { copy, manifest } = await intactCopy(copies, config.signingKey, progress, warn);
+    // One intact copy is enough to restore; the others are read only when it is not.
+    const { checks, manifest } = await checkCopies(
+      copies,
+      config.signingKey,
+      progress,
+      'full',
+      true,
+    );
+    const [copy] = chooseCopies(copies, checks);
+    if (!copy || !manifest) {
+      throw new VerificationFailedError(
+        `Backup ${opts.backupId} has no intact copy, so it cannot be restored; nothing was created.`,
+        { details: copyProblems(checks) },
+      );
+    }
+    const skipped = checks.filter((c) => !c.intact);
+    if (skipped.length > 0) {
+      warn(`Skipped damaged copies of the backup: ${copyProblems(skipped).join('; ')}`);
+    }
     if (opts.swap) {
       await checkSameDatabase(admin, manifest, target);
       if (!opts.terminate) {

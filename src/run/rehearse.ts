@@ -7,13 +7,13 @@ import { fingerprintDatabase } from '../fingerprint-session.js';
 import { bindingOf, type RehearsalRecord } from '../repository/manifest.js';
 import type { Progress } from '../progress.js';
 import { REHEARSALS_DIR, writeRecord } from '../repository/copies.js';
+import { checkCopies, chooseCopies, copyProblems } from '../restore/copies.js';
 import { restoreTool } from '../restore/restore-tool.js';
 import { runbookChecksum } from '../runbook/checksum.js';
 import type { Runbook } from '../runbook/types.js';
 import { restoreIntoScratch, withScratchDatabase } from '../scratch.js';
 import { scratchServer, type Target } from '../target.js';
 import { readTargetState, targetChange, waitForSessionsToLeave } from '../target-watch.js';
-import { checkCopies } from '../verify.js';
 import { applyStep, type StepRunner } from './execute.js';
 import { readKnexTruth } from './journal-view.js';
 import { withKnexSession } from './knex-migration.js';
@@ -47,14 +47,10 @@ export async function rehearseRunbook(opts: {
   const intactCopies = copies.filter((c) =>
     checks.some((k) => k.destination === c.destination && k.intact),
   );
-  // The cheapest to restore: a plain local copy is read in place.
-  const intact =
-    intactCopies.find(
-      (c) => !c.remote && !checks.find((k) => k.destination === c.destination)!.encrypted,
-    ) ?? intactCopies[0];
+  const [intact] = chooseCopies(copies, checks);
   if (!manifest || !intact) {
     throw new GuardRefusedError(`Backup ${backupId} has no intact copy to rehearse on.`, {
-      details: checks.flatMap((c) => c.problems.map((p) => `${c.destination}: ${p}`)),
+      details: copyProblems(checks),
     });
   }
   const server = scratchServer(config.scratchUrl, opts.target);
