@@ -1,14 +1,11 @@
-import { databaseLedger } from './database-ledger.js';
 import type { Config } from './config.js';
-import { withClient } from './db.js';
 import {
   BadInputError,
   InterruptedError,
   VerificationFailedError,
   errorMessage,
 } from './errors.js';
-import { compareFingerprints, type Difference } from './fingerprint.js';
-import { fingerprintDatabase } from './fingerprint-session.js';
+import type { Difference } from './fingerprint.js';
 import { manifestDigest, type Manifest, type VerificationRecord } from './repository/manifest.js';
 import { pausePoint } from './faults.js';
 import type { Progress } from './progress.js';
@@ -20,8 +17,8 @@ import {
   copyProblems,
   type CopyCheck,
 } from './restore/copies.js';
-import { restoreTool } from './restore/restore-tool.js';
-import { restoreIntoScratch, withScratchDatabase } from './scratch.js';
+import { describeDifference, restoreAndProve } from './restore/prove.js';
+import { intoScratch, withScratchDatabase } from './restore/scratch.js';
 import { describeTarget, scratchServer, type Target } from './target.js';
 import { findCopies, resolveBackupId } from './repository/catalog.js';
 
@@ -204,45 +201,27 @@ async function restoreAndCompare(
   let scratchName = '';
   let role: string | undefined;
   try {
-    const pgRestore = await withClient(server, (admin) =>
-      restoreTool(admin, manifest, config.pgBinDir),
-    );
-    await withScratchDatabase(
-      server,
-      'verify',
-      manifest.id,
-      async (scratch) => {
-        scratchName = scratch.name;
-        role = scratch.restorer.user;
-        const restoreStarted = Date.now();
-        await progress.task(
-          `Restore the copy in ${copy.destination} into scratch database ${scratch.name}`,
-          (update) =>
-            restoreIntoScratch(scratch, {
-              copy,
-              manifest,
-              config,
-              pgRestore,
-              update,
-              signal: opts.signal,
-            }),
-        );
-        restoreMs = Date.now() - restoreStarted;
-        await pausePoint('verify:restored');
-        const found = await progress.task('Fingerprint the restored copy', (update) =>
-          fingerprintDatabase(scratch.target, { onProgress: update, signal: opts.signal }),
-        );
-        differences = await progress.task('Compare fingerprints', () =>
-          Promise.resolve(compareFingerprints(manifest.fingerprints, found)),
-        );
-      },
-      {
-        ledger: databaseLedger(config),
-        encoding: manifest.target.encoding,
-        restoreRole: config.restoreRole,
-        restorePassword: config.restorePassword,
-      },
-    );
+    await withScratchDatabase(server, 'verify', manifest, config, async (scratch) => {
+      scratchName = scratch.name;
+      role = scratch.restorer.user;
+      ({ differences } = await restoreAndProve({
+        copy,
+        manifest,
+        config,
+        ...intoScratch(scratch),
+        signal: opts.signal,
+        progress,
+        tasks: {
+          restore: `Restore the copy in ${copy.destination} into scratch database ${scratch.name}`,
+          fingerprint: 'Fingerprint the restored copy',
+          compare: 'Compare fingerprints',
+        },
+        restored: async (ms) => {
+          restoreMs = ms;
+          await pausePoint('verify:restored');
+        },
+      }));
+    });
     return { restoreMs, differences, scratchName, role };
   } catch (err) {
     // Missing tools, keys or an unreachable scratch server are bad input, not a verdict on the
@@ -250,8 +229,4 @@ async function restoreAndCompare(
     if (err instanceof BadInputError || opts.signal?.aborted) throw err;
     return { restoreMs, differences, error: errorMessage(err), scratchName, role };
   }
-}
-
-export function describeDifference(d: Difference): string {
-  return `${d.kind} ${d.object}: expected ${d.expected}, found ${d.found}`;
 }

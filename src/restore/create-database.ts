@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { quoteIdent, quoteLiteral } from '../db.js';
+import { BadInputError } from '../errors.js';
 import type { DatabaseRow } from './database-properties.js';
 import { createdbGap, privilegeError } from '../privileges.js';
 import { nameTaken } from './names.js';
@@ -10,21 +11,28 @@ import { sqlState } from './sql-state.js';
  * target's collation and character classes when the backup is of the target,
  * so that a swapped-in copy sorts as the original did. Falls back to the
  * server's defaults, then to the C locale (which fits every encoding).
+ * `what` names the database in a refusal for want of privileges.
  */
 export async function createDatabase(
   admin: pg.ClientBase,
   name: string,
-  encoding: string,
-  like: DatabaseRow | undefined,
-  warn: (message: string) => void,
+  how: {
+    encoding?: string;
+    like?: DatabaseRow;
+    what: 'A restore' | 'A scratch database';
+    warn: (message: string) => void;
+  },
 ): Promise<void> {
-  const base = `create database ${quoteIdent(name)} template template0 encoding ${quoteLiteral(encoding)}`;
-  const attempts = [base, `${base} locale 'C'`];
+  const { encoding, like, warn } = how;
+  const base = `create database ${quoteIdent(name)} template template0`;
+  if (!encoding) return void (await attempt(admin, name, base, how.what));
+  const encoded = `${base} encoding ${quoteLiteral(encoding)}`;
+  const attempts = [encoded, `${encoded} locale 'C'`];
   const locale = like ? localeOptions(like) : '';
-  if (locale) attempts.unshift(`${base} ${locale}`);
+  if (locale) attempts.unshift(`${encoded} ${locale}`);
   for (const [i, sql] of attempts.entries()) {
     try {
-      await admin.query(sql);
+      await attempt(admin, name, sql, how.what);
       if (i === attempts.length - 1) {
         warn(
           `${name} was created with the C locale: the server's default locale does not fit ${encoding}.`,
@@ -36,14 +44,29 @@ export async function createDatabase(
       }
       return;
     } catch (err) {
-      const code = sqlState(err);
-      if (code === '42P04') throw nameTaken(name);
-      if (code === '42501') {
-        const role = await admin.query<{ r: string }>('select current_user as r');
-        throw privilegeError([createdbGap(role.rows[0]!.r)], 'A restore');
-      }
-      if (i === attempts.length - 1) throw err;
+      if (err instanceof BadInputError || i === attempts.length - 1) throw err;
     }
+  }
+}
+
+/** One `create database`: a name taken and a role that may not create databases are refusals. */
+async function attempt(
+  admin: pg.ClientBase,
+  name: string,
+  sql: string,
+  what: string,
+): Promise<void> {
+  try {
+    await admin.query(sql);
+  } catch (err) {
+    const code = sqlState(err);
+    if (code === '42P04') throw nameTaken(name);
+    if (code === '42501') {
+      // Not a verdict on the backup: the role may not create databases here.
+      const role = await admin.query<{ r: string }>('select current_user as r');
+      throw privilegeError([createdbGap(role.rows[0]!.r)], what);
+    }
+    throw err;
   }
 }
 

@@ -1,14 +1,11 @@
 import type pg from 'pg';
 import { BadInputError, VerificationFailedError, errorMessage } from '../errors.js';
 import { pausePoint } from '../faults.js';
-import { compareFingerprints } from '../fingerprint.js';
-import { fingerprintDatabase } from '../fingerprint-session.js';
 import type { Manifest } from '../repository/manifest.js';
 import type { MarkedDatabase } from '../marked-database.js';
 import type { StoredCopy } from '../repository/copies.js';
-import { restoreCopy } from '../restore-copy.js';
 import { withDatabase } from '../target.js';
-import { describeDifference } from '../verify.js';
+import { describeDifference, restoreAndProve } from './prove.js';
 import { createDatabase } from './create-database.js';
 import { finishRestored, type DatabaseRow } from './database-properties.js';
 import type { RestoreOptions } from './restore-options.js';
@@ -34,29 +31,29 @@ export async function fillAndProve(p: {
   const { admin, name, manifest, opts } = p;
   const into = withDatabase(opts.target, name);
   await p.marked.create((as) =>
-    createDatabase(admin, as, manifest.target.encoding, p.like, p.warn),
-  );
-  const started = Date.now();
-  await opts.progress.task(`Restore backup ${manifest.id} into new database ${name}`, (update) =>
-    restoreCopy({
-      copy: p.copy,
-      manifest,
-      config: opts.config,
-      pgRestore: p.pgRestore,
-      into,
-      keepOwners: opts.keepOwners,
-      update,
-      signal: opts.signal,
-    }).catch((err: unknown) => {
-      throw opts.signal?.aborted ? err : restoreFailure(manifest.id, err, opts.keepOwners);
+    createDatabase(admin, as, {
+      encoding: manifest.target.encoding,
+      like: p.like,
+      what: 'A restore',
+      warn: p.warn,
     }),
   );
-  const restoreMs = Date.now() - started;
-  await pausePoint('restore:restored');
-  const found = await opts.progress.task(`Fingerprint ${name}`, (update) =>
-    fingerprintDatabase(into, { onProgress: update, signal: opts.signal }),
-  );
-  const differences = compareFingerprints(manifest.fingerprints, found);
+  const { restoreMs, differences } = await restoreAndProve({
+    copy: p.copy,
+    manifest,
+    config: opts.config,
+    pgRestore: p.pgRestore,
+    into,
+    keepOwners: opts.keepOwners,
+    signal: opts.signal,
+    progress: opts.progress,
+    tasks: {
+      restore: `Restore backup ${manifest.id} into new database ${name}`,
+      fingerprint: `Fingerprint ${name}`,
+    },
+    restored: () => pausePoint('restore:restored'),
+    restoreFailed: (err) => restoreFailure(manifest.id, err, opts.keepOwners),
+  });
   if (differences.length > 0) {
     await markUnproven(admin, name, manifest.id, differences.length);
     p.marked.keep();

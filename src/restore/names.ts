@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { databaseToken } from '../database-ledger.js';
 import { BadInputError } from '../errors.js';
 
 /** PostgreSQL silently truncates longer names, which could land on another database. */
@@ -16,6 +17,16 @@ export function suffixedName(base: string, suffix: string): string {
 /** `yyyymmddhhmmss`, UTC, as in the names lifeboat gives databases. */
 export function timestamp(at: Date): string {
   return at.toISOString().replace(/\D/g, '').slice(0, 14);
+}
+
+/**
+ * The name of a database lifeboat creates, `<base><tag>_<yyyymmddhhmmss>_<token>`
+ * within 63 bytes, and its token: a scratch database (`lifeboat_verify_…`), a
+ * restore's default name (`<target>__restored_…`).
+ */
+export function stampedName(base: string, tag: string, at: Date): { name: string; token: string } {
+  const token = databaseToken();
+  return { name: suffixedName(base, `${tag}_${timestamp(at)}_${token}`), token };
 }
 
 export function checkName(name: string, flag: string): void {

@@ -9,7 +9,7 @@ import { checkCopies, chooseCopies, copyProblems } from './copies.js';
 import { withMaintenanceConnection } from './maintenance-connection.js';
 import { checkName, databaseExists, nameTaken, suffixedName, timestamp } from './names.js';
 import type { RestoreOptions } from './restore-options.js';
-import { restoreTool } from './restore-tool.js';
+import { restoreTool } from './prove.js';
 import {
   dropAbandonedRestores,
   restoredName,

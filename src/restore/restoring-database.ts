@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { carriesToken, databaseToken } from '../database-ledger.js';
+import { carriesToken } from '../database-ledger.js';
 import {
   commentOnDatabase,
   dropAbandoned,
@@ -7,7 +7,7 @@ import {
   type LedgerScope,
   type MarkedDatabase,
 } from '../marked-database.js';
-import { suffixedName, timestamp } from './names.js';
+import { stampedName, suffixedName } from './names.js';
 
 /**
  * While it is being filled, the new database is a marked database
@@ -29,8 +29,7 @@ export async function dropAbandonedRestores(
 
 /** A new restore's default name, `<target>__restored_<yyyymmddhhmmss>_<token>`, and its token. */
 export function restoredName(target: string, at: Date): { name: string; token: string } {
-  const token = databaseToken();
-  return { name: suffixedName(target, `__restored_${timestamp(at)}_${token}`), token };
+  return stampedName(target, '__restored', at);
 }
 
 /**

@@ -1,17 +1,16 @@
-import { databaseLedger } from '../database-ledger.js';
 import { findCopies } from '../repository/catalog.js';
 import type { Config } from '../config.js';
-import { connect, withClient } from '../db.js';
+import { connect } from '../db.js';
 import { GuardRefusedError } from '../errors.js';
 import { fingerprintDatabase } from '../fingerprint-session.js';
 import { bindingOf, type RehearsalRecord } from '../repository/manifest.js';
 import type { Progress } from '../progress.js';
 import { REHEARSALS_DIR, writeRecord } from '../repository/copies.js';
 import { checkCopies, chooseCopies, copyProblems } from '../restore/copies.js';
-import { restoreTool } from '../restore/restore-tool.js';
+import { restoreCopy } from '../restore/prove.js';
 import { runbookChecksum } from '../runbook/checksum.js';
 import type { Runbook } from '../runbook/types.js';
-import { restoreIntoScratch, withScratchDatabase } from '../scratch.js';
+import { intoScratch, withScratchDatabase } from '../restore/scratch.js';
 import { scratchServer, type Target } from '../target.js';
 import { readTargetState, targetChange, waitForSessionsToLeave } from '../target-watch.js';
 import { applyStep, type StepRunner } from './execute.js';
@@ -54,10 +53,6 @@ export async function rehearseRunbook(opts: {
     });
   }
   const server = scratchServer(config.scratchUrl, opts.target);
-  // The same choice verify and restore make: the server's version, and able to read the archive.
-  const pgRestore = await withClient(server, (admin) =>
-    restoreTool(admin, manifest, config.pgBinDir),
-  );
   const record: RehearsalRecord = {
     at: new Date().toISOString(),
     ...bindingOf(manifest),
@@ -76,110 +71,99 @@ export async function rehearseRunbook(opts: {
   };
 
   const targetBefore = await readTargetState(opts.target, [JOURNAL_SCHEMA]);
-  const restoreAs = {
-    ledger: databaseLedger(config),
-    restoreRole: config.restoreRole,
-    restorePassword: config.restorePassword,
-  };
-  await withScratchDatabase(
-    server,
-    'rehearse',
-    backupId,
-    async (scratch) => {
-      await progress.task(
-        `Restore backup ${backupId} into ${scratch.name} for the rehearsal`,
-        (update) =>
-          restoreIntoScratch(scratch, { copy: intact, manifest, config, pgRestore, update }),
-      );
-      const client = await connect(scratch.target, 'lifeboat rehearsal');
-      await withKnexSession(scratch.target, async (knex) => {
-        await ensureJournal(client);
-        const runId = `rehearsal-${newRunId()}`;
-        await insertRun(client, {
-          id: runId,
-          runbook: runbook.name,
-          runbookFile: runbook.file,
-          status: 'running',
-          backupId,
-          host: 'rehearsal',
-          pid: process.pid,
-          frozenAt: null,
-        });
-        const before = await fingerprintDatabase(scratch.target, {
-          excludeSchemas: [JOURNAL_SCHEMA],
-        });
-        await savePreFingerprints(client, runId, before);
-        // The copy carries the journal and knex's table as they were at the backup: what the target
-        // had applied stays applied. Read before knex's tables are created for the rehearsal.
-        const events = await readEvents(client);
-        const tables = await readKnexTruth(client, events, runbook);
-        const states = withKnexTruth(stepStates(events, runbook.name), tables);
-        await saveCreatedTables(client, runId, await knex.ensureTables(runbook.steps));
-        const locks = new Map<string, string[]>();
-        const runner: StepRunner = {
-          client,
-          target: scratch.target,
-          runId,
-          directory: runbook.directory,
-          knex,
-          observeLocks: (id, held) => locks.set(id, held),
-          applicationName: REHEARSAL_APPLICATION,
-        };
-        for (const [i, step] of runbook.steps.entries()) {
-          const entry = record.steps[i]!;
-          const state =
-            states.get(step.id)?.effect ??
-            (step.kind === 'knex-migration' && knexBatch(tables, step) !== undefined
-              ? 'applied'
-              : undefined);
-          if (state === 'applied') {
-            entry.outcome = 'already-applied';
-            continue;
-          }
-          if (state === 'in-doubt') {
-            record.failedStep = step.id;
-            record.error =
-              'it is in doubt in the backup’s journal; decide it on the target first (lifeboat run --resolve)';
-            break;
-          }
-          const t = Date.now();
-          try {
-            await progress.task(`Rehearse step ${i + 1}/${runbook.steps.length}: ${step.id}`, () =>
-              applyStep(runner, step),
-            );
-            Object.assign(entry, {
-              outcome: 'applied',
-              durationMs: Date.now() - t,
-              locks: locks.get(step.id),
-            });
-          } catch (err) {
-            Object.assign(entry, { outcome: 'failed', durationMs: Date.now() - t });
-            record.failedStep = step.id;
-            record.error = err instanceof Error ? err.message : String(err);
-            break;
-          }
+  // The pg_restore is chosen as verify and restore choose it: the server's version, able to read the archive.
+  await withScratchDatabase(server, 'rehearse', manifest, config, async (scratch) => {
+    await progress.task(
+      `Restore backup ${backupId} into ${scratch.name} for the rehearsal`,
+      (update) => restoreCopy({ copy: intact, manifest, config, ...intoScratch(scratch), update }),
+    );
+    const client = await connect(scratch.target, 'lifeboat rehearsal');
+    await withKnexSession(scratch.target, async (knex) => {
+      await ensureJournal(client);
+      const runId = `rehearsal-${newRunId()}`;
+      await insertRun(client, {
+        id: runId,
+        runbook: runbook.name,
+        runbookFile: runbook.file,
+        status: 'running',
+        backupId,
+        host: 'rehearsal',
+        pid: process.pid,
+        frozenAt: null,
+      });
+      const before = await fingerprintDatabase(scratch.target, {
+        excludeSchemas: [JOURNAL_SCHEMA],
+      });
+      await savePreFingerprints(client, runId, before);
+      // The copy carries the journal and knex's table as they were at the backup: what the target
+      // had applied stays applied. Read before knex's tables are created for the rehearsal.
+      const events = await readEvents(client);
+      const tables = await readKnexTruth(client, events, runbook);
+      const states = withKnexTruth(stepStates(events, runbook.name), tables);
+      await saveCreatedTables(client, runId, await knex.ensureTables(runbook.steps));
+      const locks = new Map<string, string[]>();
+      const runner: StepRunner = {
+        client,
+        target: scratch.target,
+        runId,
+        directory: runbook.directory,
+        knex,
+        observeLocks: (id, held) => locks.set(id, held),
+        applicationName: REHEARSAL_APPLICATION,
+      };
+      for (const [i, step] of runbook.steps.entries()) {
+        const entry = record.steps[i]!;
+        const state =
+          states.get(step.id)?.effect ??
+          (step.kind === 'knex-migration' && knexBatch(tables, step) !== undefined
+            ? 'applied'
+            : undefined);
+        if (state === 'applied') {
+          entry.outcome = 'already-applied';
+          continue;
         }
-        const byId = new Map(runbook.steps.map((s) => [s.id, s]));
-        const rollback = await rollbackRun({
-          runner,
-          runbook: runbook.name,
-          timeouts: (id) => byId.get(id)?.timeouts ?? {},
-          resolutions: {},
-          progress,
-        });
-        record.rollback = {
-          complete: rollback.complete,
-          undone: rollback.outcomes.filter((o) => o.outcome === 'undone').map((o) => o.id),
-          differences: rollback.proof?.differences ?? [],
-        };
-        if (!rollback.complete && !record.error) {
-          record.error = `its rollback did not return to the backup's state: ${rollback.blockers.map((b) => `${b.stepId} ${b.reason}`).join('; ') || `${record.rollback.differences.length} difference(s)`}`;
+        if (state === 'in-doubt') {
+          record.failedStep = step.id;
+          record.error =
+            'it is in doubt in the backup’s journal; decide it on the target first (lifeboat run --resolve)';
+          break;
         }
-        record.passed = !record.failedStep && rollback.complete;
-      }).finally(() => client.end().catch(() => undefined));
-    },
-    restoreAs,
-  );
+        const t = Date.now();
+        try {
+          await progress.task(`Rehearse step ${i + 1}/${runbook.steps.length}: ${step.id}`, () =>
+            applyStep(runner, step),
+          );
+          Object.assign(entry, {
+            outcome: 'applied',
+            durationMs: Date.now() - t,
+            locks: locks.get(step.id),
+          });
+        } catch (err) {
+          Object.assign(entry, { outcome: 'failed', durationMs: Date.now() - t });
+          record.failedStep = step.id;
+          record.error = err instanceof Error ? err.message : String(err);
+          break;
+        }
+      }
+      const byId = new Map(runbook.steps.map((s) => [s.id, s]));
+      const rollback = await rollbackRun({
+        runner,
+        runbook: runbook.name,
+        timeouts: (id) => byId.get(id)?.timeouts ?? {},
+        resolutions: {},
+        progress,
+      });
+      record.rollback = {
+        complete: rollback.complete,
+        undone: rollback.outcomes.filter((o) => o.outcome === 'undone').map((o) => o.id),
+        differences: rollback.proof?.differences ?? [],
+      };
+      if (!rollback.complete && !record.error) {
+        record.error = `its rollback did not return to the backup's state: ${rollback.blockers.map((b) => `${b.stepId} ${b.reason}`).join('; ') || `${record.rollback.differences.length} difference(s)`}`;
+      }
+      record.passed = !record.failedStep && rollback.complete;
+    }).finally(() => client.end().catch(() => undefined));
+  });
   // Every way a step could find a database led to the copy; if the target changed anyway, say so.
   await waitForSessionsToLeave(opts.target, REHEARSAL_APPLICATION);
   const change = targetChange(targetBefore, await readTargetState(opts.target, [JOURNAL_SCHEMA]));
