@@ -1,10 +1,9 @@
 import type pg from 'pg';
-import { quoteIdent, quoteLiteral } from '../db.js';
+import { quoteIdent, quoteLiteral, sqlState } from '../db.js';
 import { BadInputError } from '../errors.js';
 import type { DatabaseRow } from './database-properties.js';
 import { createdbGap, privilegeError } from '../privileges.js';
 import { nameTaken } from './names.js';
-import { sqlState } from './sql-state.js';
 
 /**
  * From template0, as pg_restore expects, in the backup's encoding; with the

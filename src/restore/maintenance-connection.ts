@@ -1,8 +1,7 @@
 import type pg from 'pg';
-import { connect } from '../db.js';
+import { connect, sqlState } from '../db.js';
 import { BadInputError, ConnectionError, errorMessage } from '../errors.js';
 import { withDatabase, type Target } from '../target.js';
-import { sqlState } from './sql-state.js';
 
 /**
  * Run `fn` on a connection to a third database, neither the target nor the

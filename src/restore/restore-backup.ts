@@ -1,8 +1,7 @@
 import { findCopies } from '../repository/catalog.js';
 import { BadInputError, InterruptedError, VerificationFailedError } from '../errors.js';
 import { databaseLedger, databaseToken } from '../database-ledger.js';
-import { describeTarget, serverOf, withDatabase } from '../target.js';
-import { connectionString } from './connection-string.js';
+import { connectionString, describeTarget, serverOf, withDatabase } from '../target.js';
 import { readDatabase } from './database-properties.js';
 import { fillAndProve } from './fill-and-prove.js';
 import { checkCopies, chooseCopies, copyProblems } from './copies.js';

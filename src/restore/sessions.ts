@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
+import { sqlState } from '../db.js';
 import { BadInputError } from '../errors.js';
-import { sqlState } from './sql-state.js';
 
 /** How long sessions may take to go away by themselves (our own closing ones, terminated ones). */
 const SETTLE_MS = 2000;

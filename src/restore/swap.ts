@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { quoteIdent } from '../db.js';
+import { quoteIdent, sqlState } from '../db.js';
 import { BadInputError } from '../errors.js';
 import { pausePoint } from '../faults.js';
 import { readIdentity } from '../identity.js';
@@ -14,7 +14,6 @@ import {
   waitGone,
   type Session,
 } from './sessions.js';
-import { sqlState } from './sql-state.js';
 
 const SWAP_ATTEMPTS = 5;
 
