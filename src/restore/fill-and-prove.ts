@@ -6,10 +6,9 @@ import type { MarkedDatabase } from '../marked-database.js';
 import type { StoredCopy } from '../repository/copies.js';
 import { withDatabase } from '../target.js';
 import { describeDifference, restoreAndProve } from './prove.js';
-import { createDatabase } from './create-database.js';
-import { finishRestored, type DatabaseRow } from './database-properties.js';
+import { finishRestored, localeClause, type DatabaseRow } from './database-properties.js';
 import type { RestoreOptions } from './restore-options.js';
-import { markUnproven } from './restoring-database.js';
+import { createDatabase, markUnproven } from './databases.js';
 
 /**
  * Create the new database, mark it, pg_restore into it, fingerprint it and
@@ -33,7 +32,7 @@ export async function fillAndProve(p: {
   await p.marked.create((as) =>
     createDatabase(admin, as, {
       encoding: manifest.target.encoding,
-      like: p.like,
+      ...(p.like ? { locale: localeClause(p.like) } : {}),
       what: 'A restore',
       warn: p.warn,
     }),

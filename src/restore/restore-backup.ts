@@ -5,15 +5,19 @@ import { connectionString, describeTarget, serverOf, withDatabase } from '../tar
 import { readDatabase } from './database-properties.js';
 import { fillAndProve } from './fill-and-prove.js';
 import { checkCopies, chooseCopies, copyProblems } from './copies.js';
-import { withMaintenanceConnection } from './maintenance-connection.js';
-import { checkName, databaseExists, nameTaken, suffixedName, timestamp } from './names.js';
 import type { RestoreOptions } from './restore-options.js';
 import { restoreTool } from './prove.js';
 import {
+  checkName,
+  databaseExists,
   dropAbandonedRestores,
+  nameTaken,
   restoredName,
+  suffixedName,
+  timestamp,
+  withMaintenanceConnection,
   withRestoringDatabase,
-} from './restoring-database.js';
+} from './databases.js';
 import { sessionsRefusal, settledSessions, type Session } from './sessions.js';
 import { checkSameDatabase, swapNames } from './swap.js';
 
@@ -22,7 +26,7 @@ import { checkSameDatabase, swapNames } from './swap.js';
  * (never over anything), proved by fingerprints against its manifest, and,
  * when asked, swapped in under the target's name in one transaction, keeping
  * the database it replaces (DESIGN.md promise 5). While it is being filled,
- * the new database is marked as lifeboat's own (./restoring-database.ts).
+ * the new database is marked as lifeboat's own (./databases.ts).
  */
 export interface RestoreResult {
   backupId: string;

@@ -6,8 +6,7 @@ import { dropAbandoned, withMarkedDatabase, type LedgerScope } from '../marked-d
 import type { Manifest } from '../repository/manifest.js';
 import { dropAbandonedRestoreRoles, withRestoreRole } from '../restore-role.js';
 import { serverOf, withDatabase, type Target } from '../target.js';
-import { createDatabase } from './create-database.js';
-import { stampedName } from './names.js';
+import { createDatabase, stampedName } from './databases.js';
 import { restoreTool, type RestoreCopy } from './prove.js';
 
 /**
