@@ -8,8 +8,7 @@ import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
 import { suffixedName, timestamp } from '../restore/databases.js';
 import { restoreBackup, type RestoreResult } from '../restore/restore-backup.js';
-import { describeSession } from '../restore/sessions.js';
-import { swapStatements } from '../restore/swap.js';
+import { describeSession, swapStatements } from '../restore/swap.js';
 import { quoteIdent } from '../db.js';
 import { formatDuration } from '../units.js';
 

@@ -10,7 +10,7 @@ import {
   timestamp,
   withMaintenanceConnection,
 } from './databases.js';
-import { describeSession, listSessions } from './sessions.js';
+import { describeSession, listSessions } from './swap.js';
 
 /**
  * What `restore` would do, read only: which backup and copy, the new
