@@ -4,7 +4,7 @@ import { databaseLedger } from '../database-ledger.js';
 import { connect, quoteIdent } from '../db.js';
 import { dropAbandoned, withMarkedDatabase, type LedgerScope } from '../marked-database.js';
 import type { Manifest } from '../repository/manifest.js';
-import { dropAbandonedRestoreRoles, withRestoreRole } from '../restore-role.js';
+import { dropAbandonedRestoreRoles, withRestoreRole } from './restore-role.js';
 import { serverOf, withDatabase, type Target } from '../target.js';
 import { createDatabase, stampedName } from './databases.js';
 import { restoreTool, type RestoreCopy } from './prove.js';
