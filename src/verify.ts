@@ -201,27 +201,33 @@ async function restoreAndCompare(
   let scratchName = '';
   let role: string | undefined;
   try {
-    await withScratchDatabase(server, 'verify', manifest, config, async (scratch) => {
-      scratchName = scratch.name;
-      role = scratch.restorer.user;
-      ({ differences } = await restoreAndProve({
-        copy,
-        manifest,
-        config,
-        ...intoScratch(scratch),
-        signal: opts.signal,
-        progress,
-        tasks: {
-          restore: `Restore the copy in ${copy.destination} into scratch database ${scratch.name}`,
-          fingerprint: 'Fingerprint the restored copy',
-          compare: 'Compare fingerprints',
-        },
-        restored: async (ms) => {
-          restoreMs = ms;
-          await pausePoint('verify:restored');
-        },
-      }));
-    });
+    await withScratchDatabase(
+      server,
+      'verify',
+      manifest,
+      async (scratch) => {
+        scratchName = scratch.name;
+        role = scratch.restorer.user;
+        ({ differences } = await restoreAndProve({
+          copy,
+          manifest,
+          config,
+          ...intoScratch(scratch),
+          signal: opts.signal,
+          progress,
+          tasks: {
+            restore: `Restore the copy in ${copy.destination} into scratch database ${scratch.name}`,
+            fingerprint: 'Fingerprint the restored copy',
+            compare: 'Compare fingerprints',
+          },
+          restored: async (ms) => {
+            restoreMs = ms;
+            await pausePoint('verify:restored');
+          },
+        }));
+      },
+      config,
+    );
     return { restoreMs, differences, scratchName, role };
   } catch (err) {
     // Missing tools, keys or an unreachable scratch server are bad input, not a verdict on the

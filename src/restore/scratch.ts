@@ -46,8 +46,8 @@ export async function withScratchDatabase<T>(
   server: Target,
   purpose: string,
   manifest: Manifest,
-  config: Pick<Config, 'destinations' | 'pgBinDir' | 'restoreRole' | 'restorePassword'>,
   fn: (scratch: ScratchDatabase) => Promise<T>,
+  config: Pick<Config, 'destinations' | 'pgBinDir' | 'restoreRole' | 'restorePassword'>,
 ): Promise<T> {
   const admin = await connect(server, 'lifeboat scratch');
   try {

@@ -7,7 +7,7 @@ import { bindingOf, type RehearsalRecord } from '../repository/manifest.js';
 import type { Progress } from '../progress.js';
 import { REHEARSALS_DIR, writeRecord } from '../repository/copies.js';
 import { checkCopies, chooseCopies, copyProblems } from '../restore/copies.js';
-import { restoreCopy } from '../restore/prove.js';
+import { describeDifference, restoreAndProve } from '../restore/prove.js';
 import { runbookChecksum } from '../runbook/checksum.js';
 import type { Runbook } from '../runbook/types.js';
 import { intoScratch, withScratchDatabase } from '../restore/scratch.js';
@@ -72,98 +72,118 @@ export async function rehearseRunbook(opts: {
 
   const targetBefore = await readTargetState(opts.target, [JOURNAL_SCHEMA]);
   // The pg_restore is chosen as verify and restore choose it: the server's version, able to read the archive.
-  await withScratchDatabase(server, 'rehearse', manifest, config, async (scratch) => {
-    await progress.task(
-      `Restore backup ${backupId} into ${scratch.name} for the rehearsal`,
-      (update) => restoreCopy({ copy: intact, manifest, config, ...intoScratch(scratch), update }),
-    );
-    const client = await connect(scratch.target, 'lifeboat rehearsal');
-    await withKnexSession(scratch.target, async (knex) => {
-      await ensureJournal(client);
-      const runId = `rehearsal-${newRunId()}`;
-      await insertRun(client, {
-        id: runId,
-        runbook: runbook.name,
-        runbookFile: runbook.file,
-        status: 'running',
-        backupId,
-        host: 'rehearsal',
-        pid: process.pid,
-        frozenAt: null,
-      });
-      const before = await fingerprintDatabase(scratch.target, {
-        excludeSchemas: [JOURNAL_SCHEMA],
-      });
-      await savePreFingerprints(client, runId, before);
-      // The copy carries the journal and knex's table as they were at the backup: what the target
-      // had applied stays applied. Read before knex's tables are created for the rehearsal.
-      const events = await readEvents(client);
-      const tables = await readKnexTruth(client, events, runbook);
-      const states = withKnexTruth(stepStates(events, runbook.name), tables);
-      await saveCreatedTables(client, runId, await knex.ensureTables(runbook.steps));
-      const locks = new Map<string, string[]>();
-      const runner: StepRunner = {
-        client,
-        target: scratch.target,
-        runId,
-        directory: runbook.directory,
-        knex,
-        observeLocks: (id, held) => locks.set(id, held),
-        applicationName: REHEARSAL_APPLICATION,
-      };
-      for (const [i, step] of runbook.steps.entries()) {
-        const entry = record.steps[i]!;
-        const state =
-          states.get(step.id)?.effect ??
-          (step.kind === 'knex-migration' && knexBatch(tables, step) !== undefined
-            ? 'applied'
-            : undefined);
-        if (state === 'applied') {
-          entry.outcome = 'already-applied';
-          continue;
-        }
-        if (state === 'in-doubt') {
-          record.failedStep = step.id;
-          record.error =
-            'it is in doubt in the backup’s journal; decide it on the target first (lifeboat run --resolve)';
-          break;
-        }
-        const t = Date.now();
-        try {
-          await progress.task(`Rehearse step ${i + 1}/${runbook.steps.length}: ${step.id}`, () =>
-            applyStep(runner, step),
-          );
-          Object.assign(entry, {
-            outcome: 'applied',
-            durationMs: Date.now() - t,
-            locks: locks.get(step.id),
-          });
-        } catch (err) {
-          Object.assign(entry, { outcome: 'failed', durationMs: Date.now() - t });
-          record.failedStep = step.id;
-          record.error = err instanceof Error ? err.message : String(err);
-          break;
-        }
-      }
-      const byId = new Map(runbook.steps.map((s) => [s.id, s]));
-      const rollback = await rollbackRun({
-        runner,
-        runbook: runbook.name,
-        timeouts: (id) => byId.get(id)?.timeouts ?? {},
-        resolutions: {},
+  await withScratchDatabase(
+    server,
+    'rehearse',
+    manifest,
+    async (scratch) => {
+      const { differences } = await restoreAndProve({
+        copy: intact,
+        manifest,
+        config,
+        ...intoScratch(scratch),
         progress,
+        tasks: {
+          restore: `Restore backup ${backupId} into ${scratch.name} for the rehearsal`,
+          fingerprint: `Fingerprint ${scratch.name}`,
+        },
       });
-      record.rollback = {
-        complete: rollback.complete,
-        undone: rollback.outcomes.filter((o) => o.outcome === 'undone').map((o) => o.id),
-        differences: rollback.proof?.differences ?? [],
-      };
-      if (!rollback.complete && !record.error) {
-        record.error = `its rollback did not return to the backup's state: ${rollback.blockers.map((b) => `${b.stepId} ${b.reason}`).join('; ') || `${record.rollback.differences.length} difference(s)`}`;
+      // Steps rehearsed on anything but the backup would prove nothing about it.
+      if (differences.length > 0) {
+        throw new GuardRefusedError(
+          `Backup ${backupId} restored into ${scratch.name} for the rehearsal, but its content differs from the backup in ${differences.length} place(s); nothing was rehearsed.`,
+          { details: differences.map(describeDifference) },
+        );
       }
-      record.passed = !record.failedStep && rollback.complete;
-    }).finally(() => client.end().catch(() => undefined));
-  });
+      const client = await connect(scratch.target, 'lifeboat rehearsal');
+      await withKnexSession(scratch.target, async (knex) => {
+        await ensureJournal(client);
+        const runId = `rehearsal-${newRunId()}`;
+        await insertRun(client, {
+          id: runId,
+          runbook: runbook.name,
+          runbookFile: runbook.file,
+          status: 'running',
+          backupId,
+          host: 'rehearsal',
+          pid: process.pid,
+          frozenAt: null,
+        });
+        const before = await fingerprintDatabase(scratch.target, {
+          excludeSchemas: [JOURNAL_SCHEMA],
+        });
+        await savePreFingerprints(client, runId, before);
+        // The copy carries the journal and knex's table as they were at the backup: what the target
+        // had applied stays applied. Read before knex's tables are created for the rehearsal.
+        const events = await readEvents(client);
+        const tables = await readKnexTruth(client, events, runbook);
+        const states = withKnexTruth(stepStates(events, runbook.name), tables);
+        await saveCreatedTables(client, runId, await knex.ensureTables(runbook.steps));
+        const locks = new Map<string, string[]>();
+        const runner: StepRunner = {
+          client,
+          target: scratch.target,
+          runId,
+          directory: runbook.directory,
+          knex,
+          observeLocks: (id, held) => locks.set(id, held),
+          applicationName: REHEARSAL_APPLICATION,
+        };
+        for (const [i, step] of runbook.steps.entries()) {
+          const entry = record.steps[i]!;
+          const state =
+            states.get(step.id)?.effect ??
+            (step.kind === 'knex-migration' && knexBatch(tables, step) !== undefined
+              ? 'applied'
+              : undefined);
+          if (state === 'applied') {
+            entry.outcome = 'already-applied';
+            continue;
+          }
+          if (state === 'in-doubt') {
+            record.failedStep = step.id;
+            record.error =
+              'it is in doubt in the backup’s journal; decide it on the target first (lifeboat run --resolve)';
+            break;
+          }
+          const t = Date.now();
+          try {
+            await progress.task(`Rehearse step ${i + 1}/${runbook.steps.length}: ${step.id}`, () =>
+              applyStep(runner, step),
+            );
+            Object.assign(entry, {
+              outcome: 'applied',
+              durationMs: Date.now() - t,
+              locks: locks.get(step.id),
+            });
+          } catch (err) {
+            Object.assign(entry, { outcome: 'failed', durationMs: Date.now() - t });
+            record.failedStep = step.id;
+            record.error = err instanceof Error ? err.message : String(err);
+            break;
+          }
+        }
+        const byId = new Map(runbook.steps.map((s) => [s.id, s]));
+        const rollback = await rollbackRun({
+          runner,
+          runbook: runbook.name,
+          timeouts: (id) => byId.get(id)?.timeouts ?? {},
+          resolutions: {},
+          progress,
+        });
+        record.rollback = {
+          complete: rollback.complete,
+          undone: rollback.outcomes.filter((o) => o.outcome === 'undone').map((o) => o.id),
+          differences: rollback.proof?.differences ?? [],
+        };
+        if (!rollback.complete && !record.error) {
+          record.error = `its rollback did not return to the backup's state: ${rollback.blockers.map((b) => `${b.stepId} ${b.reason}`).join('; ') || `${record.rollback.differences.length} difference(s)`}`;
+        }
+        record.passed = !record.failedStep && rollback.complete;
+      }).finally(() => client.end().catch(() => undefined));
+    },
+    config,
+  );
   // Every way a step could find a database led to the copy; if the target changed anyway, say so.
   await waitForSessionsToLeave(opts.target, REHEARSAL_APPLICATION);
   const change = targetChange(targetBefore, await readTargetState(opts.target, [JOURNAL_SCHEMA]));
