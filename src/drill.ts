@@ -1,7 +1,12 @@
 import { readCatalog, type CatalogEntry } from './repository/catalog.js';
 import type { Config } from './config.js';
 import { withClient } from './db.js';
-import { BadInputError, GuardRefusedError, LifeboatError } from './errors.js';
+import {
+  BadInputError,
+  GuardRefusedError,
+  LifeboatError,
+  VerificationFailedError,
+} from './errors.js';
 import { ageMs } from './freshness.js';
 import { readIdentity, sameTarget, type TargetIdentity } from './identity.js';
 import type { Progress } from './progress.js';
@@ -36,6 +41,8 @@ export interface DrillOptions {
   to?: string;
   /** A backup id instead of the newest verified one. */
   backupId?: string;
+  /** Told which backup the drill restores, before it starts (a failure's evidence names it). */
+  chosen?: (backupId: string) => void;
   signal?: AbortSignal;
   now?: Date;
 }
@@ -58,6 +65,7 @@ export async function runDrill(opts: DrillOptions): Promise<DrillRecord> {
   // As if every other destination were gone: only this one is listed and read.
   const entries = await readCatalog([dest], config.signingKey);
   const entry = chooseBackup(entries, opts, dest.name, identity);
+  opts.chosen?.(entry.id);
   const copy = entry.copies[0]!;
   const manifest = entry.manifest!;
   const started = opts.now ?? new Date();
@@ -88,9 +96,13 @@ export async function runDrill(opts: DrillOptions): Promise<DrillRecord> {
     if (opts.signal?.aborted || !(err instanceof LifeboatError) || err.exitCode !== 4) throw err;
     const failed = err.data as VerificationRecord | undefined;
     finish(record, failed, Date.now() - started.getTime());
-    record.error = failed?.error ?? err.message;
+    record.error = failed?.error ?? [err.message, ...err.details].join(' ');
     await writeRecord(copy, DRILLS_DIR, record, config.signingKey);
-    throw err;
+    throw new VerificationFailedError(`The drill failed: ${err.message}`, {
+      details: err.details,
+      data: record,
+      cause: err,
+    });
   });
   finish(record, verified.record, Date.now() - started.getTime());
   record.passed = verified.record.ok;

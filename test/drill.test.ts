@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readdir, rm, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -198,6 +198,21 @@ describe('a drill that finds the copy damaged', () => {
     await writeFile(file, 'not the dump any more');
     const drill = await runJson(['drill', '--database-url', db.url], opts);
     expect(drill.code).toBe(4);
+    expect(drill.doc).toMatchObject({
+      ok: false,
+      error: { kind: 'verification-failed' },
+      result: { backupId: id, passed: false, from: { destination: 'local', remote: false } },
+    });
+    expect(String((drill.doc.result as { error: string }).error)).toMatch(
+      /is damaged, so it cannot be verified from there\. local: dump\/\d+\.dat\.gz: size/,
+    );
+    // Its report says what was drilled and what failed, beside the backup's evidence.
+    const reports = path.join(ws.dir, 'backups', 'reports');
+    const report = (await readdir(reports)).find((f) => f.endsWith('-drill.md'));
+    const text = await readFile(path.join(reports, report!), 'utf8');
+    expect(text).toMatch(/^## lifeboat drill: FAILED \(exit 4\)$/m);
+    expect(text).toContain(`**Drill** FAILED at `);
+    expect(text).toContain(`**Backup** \`${id}\``);
     expect(drill.stderr).toMatch(
       /not off-site: this drill proves a copy that a lost machine would take with it/,
     );

@@ -60,9 +60,11 @@ export const drillCommand: CommandModule<object, DrillArgs> = {
           from: argv.from,
           to: argv.to,
           backupId: argv.backup,
+          chosen: (id) => {
+            report.backup = { id };
+          },
           signal,
         });
-        report.backup = { id: drill.backupId };
         return emit(argv, { drill }, drillLines(drill));
       },
       report,
