@@ -120,7 +120,7 @@ export interface Config {
   requireOffsite: boolean;
   jobs: number;
   scratchUrl: string | undefined;
-  /** The role that restores scratch copies; default: one lifeboat creates (see restore-role.ts). */
+  /** The role that restores scratch copies; default: one lifeboat creates (see src/restore/restore-role.ts). */
   restoreRole: string | undefined;
   /** Its password (LIFEBOAT_RESTORE_PASSWORD); never printed. */
   restorePassword: string | undefined;

@@ -11,7 +11,7 @@ import { BadInputError, errorMessage } from './errors.js';
 import { readIdentity, type TargetIdentity } from './identity.js';
 import { findTool } from './pg-programs/find.js';
 import { readPrivilegeGaps, type Need } from './privileges.js';
-import { restoreRoleCheck } from './restore-role.js';
+import { restoreRoleCheck } from './restore/restore-role.js';
 import { describeTarget, scratchServer, type Target } from './target.js';
 import { formatBytes } from './units.js';
 

@@ -24,7 +24,7 @@ import { appliedStepsIn } from './run/journal-view.js';
 import { runbookChecksum } from './runbook/checksum.js';
 import { planRunbook } from './runbook/plan.js';
 import type { Runbook } from './runbook/types.js';
-import { checkCopies } from './verify.js';
+import { checkCopies } from './restore/copies.js';
 
 export interface GateVerdict {
   ok: boolean;

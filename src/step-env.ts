@@ -1,6 +1,5 @@
-import { connectionString } from './restore/connection-string.js';
 import { isSecretVariable } from './secrets.js';
-import { libpqEnv, type Target } from './target.js';
+import { connectionString, libpqEnv, type Target } from './target.js';
 
 /**
  * The environment a step runs in: lifeboat's own, less its secrets (the

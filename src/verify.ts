@@ -1,37 +1,26 @@
-import { databaseLedger } from './database-ledger.js';
 import type { Config } from './config.js';
-import { withClient } from './db.js';
 import {
   BadInputError,
   InterruptedError,
   VerificationFailedError,
   errorMessage,
 } from './errors.js';
-import { compareFingerprints, type Difference } from './fingerprint.js';
-import { fingerprintDatabase } from './fingerprint-session.js';
+import type { Difference } from './fingerprint.js';
 import { manifestDigest, type Manifest, type VerificationRecord } from './repository/manifest.js';
 import { pausePoint } from './faults.js';
 import type { Progress } from './progress.js';
+import { writeVerification, type StoredCopy } from './repository/copies.js';
 import {
-  checkFiles,
-  readLayout,
-  readManifest,
-  writeVerification,
-  type StoredCopy,
-} from './repository/copies.js';
-import { restoreTool } from './restore/restore-tool.js';
-import { restoreIntoScratch, withScratchDatabase } from './scratch.js';
+  checkCopies,
+  checkManifests,
+  chooseCopies,
+  copyProblems,
+  type CopyCheck,
+} from './restore/copies.js';
+import { describeDifference, restoreAndProve } from './restore/prove.js';
+import { intoScratch, withScratchDatabase } from './restore/scratch.js';
 import { describeTarget, scratchServer, type Target } from './target.js';
 import { findCopies, resolveBackupId } from './repository/catalog.js';
-
-export interface CopyCheck {
-  destination: string;
-  location: string;
-  remote: boolean;
-  encrypted: boolean;
-  intact: boolean;
-  problems: string[];
-}
 
 export interface VerifyResult {
   backupId: string;
@@ -59,114 +48,6 @@ export interface VerifyOptions {
   allCopies?: boolean;
   /** An interrupt: the restore stops, the scratch database is dropped, nothing is recorded. */
   signal?: AbortSignal;
-}
-
-/**
- * Read every copy of a backup back and compare it with its manifest: every
- * byte (`full`), or for object stores the store's checksums (`quick`).
- */
-export async function checkCopies(
-  copies: StoredCopy[],
-  key: string | undefined,
-  progress: Progress,
-  depth: 'full' | 'quick' = 'full',
-): Promise<{ checks: CopyCheck[]; manifest?: Manifest; sound?: Manifest }> {
-  const checks: CopyCheck[] = [];
-  let manifest: Manifest | undefined;
-  let sound: Manifest | undefined;
-  for (const copy of copies) {
-    // A damaged copy fails its task (✖ / FAIL), never shows as done; the check goes on.
-    const { check, read } = await progress
-      .task(`Check checksums of the copy in ${copy.destination}`, async (update) => {
-        const one = await checkOne(copy, key, depth, update);
-        const found = { check: copyCheck(copy, one.problems, one.encrypted), read: one.manifest };
-        if (!found.check.intact) throw new DamagedCopy(found);
-        return found;
-      })
-      .catch((err: unknown) => {
-        if (err instanceof DamagedCopy) return err.found;
-        throw err;
-      });
-    if (check.intact) manifest ??= read;
-    sound ??= read;
-    checks.push(check);
-    if (!check.intact)
-      progress.warn(`the copy in ${copy.destination} is damaged: ${check.problems.join('; ')}`);
-  }
-  return { checks, manifest, sound };
-}
-
-class DamagedCopy extends Error {
-  constructor(readonly found: { check: CopyCheck; read?: Manifest }) {
-    super(`damaged: ${found.check.problems.join('; ')}`);
-  }
-}
-
-async function checkOne(
-  copy: StoredCopy,
-  key: string | undefined,
-  depth: 'full' | 'quick' | 'manifest',
-  update: (detail: string) => void,
-): Promise<{ problems: string[]; encrypted: boolean; manifest?: Manifest }> {
-  const read = await readManifest(copy, key);
-  if (!read.manifest || read.problems.length > 0)
-    return { problems: read.problems, encrypted: false };
-  const { layout, problems } = await readLayout(copy, read.manifest, key);
-  // The manifest is sound even when the files are not: records of the failure are bound to it.
-  if (!layout) return { problems, encrypted: false, manifest: read.manifest };
-  const encrypted = layout.encryption !== undefined;
-  if (depth === 'manifest') return { problems: [], encrypted, manifest: read.manifest };
-  return {
-    problems: await checkFiles(copy, layout, depth, (done, total) =>
-      update(`${done}/${total} files`),
-    ),
-    encrypted,
-    manifest: read.manifest,
-  };
-}
-
-function copyCheck(copy: StoredCopy, problems: string[], encrypted: boolean): CopyCheck {
-  return {
-    destination: copy.destination,
-    location: copy.location,
-    remote: copy.remote,
-    encrypted,
-    intact: problems.length === 0,
-    problems,
-  };
-}
-
-async function checkManifests(
-  copies: StoredCopy[],
-  key: string | undefined,
-): Promise<{ checks: CopyCheck[]; manifest?: Manifest; sound?: Manifest }> {
-  const checks: CopyCheck[] = [];
-  let manifest: Manifest | undefined;
-  let sound: Manifest | undefined;
-  for (const copy of copies) {
-    const one = await checkOne(copy, key, 'manifest', () => undefined);
-    if (one.problems.length === 0) manifest ??= one.manifest;
-    sound ??= one.manifest;
-    checks.push(copyCheck(copy, one.problems, one.encrypted));
-  }
-  return { checks, manifest, sound };
-}
-
-/** Which copies to restore: the one asked for, all, or the cheapest intact one (local and plain first). */
-function copiesToRestore(checks: CopyCheck[], opts: VerifyOptions): CopyCheck[] {
-  if (opts.from) {
-    const chosen = checks.find((c) => c.destination === opts.from);
-    if (!chosen) {
-      throw new BadInputError(
-        `Backup ${opts.backupId} has no copy in destination "${opts.from}"; its copies are in ${checks.map((c) => c.destination).join(', ')}.`,
-      );
-    }
-    return chosen.intact ? [chosen] : [];
-  }
-  const intact = checks.filter((c) => c.intact);
-  if (opts.allCopies) return intact;
-  const cheapest = intact.find((c) => !c.remote && !c.encrypted) ?? intact[0];
-  return cheapest ? [cheapest] : [];
 }
 
 /**
@@ -218,7 +99,7 @@ async function proveBackup(opts: VerifyOptions): Promise<VerifyResult> {
       (k) => k.destination === c.destination && !k.problems.some((p) => p.startsWith('manifest')),
     ),
   );
-  const toRestore = copiesToRestore(checks, opts);
+  const toRestore = chooseCopies(copies, checks, { from: opts.from, all: opts.allCopies });
 
   const bound = manifest ?? sound;
   const base = {
@@ -230,7 +111,7 @@ async function proveBackup(opts: VerifyOptions): Promise<VerifyResult> {
   };
 
   if (!manifest || toRestore.length === 0) {
-    const problems = checks.flatMap((c) => c.problems.map((p) => `${c.destination}: ${p}`));
+    const problems = copyProblems(checks);
     const which = opts.from ? `the copy in ${opts.from} is damaged` : 'no intact copy';
     const record: VerificationRecord = {
       ...base,
@@ -251,8 +132,7 @@ async function proveBackup(opts: VerifyOptions): Promise<VerifyResult> {
   }
 
   const records: VerificationRecord[] = [];
-  for (const check of toRestore) {
-    const copy = copies.find((c) => c.destination === check.destination)!;
+  for (const copy of toRestore) {
     const outcome = await restoreAndCompare(copy, manifest, scratch, opts);
     const record: VerificationRecord = {
       ...base,
@@ -296,7 +176,7 @@ async function proveBackup(opts: VerifyOptions): Promise<VerifyResult> {
   if (damaged.length > 0) {
     throw new VerificationFailedError(
       `Backup ${manifest.id} restored from ${records.map((r) => r.restoredFrom).join(', ')}, but ${damaged.length} other copy(ies) are damaged.`,
-      { details: damaged.flatMap((c) => c.problems.map((p) => `${c.destination}: ${p}`)) },
+      { details: copyProblems(damaged) },
     );
   }
   return { backupId: manifest.id, record: records.at(-1)!, records, copies: checks };
@@ -321,44 +201,32 @@ async function restoreAndCompare(
   let scratchName = '';
   let role: string | undefined;
   try {
-    const pgRestore = await withClient(server, (admin) =>
-      restoreTool(admin, manifest, config.pgBinDir),
-    );
     await withScratchDatabase(
       server,
       'verify',
-      manifest.id,
+      manifest,
       async (scratch) => {
         scratchName = scratch.name;
         role = scratch.restorer.user;
-        const restoreStarted = Date.now();
-        await progress.task(
-          `Restore the copy in ${copy.destination} into scratch database ${scratch.name}`,
-          (update) =>
-            restoreIntoScratch(scratch, {
-              copy,
-              manifest,
-              config,
-              pgRestore,
-              update,
-              signal: opts.signal,
-            }),
-        );
-        restoreMs = Date.now() - restoreStarted;
-        await pausePoint('verify:restored');
-        const found = await progress.task('Fingerprint the restored copy', (update) =>
-          fingerprintDatabase(scratch.target, { onProgress: update, signal: opts.signal }),
-        );
-        differences = await progress.task('Compare fingerprints', () =>
-          Promise.resolve(compareFingerprints(manifest.fingerprints, found)),
-        );
+        ({ differences } = await restoreAndProve({
+          copy,
+          manifest,
+          config,
+          ...intoScratch(scratch),
+          signal: opts.signal,
+          progress,
+          tasks: {
+            restore: `Restore the copy in ${copy.destination} into scratch database ${scratch.name}`,
+            fingerprint: 'Fingerprint the restored copy',
+            compare: 'Compare fingerprints',
+          },
+          restored: async (ms) => {
+            restoreMs = ms;
+            await pausePoint('verify:restored');
+          },
+        }));
       },
-      {
-        ledger: databaseLedger(config),
-        encoding: manifest.target.encoding,
-        restoreRole: config.restoreRole,
-        restorePassword: config.restorePassword,
-      },
+      config,
     );
     return { restoreMs, differences, scratchName, role };
   } catch (err) {
@@ -367,8 +235,4 @@ async function restoreAndCompare(
     if (err instanceof BadInputError || opts.signal?.aborted) throw err;
     return { restoreMs, differences, error: errorMessage(err), scratchName, role };
   }
-}
-
-export function describeDifference(d: Difference): string {
-  return `${d.kind} ${d.object}: expected ${d.expected}, found ${d.found}`;
 }

@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { resolveTarget } from '../src/target.js';
 import { smallDatabase } from './support/backups.js';
 import { runCli, runJson, startPaused, workspace } from './support/cli.js';
 import { adminUrl, urlFor, type TestDatabase } from './support/db.js';
+import { rewriteManifest } from './security/support.js';
 
 /** A destructive step with no down, then a failure. */
 const destructive = `name: destructive
@@ -138,5 +139,28 @@ describe('the last rung: rollback by restoring the backup', () => {
     expect(names[1]).toMatch(/__replaced_\d+$/);
     expect(compareFingerprints(before, await fingerprintsOf(db))).toEqual([]);
     await db.query(`insert into items (name, qty) values ('writable again', 1)`);
+  });
+
+  it('refuses, restoring nothing, when the only pg_restore cannot read the backup', async () => {
+    const run = await startPaused(
+      ['run', 'destructive.yaml', '--freeze', '--database-url', db.url],
+      'step:boom:before',
+      { cwd: ws.dir },
+    );
+    await run.reached();
+    // The run's backup now reads as written by a pg_dump newer than any pg_restore here.
+    const root = path.join(ws.dir, '.lifeboat/backups');
+    for (const id of (await readdir(root)).filter((n) => /^\d{8}T/.test(n))) {
+      await rewriteManifest(path.join(root, id), (m) => {
+        m.tools.pgDump.version = '99.0';
+      });
+    }
+    await run.resume();
+    const r = await run.done;
+    expect(r.code, r.stdout + r.stderr).toBe(2);
+    expect(r.stderr).toMatch(
+      /pg_restore \d+(\.\d+)? cannot read an archive written by pg_dump 99\.0; install client tools 99 or newer/,
+    );
+    expect(await databasesLike(`${db.name}__`)).toEqual([]);
   });
 });

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InterruptedError, LifeboatError, PrivilegeError, errorMessage } from '../errors.js';
-import { sqlState } from '../restore/sql-state.js';
+import { sqlState } from '../db.js';
 import type { UnreadableDestination } from '../repository/catalog.js';
 import type { CommandDocument } from '../report.js';
 import { redact } from '../secrets.js';

@@ -6,10 +6,9 @@ import { previewRestore, type RestorePreview } from '../restore/preview.js';
 import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
-import { suffixedName, timestamp } from '../restore/names.js';
+import { suffixedName, timestamp } from '../restore/databases.js';
 import { restoreBackup, type RestoreResult } from '../restore/restore-backup.js';
-import { describeSession } from '../restore/sessions.js';
-import { swapStatements } from '../restore/swap.js';
+import { describeSession, swapStatements } from '../restore/swap.js';
 import { quoteIdent } from '../db.js';
 import { formatDuration } from '../units.js';
 

@@ -1,9 +1,8 @@
 import type pg from 'pg';
-import { quoteIdent } from '../db.js';
+import { quoteIdent, quoteLiteral } from '../db.js';
 import { errorMessage } from '../errors.js';
 import { commentOnDatabase } from '../marked-database.js';
-import { restoredComment } from './restoring-database.js';
-import { settingValue } from './setting-values.js';
+import { restoredComment } from './databases.js';
 
 /**
  * A pg_dump without --create carries no database-level properties: owner,
@@ -136,4 +135,70 @@ function propertyStatements(
     }
   }
   return out;
+}
+
+/** The options of CREATE DATABASE that give it the collation and character classes of `like`. */
+export function localeClause(like: DatabaseRow): string {
+  const l = like.locale;
+  if (!l.collate || !l.ctype) return '';
+  const opts = [`lc_collate ${quoteLiteral(l.collate)}`, `lc_ctype ${quoteLiteral(l.ctype)}`];
+  if (l.provider === 'i' && l.icu) {
+    opts.push('locale_provider icu', `icu_locale ${quoteLiteral(l.icu)}`);
+    if (l.icuRules) opts.push(`icu_rules ${quoteLiteral(l.icuRules)}`);
+  } else if (l.provider === 'b' && l.icu) {
+    opts.push('locale_provider builtin', `builtin_locale ${quoteLiteral(l.icu)}`);
+  } else if (l.provider === 'c') {
+    opts.push('locale_provider libc');
+  }
+  return opts.join(' ');
+}
+
+/** Settings whose stored value is a list of quoted items (as pg_dump's variable_is_guc_list_quote). */
+const LIST_SETTINGS = new Set([
+  'local_preload_libraries',
+  'search_path',
+  'session_preload_libraries',
+  'shared_preload_libraries',
+  'temp_tablespaces',
+  'unix_socket_directories',
+]);
+
+/** A stored `setconfig` value as the literal(s) `SET setting TO …` takes back. */
+export function settingValue(setting: string, value: string): string {
+  if (!LIST_SETTINGS.has(setting.toLowerCase())) return quoteLiteral(value);
+  const items = splitSettingList(value);
+  return items.length > 0 ? items.map(quoteLiteral).join(', ') : "''";
+}
+
+/** `"$user", public` → [`$user`, `public`], as PostgreSQL's SplitGUCList reads it. */
+export function splitSettingList(text: string): string[] {
+  const items: string[] = [];
+  let i = 0;
+  const skipSpace = (): void => {
+    while (i < text.length && /\s/.test(text[i]!)) i++;
+  };
+  skipSpace();
+  while (i < text.length) {
+    let item = '';
+    if (text[i] === '"') {
+      for (i++; i < text.length; i++) {
+        if (text[i] === '"') {
+          if (text[i + 1] !== '"') {
+            i++;
+            break;
+          }
+          i++;
+        }
+        item += text[i];
+      }
+    } else {
+      while (i < text.length && text[i] !== ',') item += text[i++];
+      item = item.trim();
+    }
+    items.push(item);
+    skipSpace();
+    if (text[i] === ',') i++;
+    skipSpace();
+  }
+  return items;
 }

@@ -3,9 +3,14 @@ import type { Config } from '../config.js';
 import { BadInputError } from '../errors.js';
 import { readPrivilegeGaps, type PrivilegeGap } from '../privileges.js';
 import { describeTarget, type Target } from '../target.js';
-import { withMaintenanceConnection } from './maintenance-connection.js';
-import { checkName, databaseExists, suffixedName, timestamp } from './names.js';
-import { describeSession, listSessions } from './sessions.js';
+import {
+  checkName,
+  databaseExists,
+  suffixedName,
+  timestamp,
+  withMaintenanceConnection,
+} from './databases.js';
+import { describeSession, listSessions } from './swap.js';
 
 /**
  * What `restore` would do, read only: which backup and copy, the new

@@ -1,30 +1,88 @@
 import { findCopies } from '../repository/catalog.js';
-import { BadInputError, InterruptedError } from '../errors.js';
-import { databaseLedger, databaseToken } from '../database-ledger.js';
-import { describeTarget, serverOf, withDatabase } from '../target.js';
-import { connectionString } from './connection-string.js';
-import { readDatabase } from './database-properties.js';
-import { fillAndProve } from './fill-and-prove.js';
-import { intactCopy } from './intact-copy.js';
-import { withMaintenanceConnection } from './maintenance-connection.js';
-import { checkName, databaseExists, nameTaken, suffixedName, timestamp } from './names.js';
-import type { RestoreOptions } from './restore-options.js';
-import { restoreTool } from './restore-tool.js';
+import type pg from 'pg';
+import type { Config } from '../config.js';
 import {
+  BadInputError,
+  InterruptedError,
+  VerificationFailedError,
+  errorMessage,
+} from '../errors.js';
+import { pausePoint } from '../faults.js';
+import type { MarkedDatabase } from '../marked-database.js';
+import type { Progress } from '../progress.js';
+import type { StoredCopy } from '../repository/copies.js';
+import type { Manifest } from '../repository/manifest.js';
+import { databaseLedger, databaseToken } from '../database-ledger.js';
+import {
+  connectionString,
+  describeTarget,
+  serverOf,
+  withDatabase,
+  type Target,
+} from '../target.js';
+import {
+  finishRestored,
+  localeClause,
+  readDatabase,
+  type DatabaseRow,
+} from './database-properties.js';
+import { checkCopies, chooseCopies, copyProblems } from './copies.js';
+import { describeDifference, restoreAndProve, restoreTool } from './prove.js';
+import {
+  checkName,
+  createDatabase,
+  databaseExists,
   dropAbandonedRestores,
+  markUnproven,
+  nameTaken,
   restoredName,
+  suffixedName,
+  timestamp,
+  withMaintenanceConnection,
   withRestoringDatabase,
-} from './restoring-database.js';
-import { sessionsRefusal, settledSessions, type Session } from './sessions.js';
-import { checkSameDatabase, swapNames } from './swap.js';
+} from './databases.js';
+import {
+  checkSameDatabase,
+  sessionsRefusal,
+  settledSessions,
+  swapNames,
+  type Session,
+} from './swap.js';
 
 /**
  * `lifeboat restore`: a backup restored into a NEW database beside the target
  * (never over anything), proved by fingerprints against its manifest, and,
  * when asked, swapped in under the target's name in one transaction, keeping
  * the database it replaces (DESIGN.md promise 5). While it is being filled,
- * the new database is marked as lifeboat's own (./restoring-database.ts).
+ * the new database is marked as lifeboat's own (./databases.ts).
  */
+/** What `lifeboat restore` is asked to do: read by the restore and by the fill-and-prove under it. */
+export interface RestoreOptions {
+  config: Config;
+  /** The target: the new database is created on its server, beside it. */
+  target: Target;
+  backupId: string;
+  /** Name of the new database; default `<target>__restored_<yyyymmddhhmmss>`. */
+  as?: string;
+  /** After the proof, exchange names with the target. */
+  swap?: boolean;
+  /** With swap: end the sessions connected to either database instead of refusing. */
+  terminate?: boolean;
+  /** Restore owners and privileges (pg_restore without --no-owner --no-privileges). */
+  keepOwners: boolean;
+  /** The database to connect to for creating and renaming; default postgres, else template1. */
+  maintenanceDb?: string;
+  progress: Progress;
+  /** An interrupt: pg_restore stops, the half-restored database is dropped, the target untouched. */
+  signal?: AbortSignal;
+  /**
+   * With swap: called once the restored database is proved, just before the
+   * names are exchanged (the restore rung copies the run's journal into it, so
+   * that no instant after the swap finds the run forgotten).
+   */
+  beforeSwap?: (restored: string, replacedAs: string) => Promise<void>;
+}
+
 export interface RestoreResult {
   backupId: string;
   /** The database holding the restored data, under its current name (the target's after a swap). */
@@ -86,7 +144,25 @@ async function restoreBeside(opts: RestoreOptions): Promise<RestoreResult> {
       );
     }
 
-    const { copy, manifest } = await intactCopy(copies, config.signingKey, progress, warn);
+    // One intact copy is enough to restore; the others are read only when it is not.
+    const { checks, manifest } = await checkCopies(
+      copies,
+      config.signingKey,
+      progress,
+      'full',
+      true,
+    );
+    const [copy] = chooseCopies(copies, checks);
+    if (!copy || !manifest) {
+      throw new VerificationFailedError(
+        `Backup ${opts.backupId} has no intact copy, so it cannot be restored; nothing was created.`,
+        { details: copyProblems(checks) },
+      );
+    }
+    const skipped = checks.filter((c) => !c.intact);
+    if (skipped.length > 0) {
+      warn(`Skipped damaged copies of the backup: ${copyProblems(skipped).join('; ')}`);
+    }
     if (opts.swap) {
       await checkSameDatabase(admin, manifest, target);
       if (!opts.terminate) {
@@ -142,4 +218,79 @@ async function restoreBeside(opts: RestoreOptions): Promise<RestoreResult> {
     result.durationMs = Date.now() - started;
     return result;
   });
+}
+
+/**
+ * Create the new database, mark it, pg_restore into it, fingerprint it and
+ * compare with the manifest. A difference keeps it for inspection under an
+ * `unproven` marker; a match replaces the marker with the plain comment.
+ */
+async function fillAndProve(p: {
+  admin: pg.ClientBase;
+  marked: MarkedDatabase;
+  name: string;
+  manifest: Manifest;
+  copy: StoredCopy;
+  pgRestore: string;
+  /** The target's own row, when the backup is of it: its locale and properties are copied. */
+  like: DatabaseRow | undefined;
+  opts: RestoreOptions;
+  warn: (message: string) => void;
+}): Promise<{ restoreMs: number; properties: string[] }> {
+  const { admin, name, manifest, opts } = p;
+  const into = withDatabase(opts.target, name);
+  await p.marked.create((as) =>
+    createDatabase(admin, as, {
+      encoding: manifest.target.encoding,
+      ...(p.like ? { locale: localeClause(p.like) } : {}),
+      what: 'A restore',
+      warn: p.warn,
+    }),
+  );
+  const { restoreMs, differences } = await restoreAndProve({
+    copy: p.copy,
+    manifest,
+    config: opts.config,
+    pgRestore: p.pgRestore,
+    into,
+    keepOwners: opts.keepOwners,
+    signal: opts.signal,
+    progress: opts.progress,
+    tasks: {
+      restore: `Restore backup ${manifest.id} into new database ${name}`,
+      fingerprint: `Fingerprint ${name}`,
+    },
+    restored: () => pausePoint('restore:restored'),
+    restoreFailed: (err) => restoreFailure(manifest.id, err, opts.keepOwners),
+  });
+  if (differences.length > 0) {
+    await markUnproven(admin, name, manifest.id, differences.length);
+    p.marked.keep();
+    throw new VerificationFailedError(
+      `Backup ${manifest.id} restored into ${name}, but its content differs from the backup in ${differences.length} place(s); ${name} is kept for inspection and nothing was swapped.`,
+      { details: differences.map(describeDifference), data: { database: name, differences } },
+    );
+  }
+  const properties = await finishRestored(admin, name, manifest.id, {
+    source: p.like,
+    keepOwners: opts.keepOwners,
+    warn: p.warn,
+  });
+  p.marked.keep();
+  return { restoreMs, properties };
+}
+
+function restoreFailure(id: string, err: unknown, keepOwners: boolean): Error {
+  const message = errorMessage(err);
+  const role = /role "([^"]+)" does not exist/.exec(message);
+  if (role && keepOwners) {
+    return new BadInputError(
+      `Backup ${id} names role "${role[1]}", which does not exist on this server; create the role, or restore with --no-owner. The half-restored database was dropped.`,
+      { cause: err },
+    );
+  }
+  return new VerificationFailedError(
+    `Backup ${id} does not restore: ${message}. The half-restored database was dropped.`,
+    { cause: err },
+  );
 }

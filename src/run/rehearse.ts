@@ -1,19 +1,18 @@
-import { databaseLedger } from '../database-ledger.js';
 import { findCopies } from '../repository/catalog.js';
 import type { Config } from '../config.js';
-import { connect, withClient } from '../db.js';
+import { connect } from '../db.js';
 import { GuardRefusedError } from '../errors.js';
 import { fingerprintDatabase } from '../fingerprint-session.js';
 import { bindingOf, type RehearsalRecord } from '../repository/manifest.js';
 import type { Progress } from '../progress.js';
 import { REHEARSALS_DIR, writeRecord } from '../repository/copies.js';
-import { restoreTool } from '../restore/restore-tool.js';
+import { checkCopies, chooseCopies, copyProblems } from '../restore/copies.js';
+import { describeDifference, restoreAndProve } from '../restore/prove.js';
 import { runbookChecksum } from '../runbook/checksum.js';
 import type { Runbook } from '../runbook/types.js';
-import { restoreIntoScratch, withScratchDatabase } from '../scratch.js';
+import { intoScratch, withScratchDatabase } from '../restore/scratch.js';
 import { scratchServer, type Target } from '../target.js';
 import { readTargetState, targetChange, waitForSessionsToLeave } from '../target-watch.js';
-import { checkCopies } from '../verify.js';
 import { applyStep, type StepRunner } from './execute.js';
 import { readKnexTruth } from './journal-view.js';
 import { withKnexSession } from './knex-migration.js';
@@ -47,21 +46,13 @@ export async function rehearseRunbook(opts: {
   const intactCopies = copies.filter((c) =>
     checks.some((k) => k.destination === c.destination && k.intact),
   );
-  // The cheapest to restore: a plain local copy is read in place.
-  const intact =
-    intactCopies.find(
-      (c) => !c.remote && !checks.find((k) => k.destination === c.destination)!.encrypted,
-    ) ?? intactCopies[0];
+  const [intact] = chooseCopies(copies, checks);
   if (!manifest || !intact) {
     throw new GuardRefusedError(`Backup ${backupId} has no intact copy to rehearse on.`, {
-      details: checks.flatMap((c) => c.problems.map((p) => `${c.destination}: ${p}`)),
+      details: copyProblems(checks),
     });
   }
   const server = scratchServer(config.scratchUrl, opts.target);
-  // The same choice verify and restore make: the server's version, and able to read the archive.
-  const pgRestore = await withClient(server, (admin) =>
-    restoreTool(admin, manifest, config.pgBinDir),
-  );
   const record: RehearsalRecord = {
     at: new Date().toISOString(),
     ...bindingOf(manifest),
@@ -80,21 +71,30 @@ export async function rehearseRunbook(opts: {
   };
 
   const targetBefore = await readTargetState(opts.target, [JOURNAL_SCHEMA]);
-  const restoreAs = {
-    ledger: databaseLedger(config),
-    restoreRole: config.restoreRole,
-    restorePassword: config.restorePassword,
-  };
+  // The pg_restore is chosen as verify and restore choose it: the server's version, able to read the archive.
   await withScratchDatabase(
     server,
     'rehearse',
-    backupId,
+    manifest,
     async (scratch) => {
-      await progress.task(
-        `Restore backup ${backupId} into ${scratch.name} for the rehearsal`,
-        (update) =>
-          restoreIntoScratch(scratch, { copy: intact, manifest, config, pgRestore, update }),
-      );
+      const { differences } = await restoreAndProve({
+        copy: intact,
+        manifest,
+        config,
+        ...intoScratch(scratch),
+        progress,
+        tasks: {
+          restore: `Restore backup ${backupId} into ${scratch.name} for the rehearsal`,
+          fingerprint: `Fingerprint ${scratch.name}`,
+        },
+      });
+      // Steps rehearsed on anything but the backup would prove nothing about it.
+      if (differences.length > 0) {
+        throw new GuardRefusedError(
+          `Backup ${backupId} restored into ${scratch.name} for the rehearsal, but its content differs from the backup in ${differences.length} place(s); nothing was rehearsed.`,
+          { details: differences.map(describeDifference) },
+        );
+      }
       const client = await connect(scratch.target, 'lifeboat rehearsal');
       await withKnexSession(scratch.target, async (knex) => {
         await ensureJournal(client);
@@ -182,7 +182,7 @@ export async function rehearseRunbook(opts: {
         record.passed = !record.failedStep && rollback.complete;
       }).finally(() => client.end().catch(() => undefined));
     },
-    restoreAs,
+    config,
   );
   // Every way a step could find a database led to the copy; if the target changed anyway, say so.
   await waitForSessionsToLeave(opts.target, REHEARSAL_APPLICATION);

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { smallDatabase } from '../support/backups.js';
 import { runCli, runJson, workspace } from '../support/cli.js';
 import type { TestDatabase } from '../support/db.js';
-import { rewriteManifest } from './support.js';
+import { rewriteVerifiedManifest } from './support.js';
 
 /**
  * A rehearsal must never touch the target: every way a step can find a
@@ -134,9 +134,9 @@ steps:
   });
 });
 
-describe('the pg_restore a rehearsal uses', () => {
-  it('must read the archive: a backup from a newer pg_dump is refused (exit 2), as verify and restore refuse it', async () => {
-    const db = await smallDatabase('sec_rehearse_tools', 20);
+describe('the copy a rehearsal runs on', () => {
+  it('is proved against the backup first: a copy that differs is refused (exit 3), nothing rehearsed', async () => {
+    const db = await smallDatabase('sec_rehearse_proof', 20);
     const ws = await workspace();
     try {
       await writeFile(
@@ -147,29 +147,20 @@ describe('the pg_restore a rehearsal uses', () => {
       expect(backup.code, backup.stderr).toBe(0);
       const root = path.join(ws.dir, '.lifeboat/backups');
       const [id] = (await readdir(root)).filter((n) => /^\d{8}T/.test(n));
-      const dir = path.join(root, id!);
-      const manifest = await rewriteManifest(dir, (m) => {
-        m.tools.pgDump.version = '99.0';
+      // The manifest now promises one row more than the archive holds.
+      await rewriteVerifiedManifest(path.join(root, id!), (m) => {
+        m.fingerprints.tables.find((t) => t.name === 'items')!.rows += 1;
       });
-      // The verification stays bound to the manifest as it now reads (no signing key, so anyone can).
-      const { sha256Hex } = await import('../../src/repository/manifest.js');
-      const digest = sha256Hex(await readFile(path.join(dir, 'manifest.json')));
-      for (const name of await readdir(path.join(dir, 'verifications'))) {
-        const file = path.join(dir, 'verifications', name);
-        const record = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
-        await writeFile(file, JSON.stringify({ ...record, manifestSha256: digest }, null, 2));
-      }
-      expect(manifest.tools.pgDump.version).toBe('99.0');
       const r = await runCli(
         ['rehearse', 'rb.yaml', '--backup', 'existing', '--database-url', db.url],
-        {
-          cwd: ws.dir,
-        },
+        { cwd: ws.dir },
       );
-      expect(r.code, r.stdout + r.stderr).toBe(2);
+      expect(r.code, r.stdout + r.stderr).toBe(3);
       expect(r.stderr).toMatch(
-        /pg_restore \d+(\.\d+)? cannot read an archive written by pg_dump 99\.0; install client tools 99 or newer/,
+        /its content differs from the backup in 1 place\(s\); nothing was rehearsed/,
       );
+      expect(r.stderr).toMatch(/table public\.items: expected 21 rows?, found 20 rows?/);
+      expect(r.stdout + r.stderr).not.toMatch(/Rehearse step/);
     } finally {
       await db.drop();
       await ws.cleanup();

@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { sha256Hex, type Manifest } from '../../src/repository/manifest.js';
@@ -15,6 +15,24 @@ export async function rewriteManifest(
   const text = `${JSON.stringify(manifest, null, 2)}\n`;
   await writeFile(file, text);
   await writeFile(path.join(copyDir, 'manifest.sha256'), `${sha256Hex(text)}  manifest.json\n`);
+  return manifest;
+}
+
+/**
+ * Rewrite a local copy's manifest and keep its verifications bound to it, as
+ * anyone can without a signing key: the backup still reads as verified.
+ */
+export async function rewriteVerifiedManifest(
+  copyDir: string,
+  change: (manifest: Manifest) => void,
+): Promise<Manifest> {
+  const manifest = await rewriteManifest(copyDir, change);
+  const digest = sha256Hex(await readFile(path.join(copyDir, 'manifest.json')));
+  for (const name of await readdir(path.join(copyDir, 'verifications'))) {
+    const file = path.join(copyDir, 'verifications', name);
+    const record = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    await writeFile(file, JSON.stringify({ ...record, manifestSha256: digest }, null, 2));
+  }
   return manifest;
 }
 

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { carriesToken, databaseToken } from '../../src/database-ledger.js';
-import { restoredName } from '../../src/restore/restoring-database.js';
-import { suffixedName } from '../../src/restore/names.js';
+import { restoredName, suffixedName } from '../../src/restore/databases.js';
 
 describe('carriesToken: which names a ledger entry may drop unmarked', () => {
   it('accepts the names lifeboat creates', () => {

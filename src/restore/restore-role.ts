@@ -1,9 +1,9 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type pg from 'pg';
-import { quoteIdent, quoteLiteral } from './db.js';
-import { lockKey } from './marked-database.js';
-import { registerSecret } from './secrets.js';
+import { quoteIdent, quoteLiteral } from '../db.js';
+import { lockKey } from '../marked-database.js';
+import { registerSecret } from '../secrets.js';
 
 /**
  * Who restores a scratch copy (verify, rehearse). pg_restore --no-owner makes
