@@ -4,11 +4,18 @@ import type { KnexMigrationStep, Step, Timeouts } from '../runbook/types.js';
 import { redact } from '../secrets.js';
 import { stepEnvironment, umaskPrefix, withProcessEnv } from '../step-env.js';
 import type { Target } from '../target.js';
-import { pausePoint } from '../faults.js';
-import type { SqlRunner } from '../db.js';
+import { pausePoint, pauseWanted } from '../faults.js';
+import { quoteLiteral, type SqlRunner } from '../db.js';
 import { KnexMigrationError, type KnexMigrationRef, type KnexSession } from './knex-migration.js';
 import { knexBatch, knexTableKey, readKnexTables, type KnexTableRef } from './knex-table.js';
-import { JOURNAL_SCHEMA, finishEvent, recordEvent, type NewEvent, type Undo } from './journal.js';
+import {
+  JOURNAL_SCHEMA,
+  eventStatement,
+  finishEvent,
+  recordEvent,
+  type NewEvent,
+  type Undo,
+} from './journal.js';
 import { knexRefOf, type StepState } from './state.js';
 import type { StaleSessionPolicy } from './stale-sessions.js';
 
@@ -107,6 +114,15 @@ export async function applyStep(r: StepRunner, step: Step): Promise<void> {
     return;
   }
   if (step.kind === 'sql' && step.up.transaction) {
+    if (!step.verify && !r.observeLocks && !pauseWanted(`step:${step.id}:inside`)) {
+      await inOneQuery(
+        r.client,
+        step.timeouts,
+        step.up.text,
+        eventStatement({ ...base, status: 'done' }),
+      ).catch((err: unknown) => failed(r, base, err));
+      return;
+    }
     await inTransaction(r.client, step.timeouts, async () => {
       await r.client.query(step.up.text);
       if (step.verify && !(await booleanQuery(r.client, step.verify))) {
@@ -349,16 +365,42 @@ async function inTransaction(
   }
 }
 
+/**
+ * A transactional script and its checkpoint in one round trip: begin, the
+ * timeouts, the script, the checkpoint row and commit as one simple query, so
+ * they commit together or not at all. The runbook's checks refused a script
+ * with transaction control or an unterminated string, quoted name or comment,
+ * so the script ends where its text ends.
+ */
+async function inOneQuery(
+  client: pg.Client,
+  timeouts: Timeouts,
+  script: string,
+  checkpoint: string,
+): Promise<void> {
+  const settings = timeoutSettings(timeouts).map(
+    ([name, value]) => `select set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, true);\n`,
+  );
+  try {
+    await client.query(`begin;\n${settings.join('')}${script}\n;\n${checkpoint};\ncommit`);
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined);
+    throw err;
+  }
+}
+
 /** Only the timeouts the runbook sets; the others keep the server's setting. */
 async function applyTimeouts(client: pg.Client, t: Timeouts, local: boolean): Promise<void> {
+  for (const [name, value] of timeoutSettings(t))
+    await client.query(`select set_config($1, $2, $3)`, [name, value, local]);
+}
+
+function timeoutSettings(t: Timeouts): [string, string][] {
   const settings: [string, number | undefined][] = [
     ['lock_timeout', t.lockTimeoutMs],
     ['statement_timeout', t.statementTimeoutMs],
   ];
-  for (const [name, ms] of settings) {
-    if (ms !== undefined)
-      await client.query(`select set_config($1, $2, $3)`, [name, `${ms}ms`, local]);
-  }
+  return settings.flatMap(([name, ms]) => (ms === undefined ? [] : [[name, `${ms}ms`]]));
 }
 
 async function withSessionTimeouts(
