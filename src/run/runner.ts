@@ -11,7 +11,7 @@ import { appliedSteps, readKnexTruth } from './journal-view.js';
 import type { Runbook, Step } from '../runbook/types.js';
 import { describeTarget, type Target } from '../target.js';
 import { freezeDatabase, readFreeze, thawRun, writableDuringFreeze } from './freeze.js';
-import { applyStep, releaseStaleKnexLocks, type StepRunner } from './execute.js';
+import { applyStep, releaseStaleKnexLocks, stepLabel, type StepRunner } from './execute.js';
 import { guard, policyFor, type BackupMode } from './guard.js';
 import {
   JOURNAL_SCHEMA,
@@ -172,7 +172,7 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
         const started = Date.now();
         try {
           await progress.task(
-            `Step ${i + 1}/${runbook.steps.length}: ${step.id} (${kindLabel(step)})`,
+            `Step ${i + 1}/${runbook.steps.length}: ${step.id} (${stepLabel(step)})`,
             () => applyStep(runner, step),
           );
           report.steps.push({ id: step.id, outcome: 'applied', durationMs: Date.now() - started });
@@ -422,10 +422,4 @@ function inDoubtError(
       ],
     },
   );
-}
-
-function kindLabel(step: Step): string {
-  if (step.kind === 'sql') return step.up.transaction ? 'sql' : 'sql, no transaction';
-  if (step.kind === 'knex-migration') return `knex ${step.name}`;
-  return step.kind;
 }
