@@ -3,9 +3,8 @@ import { findCopies } from '../repository/catalog.js';
 import type { Config } from '../config.js';
 import { connect, withClient } from '../db.js';
 import { GuardRefusedError } from '../errors.js';
-import { fingerprintDatabase } from '../fingerprint-session.js';
 import { bindingOf, type RehearsalRecord } from '../repository/manifest.js';
-import type { Progress } from '../progress.js';
+import { silentProgress, type Progress } from '../progress.js';
 import { REHEARSALS_DIR, writeRecord } from '../repository/copies.js';
 import { restoreTool } from '../restore/restore-tool.js';
 import { runbookChecksum } from '../runbook/checksum.js';
@@ -18,14 +17,8 @@ import { applyStep, type StepRunner } from './execute.js';
 import { readKnexTruth } from './journal-view.js';
 import { withKnexSession } from './knex-migration.js';
 import { knexBatch } from './knex-table.js';
-import {
-  JOURNAL_SCHEMA,
-  ensureJournal,
-  insertRun,
-  readEvents,
-  saveCreatedTables,
-  savePreFingerprints,
-} from './journal.js';
+import { JOURNAL_SCHEMA, readEvents } from './journal.js';
+import { recordRun, takeProof } from './begin.js';
 import { rollbackRun } from './rollback.js';
 import { newRunId } from './runner-id.js';
 import { stepStates, withKnexTruth } from './state.js';
@@ -97,38 +90,34 @@ export async function rehearseRunbook(opts: {
       );
       const client = await connect(scratch.target, 'lifeboat rehearsal');
       await withKnexSession(scratch.target, async (knex) => {
-        await ensureJournal(client);
-        const runId = `rehearsal-${newRunId()}`;
-        await insertRun(client, {
-          id: runId,
-          runbook: runbook.name,
-          runbookFile: runbook.file,
-          status: 'running',
-          backupId,
-          host: 'rehearsal',
-          pid: process.pid,
-          frozenAt: null,
-        });
-        const before = await fingerprintDatabase(scratch.target, {
-          excludeSchemas: [JOURNAL_SCHEMA],
-        });
-        await savePreFingerprints(client, runId, before);
-        // The copy carries the journal and knex's table as they were at the backup: what the target
-        // had applied stays applied. Read before knex's tables are created for the rehearsal.
-        const events = await readEvents(client);
-        const tables = await readKnexTruth(client, events, runbook);
-        const states = withKnexTruth(stepStates(events, runbook.name), tables);
-        await saveCreatedTables(client, runId, await knex.ensureTables(runbook.steps));
         const locks = new Map<string, string[]>();
         const runner: StepRunner = {
           client,
           target: scratch.target,
-          runId,
+          runId: `rehearsal-${newRunId()}`,
           directory: runbook.directory,
           knex,
           observeLocks: (id, held) => locks.set(id, held),
           applicationName: REHEARSAL_APPLICATION,
         };
+        await recordRun(
+          runner,
+          {
+            runbook: runbook.name,
+            runbookFile: runbook.file,
+            backupId,
+            host: 'rehearsal',
+            pid: process.pid,
+            frozenAt: null,
+          },
+          'rehearsal',
+        );
+        // The copy carries the journal and knex's table as they were at the backup: what the target
+        // had applied stays applied. Read before knex's tables are created for the rehearsal.
+        const events = await readEvents(client);
+        const tables = await readKnexTruth(client, events, runbook);
+        const states = withKnexTruth(stepStates(events, runbook.name), tables);
+        await takeProof(runner, runbook, silentProgress, 'rehearsal');
         for (const [i, step] of runbook.steps.entries()) {
           const entry = record.steps[i]!;
           const state =

@@ -2,8 +2,6 @@ import { hostname } from 'node:os';
 import type { Config } from '../config.js';
 import { connect } from '../db.js';
 import { BadInputError, RollbackIncompleteError, RolledBackError } from '../errors.js';
-import { fingerprintDatabase } from '../fingerprint-session.js';
-import { pausePoint } from '../faults.js';
 import type { Progress } from '../progress.js';
 import { loadRunbook } from '../runbook/load.js';
 import { planRunbook } from '../runbook/plan.js';
@@ -14,17 +12,13 @@ import { freezeDatabase, readFreeze, thawRun, writableDuringFreeze } from './fre
 import { applyStep, releaseStaleKnexLocks, stepLabel, type StepRunner } from './execute.js';
 import { guard, policyFor, type BackupMode } from './guard.js';
 import {
-  JOURNAL_SCHEMA,
-  ensureJournal,
-  insertRun,
   loadPreFingerprints,
   readEvents,
   readRuns,
-  saveCreatedTables,
-  savePreFingerprints,
   setRunStatus,
   type StepEvent,
 } from './journal.js';
+import { recordRun, takeProof } from './begin.js';
 import { withRunLock } from './lock.js';
 import { announceRun } from './stale-sessions.js';
 import { changesSinceBackup, operatorAdvice } from './advice.js';
@@ -153,7 +147,7 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
               },
             );
           }
-          await takeProof(report, runner, runbook, target, progress);
+          await takeProof(runner, runbook, progress, 'run');
         }
       }
 
@@ -253,43 +247,19 @@ async function startRun(
     if (frozenSince) await thawRun(client, target.database, report.runId, progress);
     throw err;
   }
-  await ensureJournal(client);
-  await insertRun(client, {
-    id: report.runId,
-    runbook: runbook.name,
-    runbookFile: runbook.file,
-    status: 'running',
-    backupId: report.backupId,
-    host: hostname(),
-    pid: process.pid,
-    frozenAt: frozenSince,
-  });
-  await pausePoint('run:recorded');
-  await takeProof(report, runner, runbook, target, progress);
-}
-
-/**
- * The fingerprints that will prove a rollback, before the first step. A run
- * stopped before they were saved applied nothing: a rollback closes it as
- * such, a resumed run takes them first.
- */
-async function takeProof(
-  report: RunReport,
-  runner: StepRunner,
-  runbook: Runbook,
-  target: Target,
-  progress: Progress,
-): Promise<void> {
-  const before = await progress.task('Fingerprint the database before the first step', () =>
-    fingerprintDatabase(target, { excludeSchemas: [JOURNAL_SCHEMA] }),
+  await recordRun(
+    runner,
+    {
+      runbook: runbook.name,
+      runbookFile: runbook.file,
+      backupId: report.backupId,
+      host: hostname(),
+      pid: process.pid,
+      frozenAt: frozenSince,
+    },
+    'run',
   );
-  await pausePoint('run:fingerprinted');
-  await savePreFingerprints(runner.client, report.runId, before);
-  // knex creates its bookkeeping tables on first use; a complete rollback removes them again.
-  const save = (tables: string[]) => saveCreatedTables(runner.client, report.runId, tables);
-  const created = await runner.knex.ensureTables(runbook.steps, save);
-  await pausePoint('run:knex-tables');
-  await save(created);
+  await takeProof(runner, runbook, progress, 'run');
 }
 
 /** Roll back, record the outcome in the report, and end with exit 5 or 6. */
