@@ -13,10 +13,10 @@ import { restoreIntoScratch, withScratchDatabase } from '../scratch.js';
 import { scratchServer, type Target } from '../target.js';
 import { readTargetState, targetChange, waitForSessionsToLeave } from '../target-watch.js';
 import { checkCopies } from '../verify.js';
-import { applyStep, type StepRunner } from './execute.js';
+import type { StepRunner } from './execute.js';
+import { applySteps, priorEffect } from './apply-steps.js';
 import { readKnexTruth } from './journal-view.js';
 import { withKnexSession } from './knex-migration.js';
-import { knexBatch } from './knex-table.js';
 import { JOURNAL_SCHEMA, readEvents } from './journal.js';
 import { recordRun, takeProof } from './begin.js';
 import { rollbackRun } from './rollback.js';
@@ -118,39 +118,23 @@ export async function rehearseRunbook(opts: {
         const tables = await readKnexTruth(client, events, runbook);
         const states = withKnexTruth(stepStates(events, runbook.name), tables);
         await takeProof(runner, runbook, silentProgress, 'rehearsal');
-        for (const [i, step] of runbook.steps.entries()) {
-          const entry = record.steps[i]!;
-          const state =
-            states.get(step.id)?.effect ??
-            (step.kind === 'knex-migration' && knexBatch(tables, step) !== undefined
-              ? 'applied'
-              : undefined);
-          if (state === 'applied') {
-            entry.outcome = 'already-applied';
-            continue;
-          }
-          if (state === 'in-doubt') {
-            record.failedStep = step.id;
-            record.error =
-              'it is in doubt in the backup’s journal; decide it on the target first (lifeboat run --resolve)';
-            break;
-          }
-          const t = Date.now();
-          try {
-            await progress.task(`Rehearse step ${i + 1}/${runbook.steps.length}: ${step.id}`, () =>
-              applyStep(runner, step),
-            );
-            Object.assign(entry, {
-              outcome: 'applied',
-              durationMs: Date.now() - t,
-              locks: locks.get(step.id),
-            });
-          } catch (err) {
-            Object.assign(entry, { outcome: 'failed', durationMs: Date.now() - t });
-            record.failedStep = step.id;
-            record.error = err instanceof Error ? err.message : String(err);
-            break;
-          }
+        const { outcomes, failure } = await applySteps(runner, runbook.steps, {
+          prior: (step) => priorEffect(step, states, tables),
+          inDoubt:
+            'it is in doubt in the backup’s journal; decide it on the target first (lifeboat run --resolve)',
+          title: (i, step) => `Rehearse step ${i + 1}/${runbook.steps.length}: ${step.id}`,
+          progress,
+        });
+        record.steps = outcomes.map(({ id, outcome, durationMs }) =>
+          outcome === 'applied'
+            ? { id, outcome, durationMs, locks: locks.get(id) }
+            : outcome === 'failed'
+              ? { id, outcome, durationMs }
+              : { id, outcome: outcome === 'already-applied' ? outcome : 'not-run' },
+        );
+        if (failure) {
+          record.failedStep = failure.stepId;
+          record.error = failure.error;
         }
         const byId = new Map(runbook.steps.map((s) => [s.id, s]));
         const rollback = await rollbackRun({

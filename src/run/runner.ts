@@ -9,7 +9,8 @@ import { appliedSteps, readKnexTruth } from './journal-view.js';
 import type { Runbook, Step } from '../runbook/types.js';
 import { describeTarget, type Target } from '../target.js';
 import { freezeDatabase, readFreeze, thawRun, writableDuringFreeze } from './freeze.js';
-import { applyStep, releaseStaleKnexLocks, stepLabel, type StepRunner } from './execute.js';
+import { releaseStaleKnexLocks, stepLabel, type StepRunner } from './execute.js';
+import { applySteps, priorEffect } from './apply-steps.js';
 import { guard, policyFor, type BackupMode } from './guard.js';
 import {
   loadPreFingerprints,
@@ -122,7 +123,7 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
       const undecided = await resolveInDoubt(runner, [...states.values()], opts.resolutions);
       if (undecided.length > 0) throw inDoubtError(undecided, states, runId, runbook.file);
       ({ states, tables } = await journal());
-      const applied = (step: Step): boolean => isApplied(step, states, tables);
+      const applied = (step: Step): boolean => priorEffect(step, states, tables) === 'applied';
 
       if (!unfinished && runbook.steps.every(applied)) {
         // Nothing to apply: no backup, no run record, nothing touched.
@@ -151,44 +152,17 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
         }
       }
 
-      for (const [i, step] of runbook.steps.entries()) {
-        if (applied(step)) {
-          report.steps.push({ id: step.id, outcome: 'already-applied' });
-          continue;
-        }
-        if (opts.signal?.aborted) {
-          const error = `stopped by the operator (interrupt) before step ${step.id}`;
-          for (const rest of runbook.steps.slice(i))
-            report.steps.push({ id: rest.id, outcome: 'not-run' });
-          report.failure = { stepId: step.id, error, interrupted: true };
-          return await finishRollback(report, runner, runbook, opts);
-        }
-        const started = Date.now();
-        try {
-          await progress.task(
-            `Step ${i + 1}/${runbook.steps.length}: ${step.id} (${stepLabel(step)})`,
-            () => applyStep(runner, step),
-          );
-          report.steps.push({ id: step.id, outcome: 'applied', durationMs: Date.now() - started });
-        } catch (err) {
-          const error = err instanceof Error ? err.message : String(err);
-          // Ctrl-C reaches a step's command too: stopped by the operator, not a failure of the step.
-          const interrupted = opts.signal?.aborted === true;
-          report.steps.push({
-            id: step.id,
-            outcome: interrupted ? 'interrupted' : 'failed',
-            durationMs: Date.now() - started,
-            error,
-          });
-          for (const rest of runbook.steps.slice(i + 1))
-            report.steps.push({ id: rest.id, outcome: 'not-run' });
-          report.failure = {
-            stepId: step.id,
-            error,
-            ...(interrupted ? { interrupted, during: true } : {}),
-          };
-          return await finishRollback(report, runner, runbook, opts);
-        }
+      const { outcomes, failure } = await applySteps(runner, runbook.steps, {
+        prior: (step) => priorEffect(step, states, tables),
+        title: (i, step) =>
+          `Step ${i + 1}/${runbook.steps.length}: ${step.id} (${stepLabel(step)})`,
+        progress,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+      report.steps.push(...outcomes);
+      if (failure) {
+        report.failure = failure;
+        return await finishRollback(report, runner, runbook, opts);
       }
       await setRunStatus(client, runId, 'succeeded');
       await thawRun(client, target.database, runId, progress);
@@ -336,13 +310,6 @@ async function finishRollback(
     details: report.advice,
     data: report,
   });
-}
-
-/** Applied, by the journal (knex's table overlaid), or by knex alone for a migration lifeboat never ran. */
-function isApplied(step: Step, states: Map<string, StepState>, tables: KnexTables): boolean {
-  const state = states.get(step.id);
-  if (state) return state.effect === 'applied';
-  return step.kind === 'knex-migration' && knexBatch(tables, step) !== undefined;
 }
 
 function isKnexStep(step: Step): step is Step & { kind: 'knex-migration' } {
