@@ -22,14 +22,12 @@ import {
 import { recordRun, takeProof } from './begin.js';
 import { withRunLock } from './lock.js';
 import { announceRun } from './stale-sessions.js';
-import { changesSinceBackup, operatorAdvice } from './advice.js';
 import { newRunId } from './runner-id.js';
 import { KnexSession } from './knex-migration.js';
-import { decideLastRung } from './ladder.js';
 import { knexBatch, knexTableKey, type KnexTables } from './knex-table.js';
-import { rollBackByRestore } from './restore-rung.js';
 import type { RunReport } from './report-types.js';
 import { rehearsalRefusal, rehearseRunbook } from './rehearse.js';
+import { handToOperator, takeLastRung } from './finish.js';
 import { resolveInDoubt, rollbackRun, type Resolutions } from './rollback.js';
 import { knexRefOf, stepStates, touchedByRun, withKnexTruth, type StepState } from './state.js';
 
@@ -257,28 +255,13 @@ async function finishRollback(
     : report.failure
       ? `Step ${report.failure.stepId} failed: ${report.failure.error}.`
       : `Run ${report.runId} was being rolled back when it stopped.`;
-  const lastRung = decideLastRung({
-    complete: rollback.complete,
-    frozenByRun: (await readFreeze(runner.client, runner.target.database))?.runId === report.runId,
-    backupId: report.backupId,
-  });
-  if (lastRung.restore) {
-    report.restoredBy = await rollBackByRestore({
-      config: opts.config,
-      target: runner.target,
-      runId: report.runId,
-      backupId: lastRung.backupId,
-      progress: opts.progress,
-      release: () => runner.client.end(),
-    });
+  if (await takeLastRung(runner, report, rollback, opts)) {
     report.status = 'rolled-back';
     throw new RolledBackError(
-      `${what} Not every step could be undone by its down, so the run was rolled back by restoring its verified backup ${report.backupId}, taken while the database was frozen: nothing is lost. The failed database is kept as ${report.restoredBy.replacedAs}.`,
+      `${what} Not every step could be undone by its down, so the run was rolled back by restoring its verified backup ${report.backupId}, taken while the database was frozen: nothing is lost. The failed database is kept as ${report.restoredBy?.replacedAs}.`,
       { data: report },
     );
   }
-  // Whatever the outcome, the database does not stay frozen.
-  await thawRun(runner.client, runner.target.database, report.runId, opts.progress);
   // Applied steps now read as undone (or not); the failed step stays "failed", its undo is in report.rollback.
   for (const o of rollback.outcomes) {
     const entry = report.steps.find(
@@ -294,18 +277,10 @@ async function finishRollback(
       { data: report },
     );
   }
-  report.status = 'needs-operator';
-  await setRunStatus(
-    runner.client,
-    report.runId,
-    'needs-operator',
-    rollback.stoppedBecause ?? null,
-  );
-  report.advice = operatorAdvice(
-    report,
-    runbook.file,
-    await changesSinceBackup(opts.config, runner.client, report.backupId),
-  );
+  await handToOperator(runner, report, rollback, {
+    config: opts.config,
+    runbookFile: runbook.file,
+  });
   throw new RollbackIncompleteError(`${what} Rollback is incomplete: operator action is needed.`, {
     details: report.advice,
     data: report,
