@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { quoteIdent, type SqlRunner } from '../db.js';
+import { quoteIdent, quoteLiteral, type SqlRunner } from '../db.js';
 import { redact } from '../secrets.js';
 import type { KnexMigrationRef } from './knex-migration.js';
 
@@ -220,25 +220,51 @@ export type NewEvent = Pick<
  * be knex's transaction (a knex migration's checkpoint commits with it).
  */
 export async function recordEvent(client: SqlRunner, e: NewEvent): Promise<number> {
+  const values = eventValues(e);
   const res = await client.query(
-    `insert into ${JOURNAL}.steps (run_id, seq, step_id, kind, checksum, direction, status, transactional, undo, verify, error, finished_at)
-     values ($1, (select coalesce(max(seq), 0) + 1 from ${JOURNAL}.steps where run_id = $1),
-             $2, $3, $4, $5, $6, $7, $8, $9, $10, case when $6 = 'started' then null else clock_timestamp() end)
-     returning seq`,
-    [
-      e.runId,
-      e.stepId,
-      e.kind,
-      e.checksum,
-      e.direction,
-      e.status,
-      e.transactional,
-      e.undo ? JSON.stringify(e.undo) : null,
-      e.verify ?? null,
-      e.error ? redact(e.error) : null,
-    ],
+    insertEvent((i) => `$${i}`),
+    values,
   );
   return (res.rows[0] as { seq: number }).seq;
+}
+
+/**
+ * The same insert as one statement with its values written in (quoted by the
+ * driver), to send in one query with the step it checkpoints.
+ */
+export function eventStatement(e: NewEvent): string {
+  const values = eventValues(e);
+  return insertEvent((i) => {
+    const v = values[i - 1];
+    return v === null || v === undefined
+      ? 'null'
+      : typeof v === 'boolean'
+        ? String(v)
+        : quoteLiteral(v);
+  });
+}
+
+function eventValues(e: NewEvent): (string | boolean | null)[] {
+  return [
+    e.runId,
+    e.stepId,
+    e.kind,
+    e.checksum,
+    e.direction,
+    e.status,
+    e.transactional,
+    e.undo ? JSON.stringify(e.undo) : null,
+    e.verify ?? null,
+    e.error ? redact(e.error) : null,
+  ];
+}
+
+function insertEvent(value: (i: number) => string): string {
+  const $ = value;
+  return `insert into ${JOURNAL}.steps (run_id, seq, step_id, kind, checksum, direction, status, transactional, undo, verify, error, finished_at)
+     values (${$(1)}, (select coalesce(max(seq), 0) + 1 from ${JOURNAL}.steps where run_id = ${$(1)}),
+             ${$(2)}, ${$(3)}, ${$(4)}, ${$(5)}, ${$(6)}, ${$(7)}, ${$(8)}, ${$(9)}, ${$(10)}, case when ${$(6)} = 'started' then null else clock_timestamp() end)
+     returning seq`;
 }
 
 /**

@@ -245,6 +245,8 @@ export class KnexSession {
     steps: readonly Step[],
     beforeCreating: (tables: string[]) => Promise<void> = () => Promise.resolve(),
   ): Promise<string[]> {
+    // Without a knex migration, knex itself is never loaded.
+    if (!steps.some((s) => s.kind === 'knex-migration')) return [];
     const seen = new Set<string>();
     const created: string[] = [];
     const missing: string[] = [];

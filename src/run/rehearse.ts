@@ -2,9 +2,8 @@ import { findCopies } from '../repository/catalog.js';
 import type { Config } from '../config.js';
 import { connect } from '../db.js';
 import { GuardRefusedError } from '../errors.js';
-import { fingerprintDatabase } from '../fingerprint-session.js';
 import { bindingOf, type RehearsalRecord } from '../repository/manifest.js';
-import type { Progress } from '../progress.js';
+import { silentProgress, type Progress } from '../progress.js';
 import { REHEARSALS_DIR, writeRecord } from '../repository/copies.js';
 import { checkCopies, chooseCopies, copyProblems } from '../restore/copies.js';
 import { describeDifference, restoreAndProve } from '../restore/prove.js';
@@ -13,18 +12,12 @@ import type { Runbook } from '../runbook/types.js';
 import { intoScratch, withScratchDatabase } from '../restore/scratch.js';
 import { scratchServer, type Target } from '../target.js';
 import { readTargetState, targetChange, waitForSessionsToLeave } from '../target-watch.js';
-import { applyStep, type StepRunner } from './execute.js';
+import type { StepRunner } from './execute.js';
+import { applySteps, priorEffect } from './apply-steps.js';
 import { readKnexTruth } from './journal-view.js';
 import { withKnexSession } from './knex-migration.js';
-import { knexBatch } from './knex-table.js';
-import {
-  JOURNAL_SCHEMA,
-  ensureJournal,
-  insertRun,
-  readEvents,
-  saveCreatedTables,
-  savePreFingerprints,
-} from './journal.js';
+import { JOURNAL_SCHEMA, readEvents } from './journal.js';
+import { recordRun, takeProof } from './begin.js';
 import { rollbackRun } from './rollback.js';
 import { newRunId } from './runner-id.js';
 import { stepStates, withKnexTruth } from './state.js';
@@ -97,71 +90,51 @@ export async function rehearseRunbook(opts: {
       }
       const client = await connect(scratch.target, 'lifeboat rehearsal');
       await withKnexSession(scratch.target, async (knex) => {
-        await ensureJournal(client);
-        const runId = `rehearsal-${newRunId()}`;
-        await insertRun(client, {
-          id: runId,
-          runbook: runbook.name,
-          runbookFile: runbook.file,
-          status: 'running',
-          backupId,
-          host: 'rehearsal',
-          pid: process.pid,
-          frozenAt: null,
-        });
-        const before = await fingerprintDatabase(scratch.target, {
-          excludeSchemas: [JOURNAL_SCHEMA],
-        });
-        await savePreFingerprints(client, runId, before);
-        // The copy carries the journal and knex's table as they were at the backup: what the target
-        // had applied stays applied. Read before knex's tables are created for the rehearsal.
-        const events = await readEvents(client);
-        const tables = await readKnexTruth(client, events, runbook);
-        const states = withKnexTruth(stepStates(events, runbook.name), tables);
-        await saveCreatedTables(client, runId, await knex.ensureTables(runbook.steps));
         const locks = new Map<string, string[]>();
         const runner: StepRunner = {
           client,
           target: scratch.target,
-          runId,
+          runId: `rehearsal-${newRunId()}`,
           directory: runbook.directory,
           knex,
           observeLocks: (id, held) => locks.set(id, held),
           applicationName: REHEARSAL_APPLICATION,
         };
-        for (const [i, step] of runbook.steps.entries()) {
-          const entry = record.steps[i]!;
-          const state =
-            states.get(step.id)?.effect ??
-            (step.kind === 'knex-migration' && knexBatch(tables, step) !== undefined
-              ? 'applied'
-              : undefined);
-          if (state === 'applied') {
-            entry.outcome = 'already-applied';
-            continue;
-          }
-          if (state === 'in-doubt') {
-            record.failedStep = step.id;
-            record.error =
-              'it is in doubt in the backup’s journal; decide it on the target first (lifeboat run --resolve)';
-            break;
-          }
-          const t = Date.now();
-          try {
-            await progress.task(`Rehearse step ${i + 1}/${runbook.steps.length}: ${step.id}`, () =>
-              applyStep(runner, step),
-            );
-            Object.assign(entry, {
-              outcome: 'applied',
-              durationMs: Date.now() - t,
-              locks: locks.get(step.id),
-            });
-          } catch (err) {
-            Object.assign(entry, { outcome: 'failed', durationMs: Date.now() - t });
-            record.failedStep = step.id;
-            record.error = err instanceof Error ? err.message : String(err);
-            break;
-          }
+        await recordRun(
+          runner,
+          {
+            runbook: runbook.name,
+            runbookFile: runbook.file,
+            backupId,
+            host: 'rehearsal',
+            pid: process.pid,
+            frozenAt: null,
+          },
+          'rehearsal',
+        );
+        // The copy carries the journal and knex's table as they were at the backup: what the target
+        // had applied stays applied. Read before knex's tables are created for the rehearsal.
+        const events = await readEvents(client);
+        const tables = await readKnexTruth(client, events, runbook);
+        const states = withKnexTruth(stepStates(events, runbook.name), tables);
+        await takeProof(runner, runbook, silentProgress, 'rehearsal');
+        const { outcomes, failure } = await applySteps(runner, runbook.steps, {
+          prior: (step) => priorEffect(step, states, tables),
+          inDoubt:
+            'it is in doubt in the backup’s journal; decide it on the target first (lifeboat run --resolve)',
+          title: (i, step) => `Rehearse step ${i + 1}/${runbook.steps.length}: ${step.id}`,
+          progress,
+        });
+        record.steps = outcomes.map(({ id, outcome, durationMs }) =>
+          outcome === 'applied'
+            ? { id, outcome, durationMs, locks: locks.get(id) }
+            : outcome === 'failed'
+              ? { id, outcome, durationMs }
+              : { id, outcome: outcome === 'already-applied' ? outcome : 'not-run' },
+        );
+        if (failure) {
+          record.failedStep = failure.stepId;
+          record.error = failure.error;
         }
         const byId = new Map(runbook.steps.map((s) => [s.id, s]));
         const rollback = await rollbackRun({

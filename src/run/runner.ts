@@ -2,8 +2,6 @@ import { hostname } from 'node:os';
 import type { Config } from '../config.js';
 import { connect } from '../db.js';
 import { BadInputError, RollbackIncompleteError, RolledBackError } from '../errors.js';
-import { fingerprintDatabase } from '../fingerprint-session.js';
-import { pausePoint } from '../faults.js';
 import type { Progress } from '../progress.js';
 import { loadRunbook } from '../runbook/load.js';
 import { planRunbook } from '../runbook/plan.js';
@@ -11,30 +9,25 @@ import { appliedSteps, readKnexTruth } from './journal-view.js';
 import type { Runbook, Step } from '../runbook/types.js';
 import { describeTarget, type Target } from '../target.js';
 import { freezeDatabase, readFreeze, thawRun, writableDuringFreeze } from './freeze.js';
-import { applyStep, releaseStaleKnexLocks, type StepRunner } from './execute.js';
+import { releaseStaleKnexLocks, stepLabel, type StepRunner } from './execute.js';
+import { applySteps, priorEffect } from './apply-steps.js';
 import { guard, policyFor, type BackupMode } from './guard.js';
 import {
-  JOURNAL_SCHEMA,
-  ensureJournal,
-  insertRun,
   loadPreFingerprints,
   readEvents,
   readRuns,
-  saveCreatedTables,
-  savePreFingerprints,
   setRunStatus,
   type StepEvent,
 } from './journal.js';
+import { recordRun, takeProof } from './begin.js';
 import { withRunLock } from './lock.js';
 import { announceRun } from './stale-sessions.js';
-import { changesSinceBackup, operatorAdvice } from './advice.js';
 import { newRunId } from './runner-id.js';
 import { KnexSession } from './knex-migration.js';
-import { decideLastRung } from './ladder.js';
 import { knexBatch, knexTableKey, type KnexTables } from './knex-table.js';
-import { rollBackByRestore } from './restore-rung.js';
 import type { RunReport } from './report-types.js';
 import { rehearsalRefusal, rehearseRunbook } from './rehearse.js';
+import { handToOperator, takeLastRung } from './finish.js';
 import { resolveInDoubt, rollbackRun, type Resolutions } from './rollback.js';
 import { knexRefOf, stepStates, touchedByRun, withKnexTruth, type StepState } from './state.js';
 
@@ -128,7 +121,7 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
       const undecided = await resolveInDoubt(runner, [...states.values()], opts.resolutions);
       if (undecided.length > 0) throw inDoubtError(undecided, states, runId, runbook.file);
       ({ states, tables } = await journal());
-      const applied = (step: Step): boolean => isApplied(step, states, tables);
+      const applied = (step: Step): boolean => priorEffect(step, states, tables) === 'applied';
 
       if (!unfinished && runbook.steps.every(applied)) {
         // Nothing to apply: no backup, no run record, nothing touched.
@@ -153,48 +146,21 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
               },
             );
           }
-          await takeProof(report, runner, runbook, target, progress);
+          await takeProof(runner, runbook, progress, 'run');
         }
       }
 
-      for (const [i, step] of runbook.steps.entries()) {
-        if (applied(step)) {
-          report.steps.push({ id: step.id, outcome: 'already-applied' });
-          continue;
-        }
-        if (opts.signal?.aborted) {
-          const error = `stopped by the operator (interrupt) before step ${step.id}`;
-          for (const rest of runbook.steps.slice(i))
-            report.steps.push({ id: rest.id, outcome: 'not-run' });
-          report.failure = { stepId: step.id, error, interrupted: true };
-          return await finishRollback(report, runner, runbook, opts);
-        }
-        const started = Date.now();
-        try {
-          await progress.task(
-            `Step ${i + 1}/${runbook.steps.length}: ${step.id} (${kindLabel(step)})`,
-            () => applyStep(runner, step),
-          );
-          report.steps.push({ id: step.id, outcome: 'applied', durationMs: Date.now() - started });
-        } catch (err) {
-          const error = err instanceof Error ? err.message : String(err);
-          // Ctrl-C reaches a step's command too: stopped by the operator, not a failure of the step.
-          const interrupted = opts.signal?.aborted === true;
-          report.steps.push({
-            id: step.id,
-            outcome: interrupted ? 'interrupted' : 'failed',
-            durationMs: Date.now() - started,
-            error,
-          });
-          for (const rest of runbook.steps.slice(i + 1))
-            report.steps.push({ id: rest.id, outcome: 'not-run' });
-          report.failure = {
-            stepId: step.id,
-            error,
-            ...(interrupted ? { interrupted, during: true } : {}),
-          };
-          return await finishRollback(report, runner, runbook, opts);
-        }
+      const { outcomes, failure } = await applySteps(runner, runbook.steps, {
+        prior: (step) => priorEffect(step, states, tables),
+        title: (i, step) =>
+          `Step ${i + 1}/${runbook.steps.length}: ${step.id} (${stepLabel(step)})`,
+        progress,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+      report.steps.push(...outcomes);
+      if (failure) {
+        report.failure = failure;
+        return await finishRollback(report, runner, runbook, opts);
       }
       await setRunStatus(client, runId, 'succeeded');
       await thawRun(client, target.database, runId, progress);
@@ -253,43 +219,19 @@ async function startRun(
     if (frozenSince) await thawRun(client, target.database, report.runId, progress);
     throw err;
   }
-  await ensureJournal(client);
-  await insertRun(client, {
-    id: report.runId,
-    runbook: runbook.name,
-    runbookFile: runbook.file,
-    status: 'running',
-    backupId: report.backupId,
-    host: hostname(),
-    pid: process.pid,
-    frozenAt: frozenSince,
-  });
-  await pausePoint('run:recorded');
-  await takeProof(report, runner, runbook, target, progress);
-}
-
-/**
- * The fingerprints that will prove a rollback, before the first step. A run
- * stopped before they were saved applied nothing: a rollback closes it as
- * such, a resumed run takes them first.
- */
-async function takeProof(
-  report: RunReport,
-  runner: StepRunner,
-  runbook: Runbook,
-  target: Target,
-  progress: Progress,
-): Promise<void> {
-  const before = await progress.task('Fingerprint the database before the first step', () =>
-    fingerprintDatabase(target, { excludeSchemas: [JOURNAL_SCHEMA] }),
+  await recordRun(
+    runner,
+    {
+      runbook: runbook.name,
+      runbookFile: runbook.file,
+      backupId: report.backupId,
+      host: hostname(),
+      pid: process.pid,
+      frozenAt: frozenSince,
+    },
+    'run',
   );
-  await pausePoint('run:fingerprinted');
-  await savePreFingerprints(runner.client, report.runId, before);
-  // knex creates its bookkeeping tables on first use; a complete rollback removes them again.
-  const save = (tables: string[]) => saveCreatedTables(runner.client, report.runId, tables);
-  const created = await runner.knex.ensureTables(runbook.steps, save);
-  await pausePoint('run:knex-tables');
-  await save(created);
+  await takeProof(runner, runbook, progress, 'run');
 }
 
 /** Roll back, record the outcome in the report, and end with exit 5 or 6. */
@@ -313,28 +255,13 @@ async function finishRollback(
     : report.failure
       ? `Step ${report.failure.stepId} failed: ${report.failure.error}.`
       : `Run ${report.runId} was being rolled back when it stopped.`;
-  const lastRung = decideLastRung({
-    complete: rollback.complete,
-    frozenByRun: (await readFreeze(runner.client, runner.target.database))?.runId === report.runId,
-    backupId: report.backupId,
-  });
-  if (lastRung.restore) {
-    report.restoredBy = await rollBackByRestore({
-      config: opts.config,
-      target: runner.target,
-      runId: report.runId,
-      backupId: lastRung.backupId,
-      progress: opts.progress,
-      release: () => runner.client.end(),
-    });
+  if (await takeLastRung(runner, report, rollback, opts)) {
     report.status = 'rolled-back';
     throw new RolledBackError(
-      `${what} Not every step could be undone by its down, so the run was rolled back by restoring its verified backup ${report.backupId}, taken while the database was frozen: nothing is lost. The failed database is kept as ${report.restoredBy.replacedAs}.`,
+      `${what} Not every step could be undone by its down, so the run was rolled back by restoring its verified backup ${report.backupId}, taken while the database was frozen: nothing is lost. The failed database is kept as ${report.restoredBy?.replacedAs}.`,
       { data: report },
     );
   }
-  // Whatever the outcome, the database does not stay frozen.
-  await thawRun(runner.client, runner.target.database, report.runId, opts.progress);
   // Applied steps now read as undone (or not); the failed step stays "failed", its undo is in report.rollback.
   for (const o of rollback.outcomes) {
     const entry = report.steps.find(
@@ -350,29 +277,14 @@ async function finishRollback(
       { data: report },
     );
   }
-  report.status = 'needs-operator';
-  await setRunStatus(
-    runner.client,
-    report.runId,
-    'needs-operator',
-    rollback.stoppedBecause ?? null,
-  );
-  report.advice = operatorAdvice(
-    report,
-    runbook.file,
-    await changesSinceBackup(opts.config, runner.client, report.backupId),
-  );
+  await handToOperator(runner, report, rollback, {
+    config: opts.config,
+    runbookFile: runbook.file,
+  });
   throw new RollbackIncompleteError(`${what} Rollback is incomplete: operator action is needed.`, {
     details: report.advice,
     data: report,
   });
-}
-
-/** Applied, by the journal (knex's table overlaid), or by knex alone for a migration lifeboat never ran. */
-function isApplied(step: Step, states: Map<string, StepState>, tables: KnexTables): boolean {
-  const state = states.get(step.id);
-  if (state) return state.effect === 'applied';
-  return step.kind === 'knex-migration' && knexBatch(tables, step) !== undefined;
 }
 
 function isKnexStep(step: Step): step is Step & { kind: 'knex-migration' } {
@@ -422,10 +334,4 @@ function inDoubtError(
       ],
     },
   );
-}
-
-function kindLabel(step: Step): string {
-  if (step.kind === 'sql') return step.up.transaction ? 'sql' : 'sql, no transaction';
-  if (step.kind === 'knex-migration') return `knex ${step.name}`;
-  return step.kind;
 }

@@ -3,13 +3,11 @@ import { connect } from '../db.js';
 import { BadInputError, RollbackIncompleteError } from '../errors.js';
 import type { Progress } from '../progress.js';
 import { describeTarget, type Target } from '../target.js';
-import { changesSinceBackup, operatorAdvice } from './advice.js';
-import { readFreeze, thawRun, writableDuringFreeze } from './freeze.js';
-import { rollBackByRestore } from './restore-rung.js';
+import { writableDuringFreeze } from './freeze.js';
+import { handToOperator, takeLastRung } from './finish.js';
 import { releaseStaleKnexLocks, type StepRunner } from './execute.js';
-import { readEvents, readRuns, setRunStatus } from './journal.js';
+import { readEvents, readRuns } from './journal.js';
 import { KnexSession } from './knex-migration.js';
-import { decideLastRung } from './ladder.js';
 import { knexRefOf } from './state.js';
 import { withRunLock } from './lock.js';
 import { rollbackRun, type Resolutions } from './rollback.js';
@@ -92,31 +90,12 @@ export async function undoRun(opts: {
       });
       report.rollback = rollback;
       report.steps = rollback.outcomes;
-      const lastRung = decideLastRung({
-        complete: rollback.complete,
-        frozenByRun: (await readFreeze(client, target.database))?.runId === run.id,
-        backupId: run.backupId,
-      });
-      if (lastRung.restore) {
-        report.restoredBy = await rollBackByRestore({
-          config: opts.config,
-          target,
-          runId: run.id,
-          backupId: lastRung.backupId,
-          progress,
-          release: () => client.end(),
-        });
-        return report;
-      }
-      await thawRun(client, target.database, run.id, progress);
+      if (await takeLastRung(runner, report, rollback, opts)) return report;
       if (!rollback.complete) {
-        report.status = 'needs-operator';
-        await setRunStatus(client, run.id, 'needs-operator', rollback.stoppedBecause ?? null);
-        report.advice = operatorAdvice(
-          report,
-          run.runbookFile,
-          await changesSinceBackup(opts.config, client, run.backupId),
-        );
+        await handToOperator(runner, report, rollback, {
+          config: opts.config,
+          runbookFile: run.runbookFile,
+        });
         throw new RollbackIncompleteError(
           `Rollback of run ${run.id} is incomplete: operator action is needed.`,
           {

@@ -1,4 +1,4 @@
-import { parse } from '@babel/parser';
+import { createRequire } from 'node:module';
 import type { Program } from './js-ast.js';
 import { declaresNoTransaction, exportsOf, isEmptyFunction } from './knex-exports.js';
 import {
@@ -8,6 +8,10 @@ import {
   type ModuleContext,
 } from './knex-loading.js';
 import { upRisks, type InspectedRisk } from './knex-risks.js';
+
+// The parser is large: loaded when a runbook first has a knex migration to read, not by every command.
+const require = createRequire(import.meta.url);
+let parser: typeof import('@babel/parser') | undefined;
 
 export type { InspectedRisk } from './knex-risks.js';
 export type { ModuleContext } from './knex-loading.js';
@@ -39,7 +43,8 @@ export function inspectKnexMigration(
   const typescript = /\.[cm]?ts$/.test(fileName);
   let program: Program;
   try {
-    const file = parse(source, {
+    parser ??= require('@babel/parser') as typeof import('@babel/parser');
+    const file = parser.parse(source, {
       sourceType: 'unambiguous',
       plugins: typescript ? ['typescript'] : [],
       errorRecovery: true,

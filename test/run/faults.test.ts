@@ -547,3 +547,56 @@ describe('a step whose journal says done', () => {
     expectState(await sb.fingerprint(), postRun, 'post-run');
   });
 });
+
+describe('a transactional step sent with its checkpoint in one query', () => {
+  it('whose commit fails (a deferred constraint): neither its work nor its checkpoint stays, it is recorded failed, and the run rolls back (exit 5)', async () => {
+    const sb = await prepare('commit_fails');
+    const rb = await sb.write(
+      'deferred.yaml',
+      runbook('deferred', [
+        tableStep('s1', 'one'),
+        {
+          id: 'late',
+          sql: {
+            up: `create table parent (id int primary key, up int references parent (id) deferrable initially deferred);\ninsert into parent values (1, 2);\ninsert into audit values ('late')`,
+            down: `drop table parent;\ndelete from audit where step = 'late'`,
+          },
+        },
+      ]),
+    );
+    const preRun = await sb.fingerprint();
+    const r = await sb.cli(['run', rb]);
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(5);
+    expect(r.stdout).toMatch(/late\s+✖ failed .*violates foreign key constraint/);
+    expect(r.stdout).toMatch(/s1\s+↩ undone/);
+    const late = await sb.db.query(
+      `select direction, status from lifeboat_journal.steps where step_id = 'late' order by seq`,
+    );
+    expect(late.rows).toEqual([{ direction: 'up', status: 'failed' }]);
+    expect(await auditCounts(sb.db)).toEqual({});
+    expectState(await sb.fingerprint(), preRun, 'pre-run');
+  });
+
+  it('whose script ends in a line comment: the checkpoint after it is still written', async () => {
+    const sb = await prepare('trailing_comment');
+    const rb = await sb.write(
+      'comment.yaml',
+      runbook('comment', [
+        {
+          id: 'c1',
+          sql: {
+            up: `insert into audit values ('c1') -- no newline after this comment`,
+            down: `delete from audit where step = 'c1'`,
+          },
+        },
+      ]),
+    );
+    const r = await sb.cli(['run', rb]);
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+    const c1 = await sb.db.query(
+      `select direction, status, transactional from lifeboat_journal.steps where step_id = 'c1'`,
+    );
+    expect(c1.rows).toEqual([{ direction: 'up', status: 'done', transactional: true }]);
+    expect(await auditCounts(sb.db)).toEqual({ c1: 1 });
+  });
+});

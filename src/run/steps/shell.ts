@@ -1,0 +1,75 @@
+import { pausePoint } from '../../faults.js';
+import type { ShellStep } from '../../runbook/types.js';
+import { redact } from '../../secrets.js';
+import { umaskPrefix } from '../../step-env.js';
+import type { Undo } from '../journal.js';
+import { booleanQuery, outsideTransaction } from './checkpoint.js';
+import type { StepKind, UndoKind } from './kind.js';
+import { stepEnv, type StepRunner } from './runner.js';
+
+/** A shell command: never transactional, so `started` before it and `done` after. */
+export const shellStep: StepKind<ShellStep> = {
+  label: () => 'shell',
+  transactional: () => false,
+  undo: (step, directory) =>
+    step.down
+      ? {
+          kind: 'shell',
+          command: step.down,
+          timeoutMs: step.timeoutMs,
+          directory,
+          ...(step.secrets.length > 0 ? { secrets: step.secrets } : {}),
+        }
+      : { kind: 'none' },
+  verify: (step) => step.verify ?? null,
+  async apply(r, step, base) {
+    await outsideTransaction(r, base, async () => {
+      await runShell(r, step.up, step.timeoutMs, step.secrets);
+      if (step.verify && !(await booleanQuery(r.client, step.verify))) {
+        throw new Error('its verify query returned false after up');
+      }
+    });
+  },
+};
+
+export const shellUndo: UndoKind<Extract<Undo, { kind: 'shell' }>> = {
+  transactional: () => false,
+  async run(r, undo, base) {
+    await pausePoint(`undo:${base.stepId}:before`);
+    await outsideTransaction(r, base, () =>
+      runShell(
+        { ...r, directory: undo.directory },
+        undo.command,
+        undo.timeoutMs,
+        undo.secrets ?? [],
+      ),
+    );
+  },
+};
+
+async function runShell(
+  r: StepRunner,
+  command: string,
+  timeoutMs: number,
+  secrets: readonly string[],
+): Promise<void> {
+  const { $ } = await import('zx');
+  const out = await $({
+    cwd: r.directory,
+    env: stepEnv(r, secrets),
+    prefix: `${$.prefix}${umaskPrefix()}`,
+    quiet: true,
+    nothrow: true,
+    timeout: timeoutMs,
+  })`bash -c ${command}`;
+  if (out.exitCode !== 0) {
+    const tail = `${out.stderr}\n${out.stdout}`.trim().split('\n').slice(-3).join(' | ');
+    const why =
+      out.signal === 'SIGINT'
+        ? 'was interrupted (Ctrl-C)'
+        : out.signal
+          ? `was stopped by ${out.signal}${out.signal === 'SIGTERM' ? ' (timeout?)' : ''}`
+          : `exited with ${out.exitCode}`;
+    throw new Error(redact(`the command ${why}${tail ? `: ${tail}` : ''}`));
+  }
+}
