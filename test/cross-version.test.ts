@@ -1,6 +1,16 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cluster } from '../src/cluster.js';
+import { compareFingerprints, computeFingerprints, type Fingerprints } from '../src/fingerprint.js';
+import { runPgTool } from '../src/pg-programs/exec.js';
+import { findTool } from '../src/pg-programs/find.js';
+import type { Manifest } from '../src/repository/manifest.js';
+import { resolveTarget } from '../src/target.js';
+import { backupDirs, richDatabase } from './support/backups.js';
+import { runJson, workspace } from './support/cli.js';
+import type { TestDatabase } from './support/db.js';
 import { startNewerServer, type NewerMajor } from './support/newer-servers.js';
 
 /**
@@ -20,6 +30,25 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([...servers.values()].map((s) => s.stop()));
 });
+
+/** The admin URL of `server` with another database. */
+function urlFor(server: Cluster, database: string): string {
+  const url = new URL(server.url);
+  url.pathname = `/${encodeURIComponent(database)}`;
+  return url.toString();
+}
+
+/** Fingerprints read at one snapshot, as a verification reads them. */
+async function fingerprint(url: string): Promise<Fingerprints> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query('begin isolation level repeatable read, read only');
+    return await computeFingerprints(client);
+  } finally {
+    await client.end();
+  }
+}
 
 async function query<T extends pg.QueryResultRow>(url: string, sql: string): Promise<T[]> {
   const client = new pg.Client({ connectionString: url });
@@ -56,4 +85,90 @@ describe.each(MAJORS)('PostgreSQL %i from the npm server build', (major) => {
     // Loadable, not only listed: their libraries are in the build.
     await query(url, 'create extension amcheck; create extension citext; drop extension citext');
   });
+});
+
+describe("a backup of the suite's server restored into newer majors", () => {
+  let source: TestDatabase;
+  let ws: Awaited<ReturnType<typeof workspace>>;
+  let manifest: Manifest;
+  let dumpDir: string;
+  beforeAll(async () => {
+    source = await richDatabase('xver');
+    ws = await workspace();
+    const backup = await runJson(['backup', '--database-url', source.url], { cwd: ws.dir });
+    expect(backup.code, backup.stderr).toBe(0);
+    const [dir] = await backupDirs(path.join(ws.dir, '.lifeboat/backups'));
+    manifest = JSON.parse(await readFile(path.join(dir!, 'manifest.json'), 'utf8')) as Manifest;
+    dumpDir = path.join(dir!, 'dump');
+  });
+  afterAll(async () => {
+    await source?.drop();
+    await ws?.cleanup();
+  });
+
+  /** The backup restored, with the source's own pg_restore, into a new database on `major`. */
+  async function restoreInto(major: NewerMajor, database: string): Promise<string> {
+    const server = servers.get(major)!;
+    await query(server.url, `create database ${pg.escapeIdentifier(database)}`);
+    const pgRestore = await findTool(
+      'pg_restore',
+      manifest.fingerprints.schemaAcrossVersions!.serverMajor,
+    );
+    const url = urlFor(server, database);
+    const restore = await runPgTool(
+      pgRestore.path,
+      ['--exit-on-error', '--no-owner', '--no-privileges', `--dbname=${database}`, dumpDir],
+      resolveTarget(url),
+    );
+    expect(restore.errorLines).toEqual([]);
+    expect(restore.ok).toBe(true);
+    return url;
+  }
+
+  it.each(MAJORS)(
+    'fingerprints equal to the source on %i, though its schema prints differently',
+    async (major) => {
+      const url = await restoreInto(major, 'restored');
+      const found = await fingerprint(url);
+      expect(found.schemaAcrossVersions?.serverMajor).toBe(major);
+      // The newer server describes the same schema in other words (see schema-portable.ts).
+      expect(found.schemaHash).not.toBe(manifest.fingerprints.schemaHash);
+      expect(compareFingerprints(manifest.fingerprints, found)).toEqual([]);
+      // Every table and large object of the fixture came across (partitions, RLS, unlogged, quoted names).
+      expect(found.tables.length).toBe(manifest.fingerprints.tables.length);
+      expect(found.largeObjects.count).toBe(3);
+    },
+  );
+
+  it.each(MAJORS)(
+    'still shows a schema difference made on %i, and only while it lasts',
+    async (major) => {
+      const url = await restoreInto(major, 'changed');
+      const kinds = async () =>
+        compareFingerprints(manifest.fingerprints, await fingerprint(url)).map((d) => d.kind);
+      // Each change lies where the newer major prints differently: a column's NOT NULL, a view
+      // over one table, an extension. Undone, the copy proves equal again.
+      const changes: [string, string][] = [
+        [
+          'alter table public.legacy alter column kept set not null',
+          'alter table public.legacy alter column kept drop not null',
+        ],
+        [
+          `drop materialized view sales.not_yet_refreshed;
+         create materialized view sales.not_yet_refreshed as
+           select id, amount from sales.orders where amount > 0 with no data`,
+          `drop materialized view sales.not_yet_refreshed;
+         create materialized view sales.not_yet_refreshed as
+           select id, amount from sales.orders with no data`,
+        ],
+        ['alter extension citext set schema sales', 'alter extension citext set schema public'],
+      ];
+      for (const [change, undo] of changes) {
+        await query(url, change);
+        expect(await kinds(), change).toEqual(['schema']);
+        await query(url, undo);
+        expect(await kinds(), undo).toEqual([]);
+      }
+    },
+  );
 });
