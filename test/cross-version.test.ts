@@ -9,7 +9,7 @@ import { findTool } from '../src/pg-programs/find.js';
 import type { Manifest } from '../src/repository/manifest.js';
 import { resolveTarget } from '../src/target.js';
 import { backupDirs, richDatabase } from './support/backups.js';
-import { runJson, workspace } from './support/cli.js';
+import { runCli, runJson, workspace } from './support/cli.js';
 import type { TestDatabase } from './support/db.js';
 import { startNewerServer, type NewerMajor } from './support/newer-servers.js';
 
@@ -171,4 +171,30 @@ describe("a backup of the suite's server restored into newer majors", () => {
       }
     },
   );
+});
+
+describe('doctor against a newer server than its pg_dump', () => {
+  it('says pg_dump must not be older than the server, and what to install', async () => {
+    const ws = await workspace();
+    try {
+      // The suite's own client tools (15 on Debian), older than the 17 server.
+      const pgDump = await findTool('pg_dump', undefined);
+      expect(pgDump.major).toBeLessThan(17);
+      const r = await runCli(['doctor', '--database-url', servers.get(17)!.url], {
+        cwd: ws.dir,
+        env: { LIFEBOAT_PG_BINDIR: path.dirname(pgDump.path) },
+      });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stdout).toContain('ok    server: ');
+      expect(r.stdout).toContain('PostgreSQL 17.');
+      for (const tool of ['pg_dump', 'pg_restore'])
+        expect(r.stdout).toMatch(
+          new RegExp(
+            `FAIL  ${tool}: ${tool} ${pgDump.version} \\(.+\\) is older than the server \\(PostgreSQL 17\\), and ${tool} must never be older than the server it works with\\. Install the PostgreSQL 17 client tools \\(Debian/Ubuntu: apt-get install postgresql-client-17`,
+          ),
+        );
+    } finally {
+      await ws.cleanup();
+    }
+  });
 });
