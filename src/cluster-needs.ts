@@ -148,7 +148,6 @@ export async function readClusterNeeds(client: pg.ClientBase): Promise<ClusterNe
   const roles = await client.query<RoleRow>(ROLES);
   const settings = await client.query<{ role: string | null; config: string[] }>(SETTINGS);
   const extensions = await client.query<ClusterNeeds['extensions'][number]>(EXTENSIONS);
-  const database = await client.query<{ row: Record<string, unknown>; encoding: string }>(DATABASE);
   return {
     roles: roles.rows.map(roleNeed),
     settings: settings.rows.flatMap(({ role, config }) =>
@@ -162,8 +161,14 @@ export async function readClusterNeeds(client: pg.ClientBase): Promise<ClusterNe
       }),
     ),
     extensions: extensions.rows,
-    database: databaseLocale(database.rows[0]!.row, database.rows[0]!.encoding),
+    database: await readDatabaseLocale(client),
   };
+}
+
+/** The encoding and locale of the database `client` is connected to. */
+export async function readDatabaseLocale(client: pg.ClientBase): Promise<DatabaseLocale> {
+  const res = await client.query<{ row: Record<string, unknown>; encoding: string }>(DATABASE);
+  return databaseLocale(res.rows[0]!.row, res.rows[0]!.encoding);
 }
 
 function roleNeed(r: RoleRow): RoleNeed {
@@ -189,7 +194,7 @@ function roleNeed(r: RoleRow): RoleNeed {
 }
 
 /** pg_database's locale columns as each major names them (datlocale from 17, daticulocale in 15 and 16). */
-export function databaseLocale(row: Record<string, unknown>, encoding: string): DatabaseLocale {
+function databaseLocale(row: Record<string, unknown>, encoding: string): DatabaseLocale {
   const text = (key: string): string | undefined =>
     typeof row[key] === 'string' && row[key] !== '' ? row[key] : undefined;
   const provider = { c: 'libc', i: 'icu', b: 'builtin' }[text('datlocprovider') ?? 'c'] ?? 'libc';

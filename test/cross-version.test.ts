@@ -6,11 +6,12 @@ import type { Cluster } from '../src/cluster.js';
 import { compareFingerprints, computeFingerprints, type Fingerprints } from '../src/fingerprint.js';
 import { runPgTool } from '../src/pg-programs/exec.js';
 import { findTool } from '../src/pg-programs/find.js';
+import { preflightProblems, readDestinationFacts } from '../src/preflight.js';
 import type { Manifest } from '../src/repository/manifest.js';
 import { resolveTarget } from '../src/target.js';
 import { backupDirs, richDatabase } from './support/backups.js';
 import { runCli, runJson, workspace } from './support/cli.js';
-import type { TestDatabase } from './support/db.js';
+import { adminUrl, createTestDatabase, type TestDatabase } from './support/db.js';
 import { startNewerServer, type NewerMajor } from './support/newer-servers.js';
 
 /**
@@ -196,5 +197,72 @@ describe('doctor against a newer server than its pg_dump', () => {
     } finally {
       await ws.cleanup();
     }
+  });
+});
+
+describe('preflight of a backup against a PostgreSQL 17 server', () => {
+  const role = `lb_pf_${Date.now().toString(16)}_owner`;
+  let source: TestDatabase;
+  let ws: Awaited<ReturnType<typeof workspace>>;
+  afterAll(async () => {
+    await source?.drop();
+    await query(adminUrl(), `drop role if exists ${pg.escapeIdentifier(role)}`);
+    await ws?.cleanup();
+  });
+
+  it('names the missing role, the extension the newer server lacks, and another encoding', async () => {
+    await query(adminUrl(), `create role ${pg.escapeIdentifier(role)} nologin`);
+    source = await createTestDatabase('preflight');
+    // adminpack ships with 15 and is gone from 17: a real extension without a successor.
+    await source.query(
+      `create extension citext; create extension adminpack;
+       create table items (id int primary key, name citext);
+       alter table items owner to ${pg.escapeIdentifier(role)}`,
+    );
+    ws = await workspace();
+    const backup = await runCli(['backup', '--no-verify', '--database-url', source.url], {
+      cwd: ws.dir,
+    });
+    expect(backup.code, backup.stderr).toBe(0);
+    const [dir] = await backupDirs(path.join(ws.dir, '.lifeboat/backups'));
+    const manifest = JSON.parse(
+      await readFile(path.join(dir!, 'manifest.json'), 'utf8'),
+    ) as Manifest;
+    const from = {
+      serverVersion: manifest.target.serverVersion,
+      serverMajor: manifest.target.serverMajor,
+      needs: manifest.needs!,
+    };
+
+    const server = servers.get(17)!;
+    const check = async (database: string) => {
+      const client = new pg.Client({ connectionString: urlFor(server, database) });
+      await client.connect();
+      try {
+        return preflightProblems(from, await readDestinationFacts(client, from.needs));
+      } finally {
+        await client.end();
+      }
+    };
+    await query(
+      server.url,
+      `create database latin1 encoding 'LATIN1' locale 'C' template template0`,
+    );
+    const latin1 = await check('latin1');
+    expect(latin1.filter((p) => p.kind !== 'locale').map((p) => `${p.kind} ${p.name}`)).toEqual([
+      `role ${role}`,
+      'extension adminpack',
+      'encoding encoding',
+    ]);
+    expect(latin1[1]!.detail).toMatch(
+      /^extension adminpack \(\d+\.\d+ on the source\) is not installed on the destination server$/,
+    );
+    expect(latin1[2]!.detail).toBe('the source database is UTF8, the destination LATIN1');
+
+    // With the role created, a database like the source's lacks only adminpack.
+    await query(server.url, `create role ${pg.escapeIdentifier(role)} nologin`);
+    expect((await check('postgres')).map((p) => `${p.kind} ${p.name}`)).toEqual([
+      'extension adminpack',
+    ]);
   });
 });
