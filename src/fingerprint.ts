@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { schemaObjects } from './schema-objects.js';
+import { portableSchemaLines } from './schema-portable.js';
 
 /**
  * Fingerprints prove that a restored copy holds what the dump's snapshot held
@@ -30,6 +31,12 @@ export interface Fingerprints {
   schemaHash: string;
   /** `<hash> <object>` for each line of the schema description, to name what changed later. */
   schemaObjects?: string[];
+  /**
+   * The schema as any newer major describes it too (schema-portable.ts), and the
+   * major it was read on: what is compared when the two sides' majors differ.
+   * Absent in manifests written before it.
+   */
+  schemaAcrossVersions?: { serverMajor: number; hash: string };
   tables: TableFingerprint[];
   sequences: SequenceFingerprint[];
   largeObjects: { count: number; hash: string };
@@ -279,6 +286,10 @@ async function schemaLines(client: pg.ClientBase, excludeSchemas: string[]): Pro
   return res.rows.map((r) => r.line);
 }
 
+function sha256(lines: readonly string[]): string {
+  return createHash('sha256').update(lines.join('\n')).digest('hex');
+}
+
 /**
  * The canonical description whose SHA-256 is `schemaHash`, one object a line:
  * what to diff when two schema hashes differ. Pins the output settings first.
@@ -305,7 +316,7 @@ export async function computeFingerprints(
   const exclude = opts.excludeSchemas ?? [];
   const settings = await pinOutputSettings(client);
   const schema = await schemaLines(client, exclude);
-  const schemaHash = createHash('sha256').update(schema.join('\n')).digest('hex');
+  const schemaHash = sha256(schema);
 
   const list = await client.query<TableRow>(TABLES, [exclude]);
   // Tables are spread over the caller's extra sessions (same snapshot); a big table is cut
@@ -315,8 +326,9 @@ export async function computeFingerprints(
   const version = await client.query<{ v: string }>(
     `select current_setting('server_version_num') as v`,
   );
+  const versionNum = Number(version.rows[0]!.v);
   // Block ranges are read by TID range scans, which PostgreSQL has from version 14.
-  const split = sessions.length > 1 && Number(version.rows[0]!.v) >= 140000;
+  const split = sessions.length > 1 && versionNum >= 140000;
   const pieces = planPieces(list.rows, split, opts.pieceBlocks ?? PIECE_BLOCKS);
   const blockSize = 8192;
   const blocksOf = (p: Piece): number =>
@@ -381,6 +393,10 @@ export async function computeFingerprints(
     settings,
     schemaHash,
     schemaObjects: schemaObjects(schema),
+    schemaAcrossVersions: {
+      serverMajor: Math.floor(versionNum / 10000),
+      hash: sha256(portableSchemaLines(schema)),
+    },
     tables,
     sequences,
     largeObjects,
@@ -457,6 +473,17 @@ function diff(
 }
 
 /**
+ * The schema hashes to compare: the exact ones on one major (as before), the
+ * portable ones when the copy is on another major than its source.
+ */
+function schemaCompared(expected: Fingerprints, found: Fingerprints): [string, string] {
+  const [e, f] = [expected.schemaAcrossVersions, found.schemaAcrossVersions];
+  return e && f && e.serverMajor !== f.serverMajor
+    ? [e.hash, f.hash]
+    : [expected.schemaHash, found.schemaHash];
+}
+
+/**
  * Every way `found` (the restored copy) differs from `expected` (recorded at
  * the dump's snapshot). A sequence at or beyond its recorded position in the
  * direction of its increment is fine: it was read after the snapshot.
@@ -467,9 +494,8 @@ export function compareFingerprints(expected: Fingerprints, found: Fingerprints)
     const [e, f] = [expected.settings[key] ?? 'unset', found.settings[key] ?? 'unset'];
     if (e !== f) diffs.push(diff('settings', key, e, f));
   }
-  if (expected.schemaHash !== found.schemaHash) {
-    diffs.push(diff('schema', 'schema', expected.schemaHash, found.schemaHash));
-  }
+  const [es, fs] = schemaCompared(expected, found);
+  if (es !== fs) diffs.push(diff('schema', 'schema', es, fs));
 
   const foundTables = byName(found.tables);
   for (const [object, e] of byName(expected.tables)) {

@@ -9,6 +9,7 @@ import { pruneBackups, type PruneOutcome } from '../prune/prune-backups.js';
 import { BadInputError, VerificationFailedError } from '../errors.js';
 import { redact } from '../secrets.js';
 import { formatBytes } from '../units.js';
+import { needsLines } from '../cluster-needs.js';
 
 interface BackupsArgs extends GlobalArgs {
   action: 'list' | 'show' | 'prune';
@@ -168,6 +169,7 @@ function showLines(e: CatalogEntry): string[] {
     `  taken      ${m.createdAt} at snapshot ${m.snapshot.id}`,
     `  dump       ${formatBytes(m.dump.bytes)}, ${m.files.length} files, pg_dump ${m.tools.pgDump.version}`,
     `  content    ${m.fingerprints.tables.length} tables, ${m.fingerprints.sequences.length} sequences, ${m.fingerprints.largeObjects.count} large objects`,
+    ...needsLines(m.needs),
     ...e.copies.map((c) => `  copy       ${c.destination}: ${c.location}`),
     ...e.manifestProblems.map((p) => `  damaged    ${p}`),
     ...e.verifications.map(

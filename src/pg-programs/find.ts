@@ -115,7 +115,18 @@ export async function findTool(
   if (exact) return exact;
   const newer = tools.filter((t) => t.major > serverMajor);
   if (newer.length > 0) return newer[newer.length - 1]!;
-  throw new ToolError(
-    `${name} ${tools[0]!.version} (${tools[0]!.path}) is older than the server (PostgreSQL ${serverMajor}); install the client tools of version ${serverMajor} or newer.`,
+  throw new ToolError(olderThanServer(tools[0]!, serverMajor));
+}
+
+/**
+ * Why an older tool is refused, and what to install: an older pg_dump cannot
+ * read what a newer server holds (its catalogs, its new syntax), and the
+ * pg_restore beside it could not read a newer pg_dump's archive.
+ */
+function olderThanServer(tool: PgTool, serverMajor: number): string {
+  return (
+    `${tool.name} ${tool.version} (${tool.path}) is older than the server (PostgreSQL ${serverMajor}), and ${tool.name} must never be older than the server it works with. ` +
+    `Install the PostgreSQL ${serverMajor} client tools (Debian/Ubuntu: apt-get install postgresql-client-${serverMajor}, from apt.postgresql.org; elsewhere the same major's client package), ` +
+    `and point pgBinDir in the config or LIFEBOAT_PG_BINDIR at their bin directory if they are not on PATH.`
   );
 }

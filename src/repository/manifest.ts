@@ -1,5 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import type { ClusterNeeds } from '../cluster-needs.js';
 import type { Difference, Fingerprints } from '../fingerprint.js';
 import { isCopyFile } from './copy-paths.js';
 import type { TargetIdentity, WriteCounters } from '../identity.js';
@@ -25,6 +26,8 @@ export interface Manifest {
   fingerprintMs: number;
   files: FileEntry[];
   fingerprints: Fingerprints;
+  /** What the database needs from its cluster (absent in manifests written before it was recorded). */
+  needs?: ClusterNeeds;
 }
 
 /** The result of one verification, stored beside the manifest in every copy verified. */
