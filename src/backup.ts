@@ -44,6 +44,21 @@ export interface BackupResult {
   id: string;
   manifest: Manifest;
   copies: CopyOutcome[];
+  phases: BackupPhases;
+}
+
+/**
+ * Where a backup's time went, in milliseconds. The dump and the source's
+ * fingerprints run side by side, so `dumpMs` and `fingerprintMs` overlap
+ * within `snapshotMs`, the wall time of both.
+ */
+export interface BackupPhases {
+  dumpMs: number;
+  fingerprintMs: number;
+  snapshotMs: number;
+  checksumMs: number;
+  /** Storing the copies after the first: streamed, encrypted where asked. */
+  copiesMs: number;
 }
 
 /**
@@ -82,6 +97,7 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
     const dumpDir = path.join(source.dir, DUMP_DIR);
     try {
       await pausePoint('backup:snapshot-held');
+      const snapshotStarted = Date.now();
       // The dump and the fingerprints read the same snapshot at the same time.
       const { dump, fingerprinted } = await progress.task(
         `Dump ${describeTarget(target)} at snapshot ${snapshot.id} (pg_dump ${pgDump.version})`,
@@ -127,10 +143,13 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
         },
       );
 
+      const snapshotMs = Date.now() - snapshotStarted;
       signal?.throwIfAborted();
+      const checksumStarted = Date.now();
       const files = await progress.task('Checksum the dump', async (update) =>
         checksumStaging(source.dir, update),
       );
+      const checksumMs = Date.now() - checksumStarted;
       signal?.throwIfAborted();
       const manifest: Manifest = {
         format: MANIFEST_FORMAT,
@@ -167,6 +186,7 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
           );
         copies.push(published);
       }
+      const copiesStarted = Date.now();
       const done = new Set(copies.map((c) => c.destination));
       const sourceDir = copies.find((c) => c.ok)?.location ?? source.dir;
       for (const dest of config.destinations.filter((d) => !done.has(d.name))) {
@@ -211,7 +231,14 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
         );
       }
       for (const c of copies.filter((c) => !c.ok)) progress.warn(`${c.destination}: ${c.error}`);
-      return { id, manifest, copies };
+      const phases: BackupPhases = {
+        dumpMs: dump.durationMs,
+        fingerprintMs: fingerprinted.ms,
+        snapshotMs,
+        checksumMs,
+        copiesMs: Date.now() - copiesStarted,
+      };
+      return { id, manifest, copies, phases };
     } catch (err) {
       await source.primary?.writer.abort();
       throw err;
