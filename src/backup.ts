@@ -112,7 +112,7 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
               snapshot.id,
               dumpDir,
               target,
-              config.jobs,
+              { jobs: config.jobs, compression: config.compression },
               previous,
               (d, amount) => {
                 dumped = d;
@@ -167,6 +167,7 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
           jobs: config.jobs,
           durationMs: dump.durationMs,
           bytes: dump.bytes,
+          ...(config.compression === undefined ? {} : { compression: config.compression }),
         },
         fingerprintMs: fingerprinted.ms,
         files,
@@ -285,7 +286,7 @@ async function dumpAtSnapshot(
   snapshotId: string,
   dumpDir: string,
   target: Target,
-  jobs: number,
+  how: { jobs: number; compression: number | undefined },
   previous: { bytes: number; durationMs: number } | undefined,
   update: (detail: string, amount?: Amount) => void,
   signal: AbortSignal | undefined,
@@ -305,7 +306,8 @@ async function dumpAtSnapshot(
       pgDump,
       [
         '--format=directory',
-        `--jobs=${jobs}`,
+        `--jobs=${how.jobs}`,
+        ...(how.compression === undefined ? [] : [`--compress=${how.compression}`]),
         `--snapshot=${snapshotId}`,
         `--file=${dumpDir}`,
         '--no-password',

@@ -21,7 +21,14 @@ export interface Manifest {
   target: TargetIdentity & { described: string };
   snapshot: { id: string; xmin: string; xmax: string; counters: WriteCounters };
   tools: { pgDump: { path: string; version: string }; lifeboat: string };
-  dump: { format: 'directory'; jobs: number; durationMs: number; bytes: number };
+  dump: {
+    format: 'directory';
+    jobs: number;
+    durationMs: number;
+    bytes: number;
+    /** The --compress level asked of pg_dump; absent: its default. */
+    compression?: number;
+  };
   fingerprintMs: number;
   files: FileEntry[];
   fingerprints: Fingerprints;
