@@ -16,6 +16,8 @@ export function restoreCopy(p: {
   /** lifeboat's own connection to `into`'s database, when `into` is an unprivileged role. */
   own?: Target;
   keepOwners: boolean;
+  /** A scratch database, dropped once proved: restored with settings a real restore would not take. */
+  disposable?: boolean;
   update: (detail: string, amount?: Amount) => void;
   signal?: AbortSignal;
 }): Promise<void> {
@@ -27,6 +29,7 @@ export function restoreCopy(p: {
       keepOwners: p.keepOwners,
       onProgress: p.update,
       ...(p.own ? { own: p.own } : {}),
+      ...(p.disposable ? { disposable: true } : {}),
       signal: p.signal,
     }),
   );
