@@ -30,6 +30,7 @@ import { dbnameArgument, describeTarget, type Target } from './target.js';
 import { formatBytes, formatDuration } from './units.js';
 import { latestFor, readCatalog } from './repository/catalog.js';
 import { LIFEBOAT_VERSION } from './version.js';
+import { tableDataBytes } from './backup-estimate.js';
 
 export interface BackupOptions {
   config: Config;
@@ -89,6 +90,7 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
     await requirePrivileges(snapshot.client, ['read'], 'A backup');
     const identity = await readIdentity(snapshot.client);
     const counters = await readWriteCounters(snapshot.client);
+    const sourceBytes = await tableDataBytes(snapshot.client);
     const pgDump = await findTool('pg_dump', identity.serverMajor, config.pgBinDir);
     const id = newBackupId(createdAt, identity.database, randomBytes(3).toString('hex'));
 
@@ -168,6 +170,7 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
           durationMs: dump.durationMs,
           bytes: dump.bytes,
           ...(config.compression === undefined ? {} : { compression: config.compression }),
+          sourceBytes,
         },
         fingerprintMs: fingerprinted.ms,
         files,

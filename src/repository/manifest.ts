@@ -28,6 +28,8 @@ export interface Manifest {
     bytes: number;
     /** The --compress level asked of pg_dump; absent: its default. */
     compression?: number;
+    /** Table data in the database when it was dumped (what each phase's time grows with). */
+    sourceBytes?: number;
   };
   fingerprintMs: number;
   files: FileEntry[];
