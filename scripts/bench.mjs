@@ -314,11 +314,6 @@ try {
   }
 
   await section('offsite', async () => {
-    console.log(
-      `\n== offsite copy: lifeboat backup --no-verify vs pg_dump + S3 upload (pgbench scale ${scales[0]}) ==`,
-    );
-    const { name: benchName, described, pgDump } = await benchDatabase(scales[0]);
-    console.log(`database: ${described}`);
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const { S3Client, CreateBucketCommand } = await import('@aws-sdk/client-s3');
     const { Upload } = await import('@aws-sdk/lib-storage');
@@ -349,6 +344,8 @@ try {
       };
 
       /** pg_dump -Fd into a fresh directory, then every file up, one after the other. */
+      let benchName;
+      let pgDump;
       const raw = async (name, encrypt) => {
         const dir = path.join(work, name);
         let dumpMs = 0;
@@ -383,7 +380,7 @@ try {
 
       /** lifeboat backup --no-verify to a local directory and to the store. */
       const lifeboat = async (name, encrypt) => {
-        const ws = path.join(work, name);
+        const ws = path.join(work, `${name}-${benchName}`);
         await mkdir(ws);
         await writeFile(
           path.join(ws, 'lifeboat.config.json'),
@@ -424,22 +421,31 @@ try {
           `ratio lifeboat / (${rawWhat.trim()}): ${(lb.ms / rawRun.ms).toFixed(2)}x; lifeboat peak RSS ${lb.peakMb.toFixed(0)} MB; dump ${megabytes(lb.bytes)} (raw ${megabytes(rawRun.bytes)})`,
         );
       };
-      console.log(
-        'lifeboat: dump + fingerprints + checksums + local copy + S3 copy (--no-verify: no restore proof); raw: the dump and the uploads only',
-      );
-      console.log(`before: ${loadNote()}`);
-      const rawPlain = await raw('raw', false);
-      const lbPlain = await lifeboat('lifeboat', false);
-      report('plain copy', rawPlain, lbPlain, 'pg_dump -Fd -j2 + S3 Upload per file');
-      const rawAge = await raw('raw-age', true);
-      const lbAge = await lifeboat('lifeboat-age', true);
-      report(
-        'copy encrypted to one age recipient',
-        rawAge,
-        lbAge,
-        'pg_dump -Fd -j2 + age -r | S3 Upload per file',
-      );
-      console.log(`after: ${loadNote()}`);
+      for (const scale of scales) {
+        console.log(
+          `\n== offsite copy: lifeboat backup --no-verify vs pg_dump + S3 upload (pgbench scale ${scale}) ==`,
+        );
+        const db = await benchDatabase(scale);
+        benchName = db.name;
+        pgDump = db.pgDump;
+        console.log(`database: ${db.described}`);
+        console.log(
+          'lifeboat: dump + fingerprints + checksums + local copy + S3 copy (--no-verify: no restore proof); raw: the dump and the uploads only',
+        );
+        console.log(`before: ${loadNote()}`);
+        const rawPlain = await raw('raw', false);
+        const lbPlain = await lifeboat('lifeboat', false);
+        report('plain copy', rawPlain, lbPlain, 'pg_dump -Fd -j2 + S3 Upload per file');
+        const rawAge = await raw('raw-age', true);
+        const lbAge = await lifeboat('lifeboat-age', true);
+        report(
+          'copy encrypted to one age recipient',
+          rawAge,
+          lbAge,
+          'pg_dump -Fd -j2 + age -r | S3 Upload per file',
+        );
+        console.log(`after: ${loadNote()}`);
+      }
     } finally {
       client.destroy();
       await s3.stop();
