@@ -20,6 +20,7 @@ import { statusCommand } from './commands/status.js';
 import { initCommand } from './commands/init.js';
 import { historyCommand } from './commands/history.js';
 import { configCommand } from './commands/config.js';
+import { drillCommand } from './commands/drill.js';
 import { UsageError } from './errors.js';
 import { onUnreadableDestination } from './repository/catalog.js';
 import { registerEnvironmentSecrets } from './secrets.js';
@@ -63,6 +64,7 @@ const cli = yargs(args)
   .command(historyCommand)
   .command(rollbackCommand)
   .command(restoreCommand)
+  .command(drillCommand)
   .command(unfreezeCommand)
   .command(demoCommand)
   .demandCommand(1, 'Name a command; `lifeboat --help` lists them.')

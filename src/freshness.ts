@@ -1,6 +1,6 @@
 import type { CatalogEntry } from './repository/catalog.js';
 import { sameTarget, type TargetIdentity, type WriteCounters } from './identity.js';
-import type { RehearsalRecord, VerificationRecord } from './repository/manifest.js';
+import type { DrillRecord, RehearsalRecord, VerificationRecord } from './repository/manifest.js';
 import type { Plan } from './runbook/plan.js';
 import { formatDuration } from './units.js';
 
@@ -181,6 +181,27 @@ export function rehearsalReasons(
     ];
   }
   return [];
+}
+
+/**
+ * `gate --drilled`: a passing disaster-recovery drill of this target, from
+ * any of its backups, no older than `withinMs`. None means no reason.
+ */
+export function drillReasons(candidates: CatalogEntry[], withinMs: number, now: Date): string[] {
+  const drills = candidates
+    .flatMap((e) => e.drills)
+    .sort((a: DrillRecord, b: DrillRecord) => a.at.localeCompare(b.at));
+  const recent = drills.filter((d) => ageMs(d.at, now) <= withinMs);
+  if (recent.some((d) => d.passed)) return [];
+  const last = drills.at(-1);
+  const within = `in the last ${formatDuration(withinMs)}`;
+  if (!last) return [`no disaster-recovery drill has been run ${within} (run \`lifeboat drill\`)`];
+  const how = last.passed
+    ? `passed, but is ${formatDuration(ageMs(last.at, now))} old`
+    : `failed: ${last.error ?? `${last.differences.length} difference(s)`}`;
+  return [
+    `no passing disaster-recovery drill ${within}; the last, at ${last.at} from ${last.from.destination}, ${how} (run \`lifeboat drill\`)`,
+  ];
 }
 
 /** A gate with --runbook: every pending step can be undone, and the runbook fits the journal. */

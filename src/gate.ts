@@ -8,6 +8,7 @@ import {
   damagedCopies,
   candidatesFor,
   changesSince,
+  drillReasons,
   isTooOld,
   noBackupReason,
   rehearsalReasons,
@@ -56,6 +57,8 @@ export async function runGate(opts: {
   /** With a runbook: every pending step must be undoable, and (with requireRehearsal) rehearsed on the backup. */
   runbook?: Runbook;
   requireRehearsal?: boolean;
+  /** A passing drill of this target must be at most this old. */
+  drilledWithinMs?: number;
 }): Promise<GateVerdict> {
   const { config, target, policy, progress, runbook } = opts;
   const now = opts.now ?? new Date();
@@ -73,6 +76,8 @@ export async function runGate(opts: {
     : undefined;
   const entries = await readCatalog(config.destinations, config.signingKey);
   const candidates = candidatesFor(entries, identity);
+  const drilled =
+    opts.drilledWithinMs === undefined ? [] : drillReasons(candidates, opts.drilledWithinMs, now);
   const verdict: GateVerdict = {
     ok: false,
     target: describeTarget(target),
@@ -110,6 +115,8 @@ export async function runGate(opts: {
         : []),
     ];
     if (reasons.length === 0 && runbookReasons.length === 0) {
+      // The backup would do; what is missing is the drill, whichever backup it was of.
+      if (drilled.length > 0) break;
       verdict.ok = true;
       verdict.reasons = [];
       verdict.backup = {
@@ -129,9 +136,9 @@ export async function runGate(opts: {
     if (isTooOld(manifest.createdAt, policy, now)) break;
   }
   if (candidates.length > 0) verdict.reasons.push(...damagedBackups(entries, identity));
-  verdict.reasons.push(...runbookReasons);
+  verdict.reasons.push(...runbookReasons, ...drilled);
   throw new GuardRefusedError(
-    runbookReasons.length > 0 || opts.requireRehearsal
+    runbookReasons.length > 0 || opts.requireRehearsal || drilled.length > 0
       ? `The gate refused ${describeTarget(target)}${runbook ? ` for runbook ${runbook.name}` : ''}.`
       : `No fresh, verified backup of ${describeTarget(target)} with ${policy.copies} intact cop${policy.copies === 1 ? 'y' : 'ies'}.`,
     { details: verdict.reasons, data: verdict },

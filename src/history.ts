@@ -10,8 +10,8 @@ import { readJournal, type JournalView } from './run/journal-view.js';
 import { describeTarget, type Target } from './target.js';
 
 /**
- * `lifeboat history`: the backups of one target with their verifications and
- * rehearsals, the runs in its journal, and the age of its newest verified
+ * `lifeboat history`: the backups of one target with their verifications,
+ * rehearsals and drills, the runs in its journal, and the age of its newest verified
  * backup. Reads only; an unreachable target still shows the repository part.
  */
 export interface BackupHistory {
@@ -30,6 +30,15 @@ export interface BackupHistory {
     differences: number;
   }[];
   rehearsals: { at: string; runbook: string; passed: boolean }[];
+  /** Disaster-recovery drills from its copies: recovery time and the backup's age then. */
+  drills: {
+    at: string;
+    passed: boolean;
+    from: string;
+    durationMs: number;
+    backupAgeMs: number;
+    error: string | null;
+  }[];
   /** Decided by the latest verification; `damaged` when the manifest cannot be trusted. */
   result: 'verified' | 'verification-failed' | 'not-verified' | 'damaged';
   problems: string[];
@@ -190,6 +199,14 @@ function backupHistory(e: CatalogEntry): BackupHistory {
       differences: v.differences.length,
     })),
     rehearsals: e.rehearsals.map((r) => ({ at: r.at, runbook: r.runbook, passed: r.passed })),
+    drills: e.drills.map((d) => ({
+      at: d.at,
+      passed: d.passed,
+      from: d.from.destination,
+      durationMs: d.durationMs,
+      backupAgeMs: d.backupAgeMs,
+      error: d.error ?? (d.passed ? null : `${d.differences.length} difference(s)`),
+    })),
     result: !e.manifest
       ? 'damaged'
       : !last

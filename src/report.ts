@@ -1,5 +1,5 @@
 import type { GateVerdict } from './gate.js';
-import type { Manifest, VerificationRecord } from './repository/manifest.js';
+import type { DrillRecord, Manifest, VerificationRecord } from './repository/manifest.js';
 import type { RunReport } from './run/report-types.js';
 import { formatBytes, formatDuration } from './units.js';
 
@@ -31,6 +31,7 @@ export interface CommandDocument {
   run?: RunEvidence;
   rollback?: RunEvidence;
   gate?: GateEvidence;
+  drill?: DrillRecord;
   /** A dry run's preview: what would happen. */
   dryRun?: object;
   /** A backup stored but not verified, and why. */
@@ -60,6 +61,7 @@ export function markdownReport(r: ReportInput): string {
   const run = r.doc.run ?? r.doc.rollback;
   if (Array.isArray(run?.steps)) out.push(...runEvidence(run));
   if (r.doc.gate) out.push(...gateEvidence(r.doc.gate));
+  if (r.doc.drill) out.push(...drillEvidence(r.doc.drill));
   return `${out.join('\n').trimEnd()}\n`;
 }
 
@@ -133,6 +135,23 @@ function runEvidence(run: RunEvidence): string[] {
     );
   }
   return lines;
+}
+
+function drillEvidence(d: DrillRecord): string[] {
+  return [
+    `**Drill** ${d.passed ? 'passed' : 'FAILED'} at ${d.at}: backup \`${d.backupId}\` restored from the copy in ${d.from.destination}${d.from.remote ? ' (off-site)' : ''} alone onto ${d.onto.server} and proved in ${formatDuration(d.durationMs)}; the backup was ${formatDuration(d.backupAgeMs)} old.${d.error ? ` ${d.error}` : ''}`,
+    '',
+    ...(d.encryption
+      ? [
+          `Encrypted to ${d.encryption.recipients.join(', ')}; the key came from ${d.encryption.identityFrom}.`,
+          '',
+        ]
+      : []),
+    '| phase | duration |',
+    '|---|---:|',
+    ...d.phases.map((p) => `| ${p.name} | ${formatDuration(p.ms)} |`),
+    '',
+  ];
 }
 
 function gateEvidence(g: GateEvidence): string[] {

@@ -32,7 +32,7 @@ export function formatDuration(millis: number): string {
   if (m < 60) return `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
   const h = Math.floor(m / 60);
   if (h < 48) return `${h}h${String(m % 60).padStart(2, '0')}m`;
-  return `${Math.floor(h / 24)}d${h % 24}h`;
+  return `${Math.floor(h / 24)}d${h % 24 === 0 ? '' : `${h % 24}h`}`;
 }
 
 const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

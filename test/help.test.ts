@@ -18,6 +18,7 @@ const commands = [
   'init',
   'history',
   'demo',
+  'drill',
 ];
 
 describe('help that teaches', () => {

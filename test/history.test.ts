@@ -264,6 +264,7 @@ describe('buildHistory (pure)', () => {
       ],
       verifications,
       rehearsals: [],
+      drills: [],
     };
   }
   const base = {

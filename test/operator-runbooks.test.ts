@@ -113,6 +113,8 @@ const CARRIED = [
   'S3_COPY',
   'AWS_ENDPOINT_URL',
   'AGE_KEY_FILE',
+  'DEST',
+  'DR_URL',
 ];
 
 let pgPath: string | undefined;
@@ -1068,11 +1070,101 @@ describe('disk-full.md: a destination on a full file system (tmpfs; needs root, 
   }, 120_000);
 });
 
+describe('disaster-recovery-drill.md: the off-site copy alone, onto another server', () => {
+  const KEY = 'operator-runbook-drill-signing-key';
+  const BUCKET = 'lifeboat-operator-drill';
+  let s3: S3Server | undefined;
+  let client: S3Client | undefined;
+  let db: TestDatabase | undefined;
+  let ws: Awaited<ReturnType<typeof workspace>> | undefined;
+  let id: string;
+  let vars: Record<string, string>;
+
+  beforeAll(async () => {
+    ({ s3, client } = await storeWithBucket(BUCKET));
+    db = await smallDatabase('op_drill');
+    ws = await workspace();
+    const key = path.join(ws.dir, 'operator.key');
+    await exec('age-keygen', ['-o', key]);
+    const recipient = (await exec('age-keygen', ['-y', key])).stdout.trim();
+    await writeFile(
+      path.join(ws.dir, 'lifeboat.config.json'),
+      JSON.stringify({
+        destinations: [
+          { name: 'local', path: 'backups' },
+          {
+            name: 'offsite',
+            url: `s3://${BUCKET}/drill`,
+            endpoint: s3.endpoint,
+            region: s3.region,
+            forcePathStyle: true,
+            encrypt: { recipients: [recipient] },
+          },
+        ],
+      }),
+    );
+    const credentials = {
+      AWS_ACCESS_KEY_ID: s3.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    };
+    const r = await runJson(['backup', '--database-url', db.url], {
+      cwd: ws.dir,
+      env: { ...credentials, LIFEBOAT_SIGNING_KEY: KEY },
+    });
+    expect(r.code, r.stderr).toBe(0);
+    id = (r.doc.backup as { id: string }).id;
+    vars = {
+      ...credentials,
+      DATABASE_URL: db.url,
+      LIFEBOAT_SIGNING_KEY: KEY,
+      AGE_KEY_FILE: key,
+      DEST: 'offsite',
+      // The suite's own server stands in for the other one; test/drill.test.ts uses a second.
+      DR_URL: adminUrl(),
+    };
+  });
+  afterAll(async () => {
+    await db?.drop();
+    client?.destroy();
+    await s3?.stop();
+    await ws?.cleanup();
+  });
+
+  it('lists what is left, drills from the off-site copy, reads the drills, and the gate that asked for one passes', async () => {
+    const blocks = await operatorRunbook('disaster-recovery-drill.md');
+    const sh = new OperatorShell(ws!.dir, vars);
+    const gate = pick(blocks, 'demand a recent drill', 'gate --drilled');
+    const refused = await sh.expect(gate, 3);
+    expect(refused.stderr).toMatch(/no disaster-recovery drill has been run in the last 30d/);
+
+    const list = await sh.expect(pick(blocks, 'what a disaster would leave', 'backups list'), 0);
+    expect(list.stdout).toContain(id);
+    const drill = await sh.expect(pick(blocks, 'Run the drill', 'lifeboat drill'), 0);
+    expect(drill.stdout).toMatch(/^drill passed: recovery took \d+ ms$/m);
+    const record = JSON.parse(await readFile(path.join(ws!.dir, 'drill.json'), 'utf8')) as {
+      drill: {
+        backupId: string;
+        from: { destination: string };
+        encryption: { identityFrom: string };
+      };
+    };
+    expect(record.drill.backupId).toBe(id);
+    expect(record.drill.from.destination).toBe('offsite');
+    expect(record.drill.encryption.identityFrom).toContain(vars.AGE_KEY_FILE);
+
+    const history = await sh.expect(pick(blocks, 'drills over time', 'history'), 0);
+    expect(history.stdout).toMatch(/^Drills \(1\)$/m);
+    expect(history.stdout).toMatch(new RegExp(`offsite\\s+${id}\\s+passed`));
+    await sh.expect(gate, 0);
+  });
+});
+
 describe('runbooks/operator', () => {
   it('has a test for every runbook, and every sh block of them ran', async () => {
     const files = (await readdir(DIR)).filter((f) => f.endsWith('.md')).sort();
     expect(files).toEqual([
       'README.md',
+      'disaster-recovery-drill.md',
       'disk-full.md',
       'lock-held-by-dead-host.md',
       'restore-by-hand.md',

@@ -4,7 +4,7 @@ import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
 import { loadConfig } from '../config.js';
 import { baselineRunbook, type BaselineReport } from '../run/baseline.js';
-import { lockWait } from './run.js';
+import { lockWait } from '../cli/run-session.js';
 
 interface BaselineArgs extends GlobalArgs {
   runbook: string;

@@ -9,7 +9,7 @@ import { gateJunit } from '../report.js';
 import { describeTarget } from '../target.js';
 import { runGate, type GateVerdict } from '../gate.js';
 import { loadRunbook } from '../runbook/load.js';
-import { formatDuration } from '../units.js';
+import { formatDuration, parseDuration } from '../units.js';
 
 interface GateArgs extends GlobalArgs {
   junit?: string;
@@ -18,6 +18,7 @@ interface GateArgs extends GlobalArgs {
   requireOffsite?: boolean;
   runbook?: string;
   rehearsed: boolean;
+  drilled?: string;
 }
 
 export const gateCommand: CommandModule<object, GateArgs> = {
@@ -47,6 +48,11 @@ export const gateCommand: CommandModule<object, GateArgs> = {
         default: false,
         describe: 'With --runbook: require a passing rehearsal of this runbook on the backup',
       })
+      .option('drilled', {
+        type: 'string',
+        describe:
+          'Require a passing disaster-recovery drill (lifeboat drill) of the target at most this old, e.g. 30d',
+      })
       .example(
         '$0 gate --runbook upgrade.yaml --rehearsed',
         'the backup was rehearsed with this exact runbook',
@@ -56,6 +62,7 @@ export const gateCommand: CommandModule<object, GateArgs> = {
         'fail the pipeline unless a verified backup is at most 6 hours old',
       )
       .example('$0 gate --copies 2 --json', 'require two intact copies; print the verdict as JSON')
+      .example('$0 gate --drilled 30d', 'and a disaster-recovery drill passed in the last 30 days')
       .example('$0 gate --require-offsite', 'one of the intact copies must be in object storage')
       .epilog(exitCodes(0, 2, 3)),
   handler: (argv) => {
@@ -79,11 +86,19 @@ export const gateCommand: CommandModule<object, GateArgs> = {
             '--rehearsed needs --runbook FILE: a rehearsal is of one runbook.',
           );
         }
+        const drilledWithinMs =
+          argv.drilled === undefined ? undefined : drilledWithin(argv.drilled);
         const runbook = argv.runbook ? await loadRunbook(argv.runbook) : undefined;
         const started = Date.now();
         let verdict: GateVerdict;
         try {
-          verdict = await runGate({ ...ctx, policy, runbook, requireRehearsal: argv.rehearsed });
+          verdict = await runGate({
+            ...ctx,
+            policy,
+            runbook,
+            requireRehearsal: argv.rehearsed,
+            drilledWithinMs,
+          });
         } catch (err) {
           if (argv.junit && err instanceof GuardRefusedError) {
             await writeJunit(
@@ -105,6 +120,7 @@ export const gateCommand: CommandModule<object, GateArgs> = {
           `  copies   ${b.intactCopies.join(', ')} (${policy.copies} required)`,
           `  policy   max age ${formatDuration(policy.maxAgeMs)}`,
           `  changes  ${verdict.changesSinceBackup?.note ?? 'unknown'}`,
+          ...(argv.drilled ? [`  drilled  a passing drill in the last ${argv.drilled}`] : []),
           ...(runbook
             ? [
                 `  runbook  ${runbook.name}: every pending step can be undone${argv.rehearsed ? ', rehearsed on this backup' : ''}`,
@@ -116,6 +132,13 @@ export const gateCommand: CommandModule<object, GateArgs> = {
     );
   },
 };
+
+function drilledWithin(text: string): number {
+  const ms = parseDuration(text);
+  if (typeof ms === 'string')
+    throw new BadInputError(`--drilled: "${text}" is not a duration: ${ms}.`);
+  return ms;
+}
 
 /** What a passing gate checked, one JUnit test case each. */
 function passedChecks(v: GateVerdict, argv: GateArgs): { name: string }[] {
@@ -129,6 +152,8 @@ function passedChecks(v: GateVerdict, argv: GateArgs): { name: string }[] {
   if (argv.runbook) checks.push({ name: `every pending step of ${argv.runbook} can be undone` });
   if (argv.rehearsed)
     checks.push({ name: `${argv.runbook} was rehearsed on it, rollback included` });
+  if (argv.drilled)
+    checks.push({ name: `a disaster-recovery drill passed in the last ${argv.drilled}` });
   return checks;
 }
 

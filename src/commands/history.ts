@@ -89,6 +89,28 @@ function resultText(b: BackupHistory): string {
   return rehearsed.length > 0 ? `${text}, rehearsed ${rehearsed.join(', ')}` : text;
 }
 
+/** Every drill of the target's backups, newest first: the recovery times over time. */
+function drillLines(all: History): string[] {
+  const drills = all.backups
+    .flatMap((b) => b.drills.map((d) => ({ ...d, id: b.id })))
+    .sort((a, b) => b.at.localeCompare(a.at));
+  if (drills.length === 0) return ['Drills (0)', '  none yet: run `lifeboat drill`'];
+  return [
+    `Drills (${drills.length})`,
+    ...table([
+      ['drilled (UTC)', 'recovery', 'backup age', 'from', 'backup', 'result'],
+      ...drills.map((d) => [
+        when(d.at),
+        formatDuration(d.durationMs),
+        formatDuration(d.backupAgeMs),
+        d.from,
+        d.id,
+        d.passed ? 'passed' : shorten(`FAILED: ${d.error ?? ''}`, 60),
+      ]),
+    ]),
+  ];
+}
+
 function stepsText(r: RunHistory): string {
   const parts = [`${r.applied} applied`];
   if (r.undone > 0) parts.push(`${r.undone} undone`);
@@ -129,6 +151,7 @@ function historyLines(h: History, all: History): string[] {
   if (h.otherBackups > 0) {
     lines.push(`  (${h.otherBackups} backup(s) of other databases or servers not shown)`);
   }
+  lines.push('', ...drillLines(all));
   lines.push('');
   if (!h.runs || !all.runs) {
     lines.push(`Runs: ${h.journalError ?? 'the journal could not be read'}`);

@@ -13,14 +13,17 @@ import { previewRollback, type RollbackPreview } from '../run/preview.js';
 import { describeTarget, type Target } from '../target.js';
 import { runReportLines } from '../cli/run-report.js';
 import { undoRun } from '../run/undo-run.js';
-import { lockWait, parseResolutions, printingReport } from './run.js';
+import {
+  lockWait,
+  parseResolutions,
+  printingReport,
+  runSessionOptions,
+  type RunSessionArgs,
+} from '../cli/run-session.js';
 import type { InterruptPolicy } from '../cli/interrupt.js';
 
-interface RollbackArgs extends GlobalArgs {
+interface RollbackArgs extends GlobalArgs, RunSessionArgs {
   run?: string;
-  lockWait: string;
-  resolve: string[];
-  terminateStale: boolean;
   dryRun: boolean;
   yes: boolean;
 }
@@ -29,27 +32,10 @@ export const rollbackCommand: CommandModule<object, RollbackArgs> = {
   command: 'rollback [run]',
   describe: 'Undo a partial or finished run, newest step first, proved by fingerprints',
   builder: (y: Argv) =>
-    globalOptions(y)
+    runSessionOptions(globalOptions(y))
       .positional('run', {
         type: 'string',
         describe: 'Run id (default: the latest run not rolled back)',
-      })
-      .option('lock-wait', {
-        type: 'string',
-        default: '0s',
-        describe: 'How long to wait for another run',
-      })
-      .option('terminate-stale', {
-        type: 'boolean',
-        default: false,
-        describe:
-          "A stopped run's work still running on the server (a CREATE INDEX CONCURRENTLY): end it instead of waiting for it before deciding its step in doubt",
-      })
-      .option('resolve', {
-        type: 'string',
-        array: true,
-        default: [] as string[],
-        describe: 'Decide a step left in doubt: STEP=applied or STEP=not-applied',
       })
       .option('dry-run', {
         type: 'boolean',

@@ -2,28 +2,28 @@ import type { Argv, CommandModule } from 'yargs';
 import { commandContext, globalOptions, type GlobalArgs } from '../cli/context.js';
 import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
-import type { InterruptPolicy } from '../cli/interrupt.js';
+import {
+  STEP_INTERRUPTS,
+  lockWait,
+  parseResolutions,
+  printingReport,
+  runSessionOptions,
+  type RunSessionArgs,
+} from '../cli/run-session.js';
 import type { ReportSpec } from '../cli/reports.js';
 import { withClient } from '../db.js';
 import { requirePrivileges } from '../privileges.js';
 import { describeTarget } from '../target.js';
 import { runReportLines } from '../cli/run-report.js';
-import { BadInputError, LifeboatError } from '../errors.js';
-import type { Resolutions } from '../run/rollback.js';
 import { previewRun, type RunPreview } from '../run/preview.js';
 import { describeHolder } from '../run/lock.js';
 import { renderPlan } from '../runbook/render-plan.js';
 import { showDryRun } from '../cli/dry-run.js';
-import type { RunReport } from '../run/report-types.js';
 import { runRunbook } from '../run/runner.js';
-import { parseDuration } from '../units.js';
 
-interface RunArgs extends GlobalArgs {
+interface RunArgs extends GlobalArgs, RunSessionArgs {
   runbook: string;
   backup: 'auto' | 'new' | 'existing';
-  lockWait: string;
-  resolve: string[];
-  terminateStale: boolean;
   freeze: boolean;
   rehearse: boolean;
   jobs?: number;
@@ -35,30 +35,13 @@ export const runCommandModule: CommandModule<object, RunArgs> = {
   command: 'run <runbook>',
   describe: 'Guard, then apply the runbook step by step with checkpoints and automatic rollback',
   builder: (y: Argv) =>
-    globalOptions(y)
+    runSessionOptions(globalOptions(y))
       .positional('runbook', { type: 'string', demandOption: true, describe: 'The runbook (YAML)' })
       .option('backup', {
         choices: ['auto', 'new', 'existing'] as const,
         default: 'auto' as const,
         describe:
           'auto: reuse a fresh verified backup or take one; new: always take one; existing: never take one',
-      })
-      .option('lock-wait', {
-        type: 'string',
-        default: '0s',
-        describe: 'How long to wait for another run to finish',
-      })
-      .option('terminate-stale', {
-        type: 'boolean',
-        default: false,
-        describe:
-          "A stopped run's work still running on the server (a CREATE INDEX CONCURRENTLY): end it instead of waiting for it before deciding its step in doubt",
-      })
-      .option('resolve', {
-        type: 'string',
-        array: true,
-        default: [] as string[],
-        describe: 'Decide a step left in doubt by a crash: STEP=applied or STEP=not-applied',
       })
       .option('freeze', {
         type: 'boolean',
@@ -140,57 +123,6 @@ export const runCommandModule: CommandModule<object, RunArgs> = {
       STEP_INTERRUPTS,
     );
   },
-};
-
-/**
- * A failed run still shows its step-by-step record before the error; either
- * way its reports name the backup that guarded it.
- */
-export async function printingReport(
-  argv: GlobalArgs,
-  spec: ReportSpec,
-  fn: () => Promise<RunReport>,
-): Promise<RunReport> {
-  try {
-    const report = await fn();
-    if (report.backupId) spec.backup = { id: report.backupId };
-    return report;
-  } catch (err) {
-    const data =
-      err instanceof LifeboatError ? (err.data as Partial<RunReport> | undefined) : undefined;
-    if (typeof data?.backupId === 'string') spec.backup = { id: data.backupId };
-    if (data?.runId !== undefined && data.steps && !argv.json) {
-      process.stdout.write(`${runReportLines(data as RunReport).join('\n')}\n`);
-    }
-    throw err;
-  }
-}
-
-export function lockWait(text: string): number {
-  const ms = parseDuration(text, { zero: true });
-  if (typeof ms === 'string')
-    throw new BadInputError(`--lock-wait: "${text}" is not a duration (write 30s, 5m).`);
-  return ms;
-}
-
-export function parseResolutions(items: string[]): Resolutions {
-  const out: Resolutions = {};
-  for (const item of items) {
-    const m = /^([a-z0-9][a-z0-9_/.-]*)=(applied|not-applied)$/.exec(item);
-    if (!m)
-      throw new BadInputError(`--resolve: "${item}" should read STEP=applied or STEP=not-applied.`);
-    out[m[1]!] = m[2] as 'applied' | 'not-applied';
-  }
-  return out;
-}
-
-/** Ctrl-C during a run or rollback: the steps stop at the next safe point, each checkpointed. */
-export const STEP_INTERRUPTS: InterruptPolicy = {
-  kind: 'safe-point',
-  first:
-    'interrupt: stopping at the next safe point (after the current step), then rolling back as a failure would.',
-  later:
-    'interrupt: lifeboat is finishing the current step or its rollback, each checkpointed; stopping now would leave a step in doubt. It ends by itself; `lifeboat status` shows where it is.',
 };
 
 /** A dry run of `run`, in the order the run would go. */

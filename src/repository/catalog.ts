@@ -4,8 +4,9 @@ import { storageReason } from './storage/reasons.js';
 import { withClient } from '../db.js';
 import { readIdentity, sameTarget, type TargetIdentity } from '../identity.js';
 import { describeTarget, type Target } from '../target.js';
-import type { Manifest, RehearsalRecord, VerificationRecord } from './manifest.js';
+import type { DrillRecord, Manifest, RehearsalRecord, VerificationRecord } from './manifest.js';
 import {
+  DRILLS_DIR,
   REHEARSALS_DIR,
   listCopies,
   readManifest,
@@ -31,6 +32,8 @@ export interface CatalogEntry {
   verifications: VerificationRecord[];
   /** Rehearsals of runbooks on this backup, oldest first. */
   rehearsals: RehearsalRecord[];
+  /** Disaster-recovery drills from this backup's copies, oldest first. */
+  drills: DrillRecord[];
 }
 
 export async function readCatalog(
@@ -50,6 +53,7 @@ export async function readCatalog(
           copies: [],
           verifications: [],
           rehearsals: [],
+          drills: [],
         };
         byId.set(copy.id, entry);
       }
@@ -64,6 +68,9 @@ export async function readCatalog(
           entry.rehearsals.push(
             ...(await readRecords<RehearsalRecord>(copy, REHEARSALS_DIR, read.manifest, key)),
           );
+          entry.drills.push(
+            ...(await readRecords<DrillRecord>(copy, DRILLS_DIR, read.manifest, key)),
+          );
         } else
           entry.manifestProblems.push(...read.problems.map((p) => `${copy.destination}: ${p}`));
       } catch (err) {
@@ -77,6 +84,7 @@ export async function readCatalog(
   for (const e of entries) {
     e.verifications.sort((a, b) => a.at.localeCompare(b.at));
     e.rehearsals.sort((a, b) => a.at.localeCompare(b.at));
+    e.drills.sort((a, b) => a.at.localeCompare(b.at));
   }
   return entries.sort((a, b) => a.id.localeCompare(b.id));
 }

@@ -33,6 +33,7 @@ import type { CopyWriter, Repo } from './storage/repo.js';
  *   <id>/copy.hmac          HMAC-SHA256 of copy.json, when a key is configured
  *   <id>/verifications/     one JSON record per verification
  *   <id>/rehearsals/        one JSON record per rehearsal of a runbook on this backup
+ *   <id>/drills/            one JSON record per disaster-recovery drill from this copy
  *
  * A copy is listed only once complete: see LocalRepo and S3Repo for how each
  * store guarantees that.
@@ -40,6 +41,7 @@ import type { CopyWriter, Repo } from './storage/repo.js';
 export const DUMP_DIR = 'dump';
 export const VERIFICATIONS_DIR = 'verifications';
 export const REHEARSALS_DIR = 'rehearsals';
+export const DRILLS_DIR = 'drills';
 const METADATA_FILES = new Set([
   'manifest.json',
   'manifest.sha256',
@@ -230,6 +232,7 @@ export async function checkFiles(
           !METADATA_FILES.has(f.path) &&
           !f.path.startsWith(`${VERIFICATIONS_DIR}/`) &&
           !f.path.startsWith(`${REHEARSALS_DIR}/`) &&
+          !f.path.startsWith(`${DRILLS_DIR}/`) &&
           !f.path.includes('.tmp-'),
       )
       .map((f) => [f.path, f]),
@@ -257,7 +260,7 @@ export async function checkFiles(
 }
 
 /** Records kept beside a manifest, one JSON file each (signed when a key is configured). */
-export type RecordFolder = typeof VERIFICATIONS_DIR | typeof REHEARSALS_DIR;
+export type RecordFolder = typeof VERIFICATIONS_DIR | typeof REHEARSALS_DIR | typeof DRILLS_DIR;
 
 export async function writeRecord(
   copy: StoredCopy,

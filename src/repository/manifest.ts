@@ -87,6 +87,32 @@ export interface RehearsalRecord extends BoundRecord {
   durationMs: number;
 }
 
+/**
+ * A disaster-recovery drill: the backup restored from one destination alone,
+ * as if the source and every other copy were gone, and proved. Its times are
+ * the recovery time a real disaster would take; the backup's age is the data
+ * it would lose.
+ */
+export interface DrillRecord extends BoundRecord {
+  at: string;
+  passed: boolean;
+  /** The destination restored from, and whether it is off-site. */
+  from: { destination: string; remote: boolean };
+  /** For an encrypted copy, the recipients it is encrypted to and where the key came from (never the key). */
+  encryption?: { recipients: string[]; identityFrom: string };
+  /** The server the copy was restored onto, without credentials, and the database there. */
+  onto: { server: string; database: string };
+  /** What the source looked like: its database and server as the manifest names them. */
+  source: string;
+  /** How old the backup was when the drill started: the writes a real disaster would lose. */
+  backupAgeMs: number;
+  /** Recovery time, from the first read of the copy to the proof. */
+  durationMs: number;
+  phases: { name: string; ms: number }[];
+  differences: VerificationRecord['differences'];
+  error?: string;
+}
+
 /** manifest.json as lifeboat writes it; its SHA-256 is what manifest.sha256 holds. */
 export function manifestText(manifest: Manifest): string {
   return `${JSON.stringify(manifest, null, 2)}\n`;

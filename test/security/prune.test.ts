@@ -75,6 +75,7 @@ describe('planPrune, whatever keep it is handed', () => {
       copies: [{ destination: 'local', id } as StoredCopy],
       verifications: [{ at: createdAt, ok } as unknown as VerificationRecord],
       rehearsals: [],
+      drills: [],
     };
   };
   const entries = [

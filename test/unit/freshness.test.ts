@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { assessBackup, changesSince, type CandidateFacts } from '../../src/freshness.js';
-import type { VerificationRecord } from '../../src/repository/manifest.js';
+import type { CatalogEntry } from '../../src/repository/catalog.js';
+import {
+  assessBackup,
+  changesSince,
+  drillReasons,
+  type CandidateFacts,
+} from '../../src/freshness.js';
+import type { DrillRecord, VerificationRecord } from '../../src/repository/manifest.js';
 
 const now = new Date('2026-11-21T12:00:00Z');
 const policy = { maxAgeMs: 24 * 3600_000, copies: 2 };
@@ -112,6 +118,57 @@ describe('dumpProgress', () => {
     expect(dumpProgress(1024, 1000, undefined)).toBe('1.0 KiB written');
     expect(dumpProgress(50 * 1048576, 10_000, { bytes: 100 * 1048576, durationMs: 20_000 })).toBe(
       '50.0 MiB of ~100.0 MiB (last backup), about 10s left',
+    );
+  });
+});
+
+describe('drillReasons (gate --drilled)', () => {
+  const day = 24 * 3600_000;
+  function drill(at: string, passed: boolean): DrillRecord {
+    return {
+      backupId: 'b1',
+      manifestSha256: 'f'.repeat(64),
+      at,
+      passed,
+      from: { destination: 'offsite', remote: true },
+      onto: { server: 's', database: 'd' },
+      source: 'db on s',
+      backupAgeMs: 1,
+      durationMs: 1,
+      phases: [],
+      differences: [],
+      ...(passed ? {} : { error: 'pg_restore exited with 1' }),
+    };
+  }
+  const entries = (...drills: DrillRecord[]): CatalogEntry[] =>
+    [{ drills }] as unknown as CatalogEntry[];
+
+  it('asks for a drill when there has been none', () => {
+    expect(drillReasons(entries(), 30 * day, now)).toEqual([
+      'no disaster-recovery drill has been run in the last 30d (run `lifeboat drill`)',
+    ]);
+  });
+
+  it('passes on any passing drill within the window, even when a later one failed', () => {
+    expect(
+      drillReasons(
+        entries(drill('2026-11-10T00:00:00Z', true), drill('2026-11-20T00:00:00Z', false)),
+        30 * day,
+        now,
+      ),
+    ).toEqual([]);
+  });
+
+  it('says the last drill failed, and why', () => {
+    expect(drillReasons(entries(drill('2026-11-20T00:00:00Z', false)), 30 * day, now)).toEqual([
+      'no passing disaster-recovery drill in the last 30d; the last, at 2026-11-20T00:00:00Z from offsite, failed: pg_restore exited with 1 (run `lifeboat drill`)',
+    ]);
+  });
+
+  it('says a passing drill is too old, and how old', () => {
+    const [reason] = drillReasons(entries(drill('2026-10-01T12:00:00Z', true)), 30 * day, now);
+    expect(reason).toMatch(
+      /the last, at 2026-10-01T12:00:00Z from offsite, passed, but is 51d old/,
     );
   });
 });

@@ -32,6 +32,7 @@ function entry(
     copies: (opts.in ?? ['local']).map((destination) => ({ destination, id }) as StoredCopy),
     verifications,
     rehearsals: [],
+    drills: [],
   };
 }
 
@@ -101,6 +102,7 @@ describe('planPrune', () => {
       copies: [{ destination: 'local', id: 'b0' } as StoredCopy],
       verifications: [],
       rehearsals: [],
+      drills: [],
     };
     const entries = [
       broken,
