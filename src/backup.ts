@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type pg from 'pg';
 import { mkdtemp, statfs, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -125,10 +126,14 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
             ),
             (async () => {
               const started = Date.now();
-              const helper = await joinSnapshot(target, snapshot.id);
+              // As many sessions as pg_dump has jobs: with more jobs the dump gets faster, and the
+              // fingerprints, hidden behind the dump on two cores, must keep up with it.
+              const helpers: pg.Client[] = [];
               try {
+                for (let i = 1; i < Math.max(2, config.jobs); i++)
+                  helpers.push(await joinSnapshot(target, snapshot.id));
                 const fingerprints = await computeFingerprints(snapshot.client, {
-                  helpers: [helper],
+                  helpers,
                   onTable: (done, total) => {
                     signal?.throwIfAborted();
                     tables = `${done}/${total} tables fingerprinted`;
@@ -137,7 +142,7 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
                 });
                 return { fingerprints, ms: Date.now() - started };
               } finally {
-                await helper.end().catch(() => undefined);
+                await Promise.all(helpers.map((h) => h.end().catch(() => undefined)));
               }
             })(),
           ]);
