@@ -257,13 +257,9 @@ try {
           dumpAndFp: b.snapshotMs ?? NaN,
           checksums: b.checksumMs ?? NaN,
           restore: v.restoreMs,
-          copyFp: v.phases?.fingerprintMs ?? NaN,
-          compare: v.phases?.compareMs ?? NaN,
-          // Checking manifests, the scratch database and role, and the other verification work.
-          verifyRest:
-            v.durationMs -
-            v.restoreMs -
-            (v.phases ? v.phases.fingerprintMs + v.phases.compareMs : 0),
+          copyFp: v.fingerprintMs ?? NaN,
+          // Checking manifests, the scratch database and role, comparing, recording.
+          verifyRest: v.durationMs - v.restoreMs - (v.fingerprintMs ?? 0),
           whole: lb.ms,
         },
       };

@@ -44,6 +44,8 @@ export interface VerificationRecord extends BoundRecord {
   ok: boolean;
   durationMs: number;
   restoreMs: number;
+  /** Fingerprinting the restored copy (absent in records written before it was kept). */
+  fingerprintMs?: number;
   /** Where the copy was restored, and the role that restored it. */
   scratch: { server: string; database: string; role?: string };
   /** Every comparison made, so a reviewer can see what was proved. */
