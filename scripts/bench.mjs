@@ -4,7 +4,13 @@
 //
 //   npm run bench                      scale 50 (~937 MB) and 300 steps
 //   BENCH_SCALE=5 npm run bench        a quicker pass
+//   BENCH_SCALE=20,50,150 BENCH_ONLY=backup npm run bench
+//                                      how each phase grows with the data
+//   BENCH_ROUNDS=5                     rounds of the backup section (default 3)
 //   BENCH_ONLY=backup|offsite|steps|knex npm run bench
+//
+// The backup section alternates which side goes first in each round and
+// reports medians: on a shared machine a single run says little.
 //
 // A failing section prints why and the bench exits 1; the other sections still run.
 import { spawn } from 'node:child_process';
@@ -17,7 +23,14 @@ import { startThrowawayCluster } from '../dist/cluster.js';
 import { findTool } from '../dist/pg-programs/find.js';
 
 $.verbose = false;
-const scale = Number(process.env.BENCH_SCALE ?? 50);
+const scales = String(process.env.BENCH_SCALE ?? 50)
+  .split(',')
+  .map((s) => Number(s.trim()));
+if (scales.some((s) => !(s > 0))) {
+  console.error(`BENCH_SCALE must be one or more positive numbers, comma-separated`);
+  process.exit(2);
+}
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const stepCount = Number(process.env.BENCH_STEPS ?? 300);
 const only = process.env.BENCH_ONLY;
 if (!['backup', 'offsite', 'steps', 'knex', undefined].includes(only)) {
@@ -89,32 +102,39 @@ function runCli(args, cwd, env = {}) {
   });
 }
 
-/** The pgbench database (plus a table of mixed types), built once for every section that needs it. */
-let benchDb;
-function benchDatabase() {
-  benchDb ??= (async () => {
-    await psql('postgres', 'create database bench');
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** The pgbench database (plus a table of mixed types) of each scale, built once for every section that needs it. */
+const benchDbs = new Map();
+function benchDatabase(scale) {
+  if (!benchDbs.has(scale)) benchDbs.set(scale, buildBenchDatabase(scale));
+  return benchDbs.get(scale);
+}
+async function buildBenchDatabase(scale) {
+  {
+    const name = `bench_s${scale}`;
+    await psql('postgres', `create database ${name}`);
     const load = await timed(async () => {
-      await $({ env: pgEnv('bench') })`pgbench -i -q -s ${scale} bench`;
+      await $({ env: pgEnv(name) })`pgbench -i -q -s ${scale} ${name}`;
       await psql(
-        'bench',
+        name,
         `create table mixed as select g as id, md5(g::text) as t, g * 1.5 as n, now() - g * interval '1 minute' as at,
            jsonb_build_object('k', g, 'tags', array['a', 'b']) as j, decode(md5(g::text), 'hex') as b, array[g, g + 1] as arr
          from generate_series(1, ${scale * 20000}) g`,
       );
-      await psql('bench', 'vacuum analyze');
+      await psql(name, 'vacuum analyze');
     });
     const size = (
-      await psql('bench', `select pg_size_pretty(pg_database_size('bench'))`)
+      await psql(name, `select pg_size_pretty(pg_database_size(current_database()))`)
     ).stdout.trim();
     const major = (Number((await psql('postgres', 'show server_version_num')).stdout) / 10000) | 0;
     return {
+      name,
       described: `${size} (loaded in ${seconds(load)})`,
       pgDump: (await findTool('pg_dump', major)).path,
       pgRestore: (await findTool('pg_restore', major)).path,
     };
-  })();
-  return benchDb;
+  }
 }
 
 /** One section: a failure is printed plainly and fails the bench, not the sections after it. */
@@ -165,52 +185,131 @@ try {
   );
 
   await section('backup', async () => {
-    console.log(`\n== verified backup vs pg_dump + pg_restore (pgbench scale ${scale}) ==`);
-    const { described, pgDump, pgRestore } = await benchDatabase();
-    console.log(`database: ${described}`);
-
-    const plainDir = path.join(work, 'plain');
-    const dumpMs = await timed(
-      () =>
-        $({ env: pgEnv('bench') })`${pgDump} --format=directory --jobs=2 --file=${plainDir} bench`,
-    );
-    await psql('postgres', 'create database bench_plain_restore template template0');
-    const restoreMs = await timed(
-      () =>
-        $({
-          env: pgEnv('bench_plain_restore'),
-        })`${pgRestore} --jobs=2 --exit-on-error --no-owner --no-privileges --dbname=bench_plain_restore ${plainDir}`,
-    );
-    await psql('postgres', 'drop database bench_plain_restore');
-    const plain = dumpMs + restoreMs;
-    console.log(`pg_dump -Fd -j2:   ${seconds(dumpMs)}`);
-    console.log(`pg_restore -j2:    ${seconds(restoreMs)}`);
-
-    const ws = path.join(work, 'ws');
-    await mkdir(ws);
-    const lb = await runCli(
-      ['backup', '--database-url', dbUrl('bench'), '--jobs', '2', '--json'],
-      ws,
-    );
-    const doc = JSON.parse(lb.out);
-    console.log(
-      `lifeboat backup (dump + fingerprints + checksums + restore + compare): ${seconds(lb.ms)}`,
-    );
-    console.log(
-      `  of which restore ${seconds(doc.verification.restoreMs)}, verification total ${seconds(doc.verification.durationMs)}`,
-    );
-    console.log(
-      `ratio lifeboat / (pg_dump + pg_restore): ${(lb.ms / plain).toFixed(2)}x   (target ≤ 1.15x)`,
-    );
-    console.log(`lifeboat peak RSS: ${lb.peakMb.toFixed(0)} MB   (target < 150 MB, flat in size)`);
+    const growth = [];
+    for (const scale of scales) growth.push(await backupVersusTools(scale));
+    if (growth.length > 1) {
+      console.log(`\n== how each phase grows (medians, seconds; per GB of database) ==`);
+      const cols = Object.keys(growth[0].phases);
+      console.log(['scale', 'GB', ...cols].join('\t'));
+      for (const g of growth)
+        console.log(
+          [g.scale, g.gb.toFixed(2), ...cols.map((c) => (g.phases[c] / 1000).toFixed(1))].join(
+            '\t',
+          ),
+        );
+      for (const g of growth)
+        console.log(
+          [
+            `${g.scale} per GB`,
+            '',
+            ...cols.map((c) => (g.phases[c] / 1000 / g.gb).toFixed(1)),
+          ].join('\t'),
+        );
+    }
   });
 
-  await section('offsite', async () => {
-    console.log(
-      `\n== offsite copy: lifeboat backup --no-verify vs pg_dump + S3 upload (pgbench scale ${scale}) ==`,
+  /** One scale: `rounds` rounds, each side first in turn; medians of every phase and of the ratio. */
+  async function backupVersusTools(scale) {
+    console.log(`\n== verified backup vs pg_dump + pg_restore (pgbench scale ${scale}) ==`);
+    const { name, described, pgDump, pgRestore } = await benchDatabase(scale);
+    const gb =
+      Number((await psql(name, 'select pg_database_size(current_database())')).stdout) / 2 ** 30;
+    console.log(`database: ${described}; ${rounds} rounds, alternating which goes first`);
+    console.log(`before: ${loadNote()}`);
+
+    const plainRun = async (round) => {
+      const plainDir = path.join(work, `plain-${scale}-${round}`);
+      const restored = `bench_plain_restore_${scale}_${round}`;
+      const dumpMs = await timed(
+        () =>
+          $({
+            env: pgEnv(name),
+          })`${pgDump} --format=directory --jobs=2 --file=${plainDir} ${name}`,
+      );
+      await psql('postgres', `create database ${restored} template template0`);
+      const restoreMs = await timed(
+        () =>
+          $({
+            env: pgEnv(restored),
+          })`${pgRestore} --jobs=2 --exit-on-error --no-owner --no-privileges --dbname=${restored} ${plainDir}`,
+      );
+      await psql('postgres', `drop database ${restored}`);
+      await rm(plainDir, { recursive: true, force: true });
+      return { dumpMs, restoreMs, ms: dumpMs + restoreMs };
+    };
+    const lifeboatRun = async (round) => {
+      const ws = path.join(work, `ws-${scale}-${round}`);
+      await mkdir(ws);
+      const lb = await runCli(
+        ['backup', '--database-url', dbUrl(name), '--jobs', '2', '--json'],
+        ws,
+      );
+      await rm(ws, { recursive: true, force: true });
+      const doc = JSON.parse(lb.out);
+      const b = doc.backup.phases ?? {};
+      const v = doc.verification;
+      return {
+        ms: lb.ms,
+        peakMb: lb.peakMb,
+        phases: {
+          dump: b.dumpMs ?? doc.backup.dumpMs,
+          sourceFp: b.fingerprintMs ?? NaN,
+          dumpAndFp: b.snapshotMs ?? NaN,
+          checksums: b.checksumMs ?? NaN,
+          restore: v.restoreMs,
+          copyFp: v.fingerprintMs ?? NaN,
+          // Checking manifests, the scratch database and role, comparing, recording.
+          verifyRest: v.durationMs - v.restoreMs - (v.fingerprintMs ?? 0),
+          whole: lb.ms,
+        },
+      };
+    };
+
+    const results = [];
+    for (let round = 1; round <= rounds; round++) {
+      let plain;
+      let lb;
+      if (round % 2 === 1) {
+        plain = await plainRun(round);
+        lb = await lifeboatRun(round);
+      } else {
+        lb = await lifeboatRun(round);
+        plain = await plainRun(round);
+      }
+      results.push({ plain, lb, ratio: lb.ms / plain.ms });
+      console.log(
+        `round ${round} (${round % 2 === 1 ? 'tools first' : 'lifeboat first'}): pg_dump ${seconds(plain.dumpMs)} + pg_restore ${seconds(plain.restoreMs)} = ${seconds(plain.ms)}; lifeboat ${seconds(lb.ms)} (${Object.entries(
+          lb.phases,
+        )
+          .filter(([k]) => k !== 'whole')
+          .map(([k, v]) => `${k} ${seconds(v)}`)
+          .join(', ')}); ratio ${(lb.ms / plain.ms).toFixed(2)}x`,
+      );
+    }
+    const phases = Object.fromEntries(
+      Object.keys(results[0].lb.phases).map((k) => [k, median(results.map((r) => r.lb.phases[k]))]),
     );
-    const { described, pgDump } = await benchDatabase();
-    console.log(`database: ${described}`);
+    console.log(
+      `median pg_dump -Fd -j2 ${seconds(median(results.map((r) => r.plain.dumpMs)))}, pg_restore -j2 ${seconds(median(results.map((r) => r.plain.restoreMs)))}`,
+    );
+    console.log(
+      `median lifeboat backup phases: ${Object.entries(phases)
+        .map(([k, v]) => `${k} ${seconds(v)}`)
+        .join(', ')}`,
+    );
+    console.log(
+      `ratio lifeboat / (pg_dump + pg_restore): median ${median(results.map((r) => r.ratio)).toFixed(2)}x of ${results
+        .map((r) => r.ratio.toFixed(2))
+        .join(', ')}   (target ≤ 1.15x)`,
+    );
+    console.log(
+      `lifeboat peak RSS: ${Math.max(...results.map((r) => r.lb.peakMb)).toFixed(0)} MB at most   (target < 150 MB, flat in size)`,
+    );
+    console.log(`after: ${loadNote()}`);
+    return { scale, gb, phases };
+  }
+
+  await section('offsite', async () => {
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const { S3Client, CreateBucketCommand } = await import('@aws-sdk/client-s3');
     const { Upload } = await import('@aws-sdk/lib-storage');
@@ -241,6 +340,8 @@ try {
       };
 
       /** pg_dump -Fd into a fresh directory, then every file up, one after the other. */
+      let benchName;
+      let pgDump;
       const raw = async (name, encrypt) => {
         const dir = path.join(work, name);
         let dumpMs = 0;
@@ -248,8 +349,8 @@ try {
           dumpMs = await timed(
             () =>
               $({
-                env: pgEnv('bench'),
-              })`${pgDump} --format=directory --jobs=2 --file=${dir} bench`,
+                env: pgEnv(benchName),
+              })`${pgDump} --format=directory --jobs=2 --file=${dir} ${benchName}`,
           );
           for (const rel of await filesUnder(dir)) {
             const file = path.join(dir, rel);
@@ -275,7 +376,7 @@ try {
 
       /** lifeboat backup --no-verify to a local directory and to the store. */
       const lifeboat = async (name, encrypt) => {
-        const ws = path.join(work, name);
+        const ws = path.join(work, `${name}-${benchName}`);
         await mkdir(ws);
         await writeFile(
           path.join(ws, 'lifeboat.config.json'),
@@ -295,7 +396,7 @@ try {
           }),
         );
         const lb = await runCli(
-          ['backup', '--no-verify', '--database-url', dbUrl('bench'), '--jobs', '2', '--json'],
+          ['backup', '--no-verify', '--database-url', dbUrl(benchName), '--jobs', '2', '--json'],
           ws,
           awsEnv,
         );
@@ -316,22 +417,31 @@ try {
           `ratio lifeboat / (${rawWhat.trim()}): ${(lb.ms / rawRun.ms).toFixed(2)}x; lifeboat peak RSS ${lb.peakMb.toFixed(0)} MB; dump ${megabytes(lb.bytes)} (raw ${megabytes(rawRun.bytes)})`,
         );
       };
-      console.log(
-        'lifeboat: dump + fingerprints + checksums + local copy + S3 copy (--no-verify: no restore proof); raw: the dump and the uploads only',
-      );
-      console.log(`before: ${loadNote()}`);
-      const rawPlain = await raw('raw', false);
-      const lbPlain = await lifeboat('lifeboat', false);
-      report('plain copy', rawPlain, lbPlain, 'pg_dump -Fd -j2 + S3 Upload per file');
-      const rawAge = await raw('raw-age', true);
-      const lbAge = await lifeboat('lifeboat-age', true);
-      report(
-        'copy encrypted to one age recipient',
-        rawAge,
-        lbAge,
-        'pg_dump -Fd -j2 + age -r | S3 Upload per file',
-      );
-      console.log(`after: ${loadNote()}`);
+      for (const scale of scales) {
+        console.log(
+          `\n== offsite copy: lifeboat backup --no-verify vs pg_dump + S3 upload (pgbench scale ${scale}) ==`,
+        );
+        const db = await benchDatabase(scale);
+        benchName = db.name;
+        pgDump = db.pgDump;
+        console.log(`database: ${db.described}`);
+        console.log(
+          'lifeboat: dump + fingerprints + checksums + local copy + S3 copy (--no-verify: no restore proof); raw: the dump and the uploads only',
+        );
+        console.log(`before: ${loadNote()}`);
+        const rawPlain = await raw('raw', false);
+        const lbPlain = await lifeboat('lifeboat', false);
+        report('plain copy', rawPlain, lbPlain, 'pg_dump -Fd -j2 + S3 Upload per file');
+        const rawAge = await raw('raw-age', true);
+        const lbAge = await lifeboat('lifeboat-age', true);
+        report(
+          'copy encrypted to one age recipient',
+          rawAge,
+          lbAge,
+          'pg_dump -Fd -j2 + age -r | S3 Upload per file',
+        );
+        console.log(`after: ${loadNote()}`);
+      }
     } finally {
       client.destroy();
       await s3.stop();
@@ -448,7 +558,6 @@ try {
         `round ${round}: lifeboat run ${seconds(lb.ms)} (its ${steps.length} steps ${seconds(stepsMs)}, ${(stepsMs / count).toFixed(1)} ms/migration); knex migrate:latest ${seconds(knexMs)} (${(knexMs / count).toFixed(1)} ms/migration); ratio ${(lb.ms / knexMs).toFixed(2)}x`,
       );
     }
-    const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const lbMs = median(ratios.map((r) => r.lb));
     const knexMs = median(ratios.map((r) => r.knex));
     const stepsMs = median(ratios.map((r) => r.steps));

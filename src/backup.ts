@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type pg from 'pg';
 import { mkdtemp, statfs, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,6 +32,7 @@ import { dbnameArgument, describeTarget, type Target } from './target.js';
 import { formatBytes, formatDuration } from './units.js';
 import { latestFor, readCatalog } from './repository/catalog.js';
 import { LIFEBOAT_VERSION } from './version.js';
+import { tableDataBytes } from './backup-estimate.js';
 
 export interface BackupOptions {
   config: Config;
@@ -45,6 +47,21 @@ export interface BackupResult {
   id: string;
   manifest: Manifest;
   copies: CopyOutcome[];
+  phases: BackupPhases;
+}
+
+/**
+ * Where a backup's time went, in milliseconds. The dump and the source's
+ * fingerprints run side by side, so `dumpMs` and `fingerprintMs` overlap
+ * within `snapshotMs`, the wall time of both.
+ */
+export interface BackupPhases {
+  dumpMs: number;
+  fingerprintMs: number;
+  snapshotMs: number;
+  checksumMs: number;
+  /** Storing the copies after the first: streamed, encrypted where asked. */
+  copiesMs: number;
 }
 
 /**
@@ -76,6 +93,7 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
     const identity = await readIdentity(snapshot.client);
     const counters = await readWriteCounters(snapshot.client);
     const needs = await readClusterNeeds(snapshot.client);
+    const sourceBytes = await tableDataBytes(snapshot.client);
     const pgDump = await findTool('pg_dump', identity.serverMajor, config.pgBinDir);
     const id = newBackupId(createdAt, identity.database, randomBytes(3).toString('hex'));
 
@@ -84,6 +102,7 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
     const dumpDir = path.join(source.dir, DUMP_DIR);
     try {
       await pausePoint('backup:snapshot-held');
+      const snapshotStarted = Date.now();
       // The dump and the fingerprints read the same snapshot at the same time.
       const { dump, fingerprinted } = await progress.task(
         `Dump ${describeTarget(target)} at snapshot ${snapshot.id} (pg_dump ${pgDump.version})`,
@@ -98,7 +117,7 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
               snapshot.id,
               dumpDir,
               target,
-              config.jobs,
+              { jobs: config.jobs, compression: config.compression },
               previous,
               (d, amount) => {
                 dumped = d;
@@ -109,10 +128,14 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
             ),
             (async () => {
               const started = Date.now();
-              const helper = await joinSnapshot(target, snapshot.id);
+              // As many sessions as pg_dump has jobs: with more jobs the dump gets faster, and the
+              // fingerprints, hidden behind the dump on two cores, must keep up with it.
+              const helpers: pg.Client[] = [];
               try {
+                for (let i = 1; i < Math.max(2, config.jobs); i++)
+                  helpers.push(await joinSnapshot(target, snapshot.id));
                 const fingerprints = await computeFingerprints(snapshot.client, {
-                  helpers: [helper],
+                  helpers,
                   onTable: (done, total) => {
                     signal?.throwIfAborted();
                     tables = `${done}/${total} tables fingerprinted`;
@@ -121,7 +144,7 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
                 });
                 return { fingerprints, ms: Date.now() - started };
               } finally {
-                await helper.end().catch(() => undefined);
+                await Promise.all(helpers.map((h) => h.end().catch(() => undefined)));
               }
             })(),
           ]);
@@ -129,10 +152,13 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
         },
       );
 
+      const snapshotMs = Date.now() - snapshotStarted;
       signal?.throwIfAborted();
+      const checksumStarted = Date.now();
       const files = await progress.task('Checksum the dump', async (update) =>
         checksumStaging(source.dir, update),
       );
+      const checksumMs = Date.now() - checksumStarted;
       signal?.throwIfAborted();
       const manifest: Manifest = {
         format: MANIFEST_FORMAT,
@@ -150,6 +176,8 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
           jobs: config.jobs,
           durationMs: dump.durationMs,
           bytes: dump.bytes,
+          ...(config.compression === undefined ? {} : { compression: config.compression }),
+          sourceBytes,
         },
         fingerprintMs: fingerprinted.ms,
         files,
@@ -170,6 +198,7 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
           );
         copies.push(published);
       }
+      const copiesStarted = Date.now();
       const done = new Set(copies.map((c) => c.destination));
       const sourceDir = copies.find((c) => c.ok)?.location ?? source.dir;
       for (const dest of config.destinations.filter((d) => !done.has(d.name))) {
@@ -214,7 +243,14 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
         );
       }
       for (const c of copies.filter((c) => !c.ok)) progress.warn(`${c.destination}: ${c.error}`);
-      return { id, manifest, copies };
+      const phases: BackupPhases = {
+        dumpMs: dump.durationMs,
+        fingerprintMs: fingerprinted.ms,
+        snapshotMs,
+        checksumMs,
+        copiesMs: Date.now() - copiesStarted,
+      };
+      return { id, manifest, copies, phases };
     } catch (err) {
       await source.primary?.writer.abort();
       throw err;
@@ -261,7 +297,7 @@ async function dumpAtSnapshot(
   snapshotId: string,
   dumpDir: string,
   target: Target,
-  jobs: number,
+  how: { jobs: number; compression: number | undefined },
   previous: { bytes: number; durationMs: number } | undefined,
   update: (detail: string, amount?: Amount) => void,
   signal: AbortSignal | undefined,
@@ -281,7 +317,8 @@ async function dumpAtSnapshot(
       pgDump,
       [
         '--format=directory',
-        `--jobs=${jobs}`,
+        `--jobs=${how.jobs}`,
+        ...(how.compression === undefined ? [] : [`--compress=${how.compression}`]),
         `--snapshot=${snapshotId}`,
         `--file=${dumpDir}`,
         '--no-password',

@@ -92,6 +92,7 @@ const configSchema = z.strictObject({
     })
     .optional(),
   jobs: z.number().int().min(1).max(64).optional(),
+  compression: z.number().int().min(0).max(9).optional(),
   scratchUrl: z.string().optional(),
   restoreRole: z.string().min(1).optional(),
   pgBinDir: z.string().optional(),
@@ -119,6 +120,8 @@ export interface Config {
   /** The gate and run want an intact copy in a remote (object store) destination. */
   requireOffsite: boolean;
   jobs: number;
+  /** pg_dump --compress level of the dump files (0 to 9); undefined: pg_dump's own default. */
+  compression: number | undefined;
   scratchUrl: string | undefined;
   /** The role that restores scratch copies; default: one lifeboat creates (see src/restore/restore-role.ts). */
   restoreRole: string | undefined;
@@ -295,6 +298,7 @@ export function buildConfig(
     copies,
     requireOffsite: overrides.requireOffsite ?? data.policy?.requireOffsite ?? false,
     jobs,
+    compression: data.compression,
     scratchUrl: overrides.scratchUrl ?? data.scratchUrl ?? env.LIFEBOAT_SCRATCH_URL,
     restoreRole: data.restoreRole,
     restorePassword: env.LIFEBOAT_RESTORE_PASSWORD || undefined,

@@ -14,6 +14,8 @@ import { readPrivilegeGaps, type Need } from './privileges.js';
 import { restoreRoleCheck } from './restore/restore-role.js';
 import { describeTarget, scratchServer, type Target } from './target.js';
 import { formatBytes } from './units.js';
+import { estimateNextBackup, tableDataBytes } from './backup-estimate.js';
+import { latestFor, readCatalog } from './repository/catalog.js';
 
 export interface Check {
   name: string;
@@ -72,7 +74,7 @@ export async function runDoctor(opts: {
           optional,
         );
       }
-      estimate = await dataBytes(client);
+      estimate = await tableDataBytes(client);
       if (!config?.scratchUrl)
         add('restore role', ...(await restoreRoleCheck(client, config?.restoreRole)));
     } catch (err) {
@@ -110,6 +112,18 @@ export async function runDoctor(opts: {
     }
   }
 
+  if (config && identity && opts.configProblems.length === 0) {
+    const entries = await readCatalog(config.destinations, config.signingKey).catch(() => []);
+    const next = estimateNextBackup(latestFor(entries, identity), estimate);
+    // Information, never a failure: a first backup has nothing to go by.
+    add(
+      'next backup',
+      true,
+      next?.detail ?? 'no earlier backup of this target to estimate from',
+      true,
+    );
+  }
+
   for (const dest of config?.destinations ?? []) {
     add(
       `destination ${dest.name}`,
@@ -145,18 +159,6 @@ const PRIVILEGE_CHECKS: [Need, string, boolean, string][] = [
   ['freeze', 'privileges: run --freeze', true, 'superuser'],
   ['owners', 'privileges: restore owners and privileges', true, 'superuser'],
 ];
-
-/** Table data: an upper bound for a compressed dump. */
-async function dataBytes(client: pg.ClientBase): Promise<number> {
-  const res = await client.query<{ bytes: string | null }>(
-    `select sum(pg_table_size(c.oid))::text as bytes
-       from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where c.relkind in ('r', 'm', 'p')
-        and n.nspname not in ('pg_catalog', 'information_schema')
-        and n.nspname not like 'pg\\_toast%' and n.nspname not like 'pg\\_temp%'`,
-  );
-  return Number(res.rows[0]?.bytes ?? 0);
-}
 
 /** Writable, and room for the dump: table data is an upper bound for a compressed dump. */
 async function checkDestination(dir: string, estimate: number): Promise<[boolean, string]> {

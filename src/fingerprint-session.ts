@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { connect } from './db.js';
 import { joinSnapshot } from './snapshot.js';
 import { computeFingerprints, type Fingerprints } from './fingerprint.js';
+import type { ContentMethod } from './row-hash.js';
 import { howFar, type Amount } from './progress.js';
 import type { Target } from './target.js';
 import { formatBytes } from './units.js';
@@ -21,6 +22,8 @@ export async function fingerprintDatabase(
     parallel?: number;
     /** An interrupt ends the sessions, which ends the hashing. */
     signal?: AbortSignal;
+    /** How rows are hashed: a copy as its source was (the expected fingerprints' method). */
+    contentMethod?: ContentMethod;
   } = {},
 ): Promise<Fingerprints> {
   // Two sessions by default: tables hash side by side on the 2 cores a small server has.
@@ -42,6 +45,7 @@ export async function fingerprintDatabase(
     const started = Date.now();
     const fingerprints = await computeFingerprints(main, {
       excludeSchemas: options.excludeSchemas,
+      contentMethod: options.contentMethod,
       onTable: (d, t) => {
         options.signal?.throwIfAborted();
         options.onTable?.(d, t);

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { rowHashSql, type ColumnType, type ContentMethod } from './row-hash.js';
 import { schemaObjects } from './schema-objects.js';
 import { portableSchemaLines } from './schema-portable.js';
 
@@ -40,6 +41,8 @@ export interface Fingerprints {
   tables: TableFingerprint[];
   sequences: SequenceFingerprint[];
   largeObjects: { count: number; hash: string };
+  /** How rows were hashed (row-hash.ts); absent: `text`, as before methods were named. */
+  contentMethod?: ContentMethod;
 }
 
 export interface Difference {
@@ -60,6 +63,11 @@ export interface FingerprintOptions {
   helpers?: pg.ClientBase[];
   /** Blocks per query when a big table is cut into ranges (default 4096, 32 MiB). */
   pieceBlocks?: number;
+  /**
+   * How rows are hashed (default `text`). A copy must be hashed as its source
+   * was: pass the method the expected fingerprints name.
+   */
+  contentMethod?: ContentMethod;
 }
 
 /**
@@ -244,6 +252,19 @@ select nspname as schema, relname as name, relispopulated as populated,
  where relkind in ('r', 'm') and relpersistence <> 't'
  order by nspname collate "C", relname collate "C"`;
 
+/** Each column of each table, in attnum order: how its values can be hashed (row-hash.ts). */
+const COLUMNS = `
+with ${SCOPE}
+select r.nspname as schema, r.relname as name, a.attname as column,
+       case when t.typnamespace = 'pg_catalog'::regnamespace then t.typname::text end as builtin,
+       co.collisdeterministic as deterministic
+  from rel r
+  join pg_attribute a on a.attrelid = r.oid and a.attnum > 0 and not a.attisdropped
+  join pg_type t on t.oid = a.atttypid
+  left join pg_collation co on co.oid = a.attcollation
+ where r.relkind in ('r', 'm') and r.relpersistence <> 't'
+ order by r.nspname, r.relname, a.attnum`;
+
 const SEQUENCES = `
 with ${SCOPE}
 select r.nspname as schema, r.relname as name, s.seqincrement::text as increment
@@ -251,15 +272,14 @@ select r.nspname as schema, r.relname as name, s.seqincrement::text as increment
  order by r.nspname collate "C", r.relname collate "C"`;
 
 /**
- * A 64-bit hash of each item's text, summed as numeric: no overflow, and the
- * same whatever the row order. A changed row changes the sum unless its new
- * hash equals its old one (2^-64); the row count is kept beside it. The text
- * form is hashed (not hash_record) so that case in citext, a numeric's scale
- * or a float's sign of zero still count as content.
+ * A 64-bit hash of each item (a row: row-hash.ts says how), summed: no
+ * overflow (a sum of bigint is numeric, accumulated in 128 bits, so no cast
+ * per row is needed) and the same whatever the row order. A changed row
+ * changes the sum unless its new hash equals its old one (2^-64); the row
+ * count is kept beside it.
  */
-function contentAggregate(item: string): string {
-  return `count(*)::text as rows,
-    coalesce(sum(hashtextextended(${item}, 0)::numeric), 0)::text as h0`;
+function contentAggregate(itemHash: string): string {
+  return `count(*)::text as rows, coalesce(sum(${itemHash}), 0)::text as h0`;
 }
 
 interface ContentRow {
@@ -319,6 +339,11 @@ export async function computeFingerprints(
   const schemaHash = sha256(schema);
 
   const list = await client.query<TableRow>(TABLES, [exclude]);
+  const method = opts.contentMethod ?? 'text';
+  const columns =
+    method === 'text'
+      ? new Map<string, ColumnType[]>()
+      : await columnTypes(client, exclude, method);
   // Tables are spread over the caller's extra sessions (same snapshot); a big table is cut
   // into block ranges so that it, too, is hashed in parallel. The sums add up to the same hash.
   const sessions = [client, ...(opts.helpers ?? [])];
@@ -349,7 +374,11 @@ export async function computeFingerprints(
         if (!t.populated) {
           tables[i] = { schema: t.schema, name: t.name, rows: 0, hash: 'not populated' };
         } else {
-          const row = await pieceContent(session, piece);
+          const row = await pieceContent(
+            session,
+            piece,
+            rowHashSql('t', method, columns.get(sqlName(t.schema, t.name))),
+          );
           bytesDone += blocksOf(piece) * blockSize;
           opts.onBytes?.(bytesDone, totalBytes);
           const acc = partial[i]!;
@@ -382,7 +411,7 @@ export async function computeFingerprints(
 
   // pg_dump keeps large objects' OIDs, so the OID is part of what must match.
   const lo = await client.query<ContentRow>(
-    `select ${contentAggregate('item')} from (
+    `select ${contentAggregate('hashtextextended(item, 0)')} from (
        select oid::text || ':' || md5(lo_get(oid)) as item
          from pg_largeobject_metadata) as lo`,
   );
@@ -400,7 +429,31 @@ export async function computeFingerprints(
     tables,
     sequences,
     largeObjects,
+    ...(method === 'text' ? {} : { contentMethod: method }),
   };
+}
+
+/** Every table's columns by its SQL name; `columns` needs hash_record_extended (PostgreSQL 14+). */
+async function columnTypes(
+  client: pg.ClientBase,
+  exclude: string[],
+  method: ContentMethod,
+): Promise<Map<string, ColumnType[]>> {
+  const version = await client.query<{ v: string }>(
+    `select current_setting('server_version_num') as v`,
+  );
+  if (Number(version.rows[0]!.v) < 140000) {
+    throw new Error(
+      `Rows hashed by the "${method}" method can only be hashed again on PostgreSQL 14 or later; this server is older.`,
+    );
+  }
+  const res = await client.query<ColumnType & { schema: string; name: string }>(COLUMNS, [exclude]);
+  const byTable = new Map<string, ColumnType[]>();
+  for (const { schema, name, ...c } of res.rows) {
+    const key = sqlName(schema, name);
+    byTable.set(key, [...(byTable.get(key) ?? []), c]);
+  }
+  return byTable;
 }
 
 interface TableRow {
@@ -438,14 +491,18 @@ function planPieces(tables: TableRow[], split: boolean, blocksPerPiece: number):
   return pieces;
 }
 
-async function pieceContent(client: pg.ClientBase, piece: Piece): Promise<ContentRow> {
+async function pieceContent(
+  client: pg.ClientBase,
+  piece: Piece,
+  rowHash: string,
+): Promise<ContentRow> {
   const range: string[] = [];
   if (piece.from !== undefined) range.push(`t.ctid >= '(${piece.from},0)'::tid`);
   if (piece.to !== undefined) range.push(`t.ctid < '(${piece.to},0)'::tid`);
   // ONLY: a parent in plain inheritance must not count its children's rows.
-  // (t.*) is the whole row even when the table has a column named t.
+  // (t.*) is the whole row even when the table has a column named t; t."t" is that column.
   const res = await client.query<ContentRow>(
-    `select ${contentAggregate('(t.*)::text')} from only ${sqlName(piece.table.schema, piece.table.name)} as t${
+    `select ${contentAggregate(rowHash)} from only ${sqlName(piece.table.schema, piece.table.name)} as t${
       range.length ? ` where ${range.join(' and ')}` : ''
     }`,
   );
@@ -494,6 +551,8 @@ export function compareFingerprints(expected: Fingerprints, found: Fingerprints)
     const [e, f] = [expected.settings[key] ?? 'unset', found.settings[key] ?? 'unset'];
     if (e !== f) diffs.push(diff('settings', key, e, f));
   }
+  const [em, fm] = [expected.contentMethod ?? 'text', found.contentMethod ?? 'text'];
+  if (em !== fm) diffs.push(diff('settings', 'content hashing', em, fm));
   const [es, fs] = schemaCompared(expected, found);
   if (es !== fs) diffs.push(diff('schema', 'schema', es, fs));
 

@@ -74,7 +74,7 @@ function backupEvidence(m: Manifest, v: VerificationRecord | undefined): string[
   ];
   if (v) {
     lines.push(
-      `**Verification** ${v.ok ? 'passed' : 'FAILED'} at ${v.at}: restored from the copy in ${v.restoredFrom || '-'} into \`${v.scratch.database}\` in ${formatDuration(v.restoreMs)} (${formatDuration(v.durationMs)} in all); compared ${v.compared.tables} tables, ${v.compared.sequences} sequences, ${v.compared.largeObjects} large objects and the schema.`,
+      `**Verification** ${v.ok ? 'passed' : 'FAILED'} at ${v.at}: restored from the copy in ${v.restoredFrom || '-'} into \`${v.scratch.database}\` in ${formatDuration(v.restoreMs)}${v.fingerprintMs !== undefined ? `, fingerprinted in ${formatDuration(v.fingerprintMs)}` : ''} (${formatDuration(v.durationMs)} in all); compared ${v.compared.tables} tables, ${v.compared.sequences} sequences, ${v.compared.largeObjects} large objects and the schema.`,
       '',
     );
     if (v.differences.length > 0) {

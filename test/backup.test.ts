@@ -222,3 +222,42 @@ describe('a backup killed before it is published', () => {
     }
   });
 });
+
+describe('a backup at a configured compression level', () => {
+  it('dumps uncompressed files at level 0, records the level, verifies, and says where its time went', async () => {
+    const db = await smallDatabase('backup_compress');
+    const ws = await workspace({ compression: 0 });
+    try {
+      const r = await runJson(['backup', '--database-url', db.url], { cwd: ws.dir });
+      expect(r.code, r.stderr).toBe(0);
+      expect((r.doc.verification as { ok: boolean }).ok).toBe(true);
+      const phases = (r.doc.backup as { phases: Record<string, number> }).phases;
+      expect(Object.keys(phases).sort()).toEqual(
+        ['checksumMs', 'copiesMs', 'dumpMs', 'fingerprintMs', 'snapshotMs'].sort(),
+      );
+      expect(Object.values(phases).every((ms) => Number.isInteger(ms) && ms >= 0)).toBe(true);
+      const [dir] = await backupDirs(path.join(ws.dir, '.lifeboat/backups'));
+      const manifest = JSON.parse(
+        await readFile(path.join(dir!, 'manifest.json'), 'utf8'),
+      ) as Manifest;
+      expect(manifest.dump.compression).toBe(0);
+      const data = manifest.files.filter((f) => /^dump\/\d+\.dat/.test(f.path));
+      expect(data.length).toBeGreaterThan(0);
+      expect(data.filter((f) => f.path.endsWith('.gz'))).toEqual([]);
+    } finally {
+      await db.drop();
+      await ws.cleanup();
+    }
+  });
+
+  it('refuses a level pg_dump does not have', async () => {
+    const ws = await workspace({ compression: 12 });
+    try {
+      const r = await runCli(['config', 'check'], { cwd: ws.dir });
+      expect(r.code).toBe(2);
+      expect(r.stderr + r.stdout).toMatch(/compression/);
+    } finally {
+      await ws.cleanup();
+    }
+  });
+});

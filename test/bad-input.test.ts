@@ -197,6 +197,7 @@ describe('bad input is refused with exit 2 and changes nothing', () => {
       'restore role',
       'pg_dump',
       'pg_restore',
+      'next backup',
       'destination local',
     ]);
     expect(checks.every((c) => c.ok)).toBe(true);

@@ -49,8 +49,9 @@ describe('lifeboat restore', () => {
     return res.rows;
   }
 
-  const fingerprintOf = (name: string): Promise<Fingerprints> =>
-    fingerprintDatabase(resolveTarget(urlFor(name)));
+  /** Hashed as `like` was (the manifest's method), to compare with it. */
+  const fingerprintOf = (name: string, like?: Fingerprints): Promise<Fingerprints> =>
+    fingerprintDatabase(resolveTarget(urlFor(name)), { contentMethod: like?.contentMethod });
 
   async function count(name: string, sql: string): Promise<number> {
     const client = new pg.Client({ connectionString: urlFor(name) });
@@ -115,7 +116,10 @@ describe('lifeboat restore', () => {
 
     // Proved by the test itself: the new database holds what the manifest recorded.
     expect(
-      compareFingerprints(manifest.fingerprints, await fingerprintOf(restore.database)),
+      compareFingerprints(
+        manifest.fingerprints,
+        await fingerprintOf(restore.database, manifest.fingerprints),
+      ),
     ).toEqual([]);
     expect(compareFingerprints(before, await fingerprintOf(db.name))).toEqual([]);
     const dbs = await family();
@@ -276,7 +280,12 @@ describe('lifeboat restore', () => {
       const late = `select count(*) as n from items where name = 'written after the backup'`;
       expect(await count(db.name, late)).toBe(0);
       expect(await count(restore.swapped.replacedAs, late)).toBe(1);
-      expect(compareFingerprints(manifest.fingerprints, await fingerprintOf(db.name))).toEqual([]);
+      expect(
+        compareFingerprints(
+          manifest.fingerprints,
+          await fingerprintOf(db.name, manifest.fingerprints),
+        ),
+      ).toEqual([]);
     } finally {
       await session.end().catch(() => undefined);
     }

@@ -101,6 +101,7 @@ function backupDocument(b: BackupResult, v: VerifyResult | undefined) {
       files: m.files.length,
       tables: m.fingerprints.tables.length,
       copies: b.copies,
+      phases: b.phases,
     },
     verification: v?.record ?? null,
   };
@@ -111,6 +112,7 @@ function backupLines(b: BackupResult, v: VerifyResult | undefined): string[] {
   const lines = [
     `Backup ${b.id} of ${m.target.described}`,
     `  dump     ${formatBytes(m.dump.bytes)} in ${formatDuration(m.dump.durationMs)} (pg_dump ${m.tools.pgDump.version}, ${m.dump.jobs} jobs), ${m.fingerprints.tables.length} tables fingerprinted`,
+    `  time     ${phaseLine(b.phases)}`,
     ...b.copies.map((c) =>
       c.ok
         ? `  copy     ${c.destination}: ${c.location}`
@@ -120,4 +122,10 @@ function backupLines(b: BackupResult, v: VerifyResult | undefined): string[] {
   if (v) lines.push(...verificationLines(v.record));
   else lines.push(`  not verified yet: run \`lifeboat verify ${b.id}\``);
   return lines;
+}
+
+function phaseLine(p: BackupResult['phases']): string {
+  const d = formatDuration;
+  const copies = p.copiesMs > 0 ? `, other copies ${d(p.copiesMs)}` : '';
+  return `dump ${d(p.dumpMs)} beside source fingerprints ${d(p.fingerprintMs)} (${d(p.snapshotMs)} together), checksums ${d(p.checksumMs)}${copies}`;
 }

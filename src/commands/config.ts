@@ -41,6 +41,7 @@ function configSummary(c: Config) {
     })),
     policy: { maxAgeMs: c.maxAgeMs, copies: c.copies, requireOffsite: c.requireOffsite },
     jobs: c.jobs,
+    compression: c.compression ?? null,
     scratchServer: c.scratchUrl ? 'configured' : 'the target’s server',
   };
 }
@@ -55,6 +56,6 @@ function configLines(c: Config): string[] {
         `  destination ${d.name}: ${describeDestination(d)}${d.encrypt ? ', encrypted with age' : ''}, keeps ${d.keep ?? c.keep}`,
     ),
     `  policy: a verified backup at most ${formatDuration(c.maxAgeMs)} old, intact in ${c.copies} destination(s)${c.requireOffsite ? ', one of them off-site' : ''}`,
-    `  jobs: ${c.jobs} parallel pg_dump/pg_restore jobs; scratch databases on ${c.scratchUrl ? 'the configured scratch server' : 'the target’s server'}`,
+    `  jobs: ${c.jobs} parallel pg_dump/pg_restore jobs; dump compression ${c.compression ?? 'pg_dump’s default'}; scratch databases on ${c.scratchUrl ? 'the configured scratch server' : 'the target’s server'}`,
   ];
 }

@@ -73,7 +73,7 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
 export function verificationLines(r: VerificationRecord): string[] {
   const c = r.compared;
   return [
-    `  verified ${r.ok ? 'yes' : 'NO'}: restored from ${r.restoredFrom} into ${r.scratch.database} in ${formatDuration(r.restoreMs)}`,
+    `  verified ${r.ok ? 'yes' : 'NO'}: restored from ${r.restoredFrom} into ${r.scratch.database} in ${formatDuration(r.restoreMs)}${r.fingerprintMs !== undefined ? `, fingerprinted in ${formatDuration(r.fingerprintMs)}` : ''}`,
     `           ${c.tables} tables, ${c.sequences} sequences, ${c.largeObjects} large objects and the schema match the snapshot`,
   ];
 }

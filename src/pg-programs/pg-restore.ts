@@ -31,7 +31,18 @@ export interface RestoreOptions {
   signal?: AbortSignal;
   /** lifeboat's own connection to the database, when `into` is another, unprivileged role. */
   own?: Target;
+  /** The database is dropped after it is proved (a scratch database): restore it fast, not safe. */
+  disposable?: boolean;
 }
+
+/**
+ * Settings of a restore's sessions into a database that is thrown away once
+ * proved, which a real restore would not take: commits that do not wait for
+ * the disk (a crash loses the scratch database, which is dropped anyway), and
+ * more memory for each index build (per pg_restore job) than the 64 MB that
+ * PostgreSQL gives one by default.
+ */
+export const DISPOSABLE_SETTINGS = '-c synchronous_commit=off -c maintenance_work_mem=256MB';
 
 export async function restoreArchive(
   pgRestore: string,
@@ -116,6 +127,9 @@ async function runRestore(
   onTable: () => void,
   list?: string,
 ): Promise<void> {
+  const session = options.disposable
+    ? { ...into, options: [into.options, DISPOSABLE_SETTINGS].filter(Boolean).join(' ') }
+    : into;
   const result = await runPgTool(
     pgRestore,
     [
@@ -131,7 +145,7 @@ async function runRestore(
       dbnameArgument(into.database),
       dumpDir,
     ],
-    into,
+    session,
     (line) => {
       if (/processing data for table|launching item \d+ TABLE DATA/.test(line)) onTable();
     },

@@ -22,7 +22,16 @@ export interface Manifest {
   target: TargetIdentity & { described: string };
   snapshot: { id: string; xmin: string; xmax: string; counters: WriteCounters };
   tools: { pgDump: { path: string; version: string }; lifeboat: string };
-  dump: { format: 'directory'; jobs: number; durationMs: number; bytes: number };
+  dump: {
+    format: 'directory';
+    jobs: number;
+    durationMs: number;
+    bytes: number;
+    /** The --compress level asked of pg_dump; absent: its default. */
+    compression?: number;
+    /** Table data in the database when it was dumped (what each phase's time grows with). */
+    sourceBytes?: number;
+  };
   fingerprintMs: number;
   files: FileEntry[];
   fingerprints: Fingerprints;
@@ -38,6 +47,8 @@ export interface VerificationRecord extends BoundRecord {
   ok: boolean;
   durationMs: number;
   restoreMs: number;
+  /** Fingerprinting the restored copy (absent in records written before it was kept). */
+  fingerprintMs?: number;
   /** Where the copy was restored, and the role that restored it. */
   scratch: { server: string; database: string; role?: string };
   /** Every comparison made, so a reviewer can see what was proved. */

@@ -52,6 +52,8 @@ export interface RestoreCopy {
   /** lifeboat's own connection to `into`'s database, when `into` is an unprivileged role. */
   own?: Target;
   keepOwners: boolean;
+  /** A scratch database, dropped once proved: restored with settings a real restore would not take. */
+  disposable?: boolean;
   signal?: AbortSignal;
 }
 
@@ -67,6 +69,7 @@ export function restoreCopy(
       keepOwners: p.keepOwners,
       onProgress: p.update,
       ...(p.own ? { own: p.own } : {}),
+      ...(p.disposable ? { disposable: true } : {}),
       signal: p.signal,
     }),
   );
