@@ -136,6 +136,7 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
                   helpers.push(await joinSnapshot(target, snapshot.id));
                 const fingerprints = await computeFingerprints(snapshot.client, {
                   helpers,
+                  contentMethod: identity.serverMajor >= 14 ? 'columns' : 'text',
                   onTable: (done, total) => {
                     signal?.throwIfAborted();
                     tables = `${done}/${total} tables fingerprinted`;

@@ -102,7 +102,13 @@ export async function restoreAndProve(
   const restoreMs = Date.now() - started;
   await p.restored?.(restoreMs);
   const found = await progress.task(p.tasks.fingerprint, (update) =>
-    fingerprintDatabase(p.own ?? p.into, { onProgress: update, signal: p.signal }),
+    fingerprintDatabase(p.own ?? p.into, {
+      onProgress: update,
+      signal: p.signal,
+      // Hashed as the source was; with as many sessions as the restore had jobs.
+      contentMethod: manifest.fingerprints.contentMethod,
+      parallel: Math.max(2, p.config.jobs),
+    }),
   );
   const compare = (): Difference[] => compareFingerprints(manifest.fingerprints, found);
   const differences = p.tasks.compare

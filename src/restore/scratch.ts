@@ -100,8 +100,9 @@ export async function withScratchDatabase<T>(
 /** How a copy is restored into a scratch database: as its restoring role, without owners or privileges. */
 export function intoScratch(
   scratch: ScratchDatabase,
-): Pick<RestoreCopy, 'into' | 'own' | 'keepOwners' | 'pgRestore'> {
+): Pick<RestoreCopy, 'into' | 'own' | 'keepOwners' | 'pgRestore' | 'disposable'> {
   return {
+    disposable: true,
     into: scratch.restorer,
     own: scratch.target,
     keepOwners: false,
