@@ -86,6 +86,8 @@ export async function findTool(
   name: string,
   serverMajor: number | undefined,
   explicitDir?: string,
+  /** pg_restore into a newer server: an older tool only replays its archive's SQL, which a newer server takes. */
+  olderWorks = false,
 ): Promise<PgTool> {
   const tools = await findTools(name, explicitDir);
   const where = explicitDir ?? process.env.LIFEBOAT_PG_BINDIR;
@@ -115,6 +117,7 @@ export async function findTool(
   if (exact) return exact;
   const newer = tools.filter((t) => t.major > serverMajor);
   if (newer.length > 0) return newer[newer.length - 1]!;
+  if (olderWorks) return tools[0]!;
   throw new ToolError(olderThanServer(tools[0]!, serverMajor));
 }
 

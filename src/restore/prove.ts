@@ -32,7 +32,8 @@ export async function restoreTool(
     `select current_setting('server_version_num') as num`,
   );
   const serverMajor = Math.floor(Number(res.rows[0]?.num) / 10000);
-  const pgRestore = await findTool('pg_restore', serverMajor, pgBinDir);
+  // An older pg_restore restores into a newer server, as long as it reads the archive (below).
+  const pgRestore = await findTool('pg_restore', serverMajor, pgBinDir, true);
   const dumpMajor = Number(manifest.tools.pgDump.version.split('.')[0]);
   if (pgRestore.major < dumpMajor) {
     throw new ToolError(
