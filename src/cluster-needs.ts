@@ -14,6 +14,8 @@ export interface ClusterNeeds {
   settings: DatabaseSetting[];
   extensions: { name: string; version: string; schema: string }[];
   database: DatabaseLocale;
+  /** The role that owns the database (absent in backups made before it was recorded). */
+  owner?: string;
 }
 
 export interface RoleNeed {
@@ -148,6 +150,10 @@ export async function readClusterNeeds(client: pg.ClientBase): Promise<ClusterNe
   const roles = await client.query<RoleRow>(ROLES);
   const settings = await client.query<{ role: string | null; config: string[] }>(SETTINGS);
   const extensions = await client.query<ClusterNeeds['extensions'][number]>(EXTENSIONS);
+  const owner = await client.query<{ owner: string }>(
+    `select pg_catalog.pg_get_userbyid(datdba)::text as owner
+       from pg_catalog.pg_database where datname = pg_catalog.current_database()`,
+  );
   return {
     roles: roles.rows.map(roleNeed),
     settings: settings.rows.flatMap(({ role, config }) =>
@@ -162,6 +168,7 @@ export async function readClusterNeeds(client: pg.ClientBase): Promise<ClusterNe
     ),
     extensions: extensions.rows,
     database: await readDatabaseLocale(client),
+    owner: owner.rows[0]!.owner,
   };
 }
 

@@ -111,6 +111,11 @@ describe('a backup records what the database needs from its cluster', () => {
       { name: 'plpgsql', version: '1.0', schema: 'pg_catalog' },
     ]);
     expect(needs.database).toMatchObject({ encoding: 'UTF8', localeProvider: 'libc' });
+    // Created by the suite's admin role, which therefore owns the database.
+    const dbOwner = await db.query(
+      `select pg_get_userbyid(datdba)::text as o from pg_database where datname = current_database()`,
+    );
+    expect(needs.owner).toBe((dbOwner.rows[0] as { o: string }).o);
     // No password, no hash.
     expect(text).not.toMatch(/Owner-Secret|SCRAM-SHA-256|md5[0-9a-f]{32}/);
 
