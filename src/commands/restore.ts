@@ -1,5 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
-import { resolveBackupId } from '../repository/catalog.js';
+import { findBackup, resolveBackupId } from '../repository/catalog.js';
+import { BadInputError, UsageError } from '../errors.js';
+import { scratchServer, withDatabase } from '../target.js';
 import { confirm } from '../cli/confirm.js';
 import { showDryRun } from '../cli/dry-run.js';
 import { previewRestore, type RestorePreview } from '../restore/preview.js';
@@ -20,6 +22,8 @@ interface RestoreArgs extends GlobalArgs {
   owner: boolean;
   jobs?: number;
   maintenanceDb?: string;
+  to?: string;
+  createRoles: boolean;
   dryRun: boolean;
   yes: boolean;
 }
@@ -62,6 +66,17 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
         describe:
           'Database to connect to for creating and renaming (default postgres, else template1)',
       })
+      .option('to', {
+        type: 'string',
+        describe:
+          "Restore onto another server (a connection URL to a database there to connect to), under the backup's database name or --as; it is checked first for the roles and extensions the backup needs",
+      })
+      .option('create-roles', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'With --to: create the roles the backup needs that the server lacks, as the source had them (no passwords)',
+      })
       .option('dry-run', {
         type: 'boolean',
         default: false,
@@ -74,6 +89,15 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
         describe: 'With --swap: do not ask for confirmation (needed when not on a terminal)',
       })
       .implies('terminate', 'swap')
+      .implies('create-roles', 'to')
+      .check((a) => {
+        // Not .conflicts(): both are booleans with a default, which it counts as given.
+        if (a.to !== undefined && (a.swap || a.dryRun))
+          throw new UsageError(
+            `--to cannot be combined with --${a.swap ? 'swap' : 'dry-run'}: a restore onto another server creates a new database there and swaps nothing (see lifeboat --help).`,
+          );
+        return true;
+      })
       .example('$0 restore 20261121T101500123Z-app-1f2e3d', 'restore beside the target, prove it')
       .example('$0 restore latest', "the target's newest backup, beside it")
       .example(
@@ -83,6 +107,10 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
       .example(
         '$0 restore 20261121T101500123Z-app-1f2e3d --swap --terminate',
         'put the backup in place of the target, ending its sessions; the target is kept (asks first)',
+      )
+      .example(
+        '$0 restore 20261121T101500123Z-app-1f2e3d --to postgres://admin@dr-host/postgres --create-roles',
+        'onto another server (a newer major allowed), creating the roles it lacks',
       )
       .example(
         '$0 restore latest --swap --dry-run',
@@ -102,6 +130,10 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
       argv,
       async (signal) => {
         const ctx = await commandContext(argv, { jobs: argv.jobs });
+        if (argv.to !== undefined) {
+          const result = await restoreOnto(argv, ctx, signal);
+          return emit(argv, { restore: result }, restoreLines(result, ctx.target.database));
+        }
         const backupId = await resolveBackupId(argv.id, {
           destinations: ctx.config.destinations,
           key: ctx.config.signingKey,
@@ -143,8 +175,57 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
     ),
 };
 
+/** `--to`: onto another server, under --as or the backup's own database name. */
+async function restoreOnto(
+  argv: RestoreArgs,
+  ctx: Awaited<ReturnType<typeof commandContext>>,
+  signal: AbortSignal,
+): Promise<RestoreResult> {
+  const server = scratchServer(argv.to, ctx.target);
+  const entry = await findBackup(argv.id, {
+    destinations: ctx.config.destinations,
+    key: ctx.config.signingKey,
+    target: () => ctx.target,
+  });
+  const name = argv.as ?? entry.manifest?.target.database;
+  if (!name) {
+    throw new BadInputError(
+      `Backup ${entry.id} has no readable manifest to take the database's name from; name it with --as.`,
+    );
+  }
+  const connectTo = argv.maintenanceDb ?? server.database;
+  return restoreBackup({
+    ...ctx,
+    target: withDatabase(server, name),
+    backupId: entry.id,
+    as: name,
+    keepOwners: argv.owner,
+    ...(connectTo !== name ? { maintenanceDb: connectTo } : {}),
+    onto: { createRoles: argv.createRoles },
+    signal,
+  });
+}
+
 export function restoreLines(r: RestoreResult, target: string): string[] {
   const c = r.compared;
+  if (r.onto) {
+    const t = r.onto.phases;
+    return [
+      ...r.cleaned.map((name) => `Dropped ${name}, left half-restored by a crashed restore.`),
+      `Restored backup ${r.backupId} onto ${r.onto.server} as ${r.restoredAs} (copy from ${r.restoredFrom}, ${formatDuration(r.durationMs)})`,
+      `  proved: ${c.tables} tables, ${c.sequences} sequences, ${c.largeObjects} large objects and the schema match the backup`,
+      ...(r.onto.createdRoles.length > 0
+        ? [
+            `  created roles: ${r.onto.createdRoles.join(', ')} (without passwords: set them before they log in)`,
+          ]
+        : []),
+      ...(r.properties.length > 0
+        ? [`  from the backup's record: ${r.properties.join(', ')}`]
+        : []),
+      `  phases: preflight ${formatDuration(t.preflightMs)}, restore ${formatDuration(t.restoreMs)}, proof ${formatDuration(t.proveMs)}, settings ${formatDuration(t.finishMs)}`,
+      `  connect: ${r.connection}`,
+    ];
+  }
   const lines = [
     ...r.cleaned.map((name) => `Dropped ${name}, left half-restored by a crashed restore.`),
     `Restored backup ${r.backupId} into ${r.restoredAs} (copy from ${r.restoredFrom}, ${formatDuration(r.restoreMs)})`,

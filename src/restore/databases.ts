@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { carriesToken, databaseToken } from '../database-ledger.js';
 import { connect, quoteIdent, quoteLiteral, sqlState } from '../db.js';
-import { BadInputError, ConnectionError, errorMessage } from '../errors.js';
+import { BadInputError, ConnectionError, LifeboatError, errorMessage } from '../errors.js';
 import {
   commentOnDatabase,
   dropAbandoned,
@@ -83,12 +83,23 @@ export async function createDatabase(
     locale?: string;
     what: 'A restore' | 'A scratch database';
     warn: (message: string) => void;
+    /** The locale is the source's on another server: one the server refuses is a refusal, not a fallback. */
+    strictLocale?: boolean;
   },
 ): Promise<void> {
   const { encoding, locale, warn } = how;
   const base = `create database ${quoteIdent(name)} template template0`;
   if (!encoding) return void (await attempt(admin, name, base, how.what));
   const encoded = `${base} encoding ${quoteLiteral(encoding)}`;
+  if (how.strictLocale && locale) {
+    return attempt(admin, name, `${encoded} ${locale}`, how.what).catch((err: unknown) => {
+      if (err instanceof LifeboatError) throw err;
+      throw new BadInputError(
+        `This server cannot create ${name} in the source's encoding and locale (${encoding}, ${locale}): ${errorMessage(err)}. Install the locale on this server; nothing was restored.`,
+        { cause: err },
+      );
+    });
+  }
   const attempts = [encoded, `${encoded} locale 'C'`];
   if (locale) attempts.unshift(`${encoded} ${locale}`);
   for (const [i, sql] of attempts.entries()) {

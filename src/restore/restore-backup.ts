@@ -27,6 +27,7 @@ import {
   type DatabaseRow,
 } from './database-properties.js';
 import { checkCopies, chooseCopies, copyProblems } from './copies.js';
+import { databaseRowFromNeeds, preflightOnto } from './onto-server.js';
 import { describeDifference, restoreAndProve, restoreTool } from './prove.js';
 import {
   checkName,
@@ -81,6 +82,12 @@ export interface RestoreOptions {
    * that no instant after the swap finds the run forgotten).
    */
   beforeSwap?: (restored: string, replacedAs: string) => Promise<void>;
+  /**
+   * The target is another server than the backup's source (`restore --to`):
+   * it is checked first for what the dump needs (onto-server.ts), and the
+   * database takes the source's locale, owner and settings from the manifest.
+   */
+  onto?: { createRoles: boolean };
 }
 
 export interface RestoreResult {
@@ -103,6 +110,12 @@ export interface RestoreResult {
   properties: string[];
   warnings: string[];
   swapped?: { replacedAs: string; terminated: Session[] };
+  /** With `onto`: the server restored onto, the roles created there, and each phase's time. */
+  onto?: {
+    server: string;
+    createdRoles: string[];
+    phases: { preflightMs: number; restoreMs: number; proveMs: number; finishMs: number };
+  };
 }
 
 /** Restore, prove, and optionally swap. Never prints; every refusal is a typed error. */
@@ -137,7 +150,7 @@ async function restoreBeside(opts: RestoreOptions): Promise<RestoreResult> {
       : restoredName(target.database, new Date());
     const { name } = named;
     if (await databaseExists(admin, name)) throw nameTaken(name);
-    const source = await readDatabase(admin, target.database);
+    const source = opts.onto ? undefined : await readDatabase(admin, target.database);
     if (opts.swap && !source) {
       throw new BadInputError(
         `There is no database "${target.database}" to swap with; restore under its name with --as ${JSON.stringify(target.database)} instead.`,
@@ -170,8 +183,20 @@ async function restoreBeside(opts: RestoreOptions): Promise<RestoreResult> {
         if (sessions.length > 0) throw sessionsRefusal(sessions, undefined);
       }
     }
+    const preflightStarted = Date.now();
+    const preflight = opts.onto
+      ? await progress.task(
+          `Check ${describeTarget(target)} for what backup ${manifest.id} needs`,
+          () => preflightOnto(admin, manifest, opts.onto!.createRoles),
+        )
+      : undefined;
+    const preflightMs = Date.now() - preflightStarted;
     const pgRestore = await restoreTool(admin, manifest, config.pgBinDir);
-    const like = manifest.target.database === target.database ? source : undefined;
+    const like = opts.onto
+      ? databaseRowFromNeeds(manifest.needs!, target.user)
+      : manifest.target.database === target.database
+        ? source
+        : undefined;
     if (!like) {
       warn(
         `Backup ${manifest.id} is of ${manifest.target.described}, not of ${describeTarget(target)}; it is restored beside it as ${name}, with this server's defaults for the database's own settings.`,
@@ -216,6 +241,13 @@ async function restoreBeside(opts: RestoreOptions): Promise<RestoreResult> {
       result.swapped = { replacedAs, terminated };
     }
     result.durationMs = Date.now() - started;
+    if (preflight) {
+      result.onto = {
+        server: serverOf(target),
+        createdRoles: preflight.createdRoles,
+        phases: { preflightMs, ...proved.phases },
+      };
+    }
     return result;
   });
 }
@@ -236,7 +268,11 @@ async function fillAndProve(p: {
   like: DatabaseRow | undefined;
   opts: RestoreOptions;
   warn: (message: string) => void;
-}): Promise<{ restoreMs: number; properties: string[] }> {
+}): Promise<{
+  restoreMs: number;
+  properties: string[];
+  phases: { restoreMs: number; proveMs: number; finishMs: number };
+}> {
   const { admin, name, manifest, opts } = p;
   const into = withDatabase(opts.target, name);
   await p.marked.create((as) =>
@@ -245,8 +281,10 @@ async function fillAndProve(p: {
       ...(p.like ? { locale: localeClause(p.like) } : {}),
       what: 'A restore',
       warn: p.warn,
+      strictLocale: opts.onto !== undefined,
     }),
   );
+  const proveStarted = Date.now();
   const { restoreMs, differences } = await restoreAndProve({
     copy: p.copy,
     manifest,
@@ -271,13 +309,19 @@ async function fillAndProve(p: {
       { details: differences.map(describeDifference), data: { database: name, differences } },
     );
   }
+  const finishStarted = Date.now();
+  const proveMs = finishStarted - proveStarted - restoreMs;
   const properties = await finishRestored(admin, name, manifest.id, {
     source: p.like,
     keepOwners: opts.keepOwners,
     warn: p.warn,
   });
   p.marked.keep();
-  return { restoreMs, properties };
+  return {
+    restoreMs,
+    properties,
+    phases: { restoreMs, proveMs, finishMs: Date.now() - finishStarted },
+  };
 }
 
 function restoreFailure(id: string, err: unknown, keepOwners: boolean): Error {

@@ -1,0 +1,156 @@
+import type pg from 'pg';
+import type { ClusterNeeds, RoleNeed } from '../cluster-needs.js';
+import { quoteIdent, quoteLiteral } from '../db.js';
+import { BadInputError, errorMessage } from '../errors.js';
+import { preflightProblems, readDestinationFacts, type PreflightProblem } from '../preflight.js';
+import type { Manifest } from '../repository/manifest.js';
+import type { DatabaseRow } from './database-properties.js';
+
+/**
+ * A restore onto another server than the source's: that server has never
+ * seen the database, so what the dump does not carry comes from the
+ * manifest's record of the source's cluster (cluster-needs.ts). Before
+ * anything is created, the server is checked for every role and extension
+ * the dump needs; with `createRoles`, missing roles are made as the source
+ * had them (attributes and memberships, never a password).
+ */
+export interface OntoPreflight {
+  /** Roles created on the destination (with createRoles). */
+  createdRoles: string[];
+}
+
+/**
+ * Refuse, naming each thing the destination lacks, or return once it lacks
+ * nothing. Encoding and locale are not compared with the server's default:
+ * the database is created in the source's own (createDatabase, strictLocale).
+ */
+export async function preflightOnto(
+  admin: pg.ClientBase,
+  manifest: Manifest,
+  createRoles: boolean,
+): Promise<OntoPreflight> {
+  const needs = manifest.needs;
+  if (!needs) {
+    throw new BadInputError(
+      `Backup ${manifest.id} does not record what its database needs from a server (it predates the record), so it cannot be checked before restoring onto another server; restore it beside its source, or take a new backup.`,
+    );
+  }
+  const source = {
+    serverVersion: manifest.target.serverVersion,
+    serverMajor: manifest.target.serverMajor,
+    needs,
+  };
+  const problems = async (): Promise<PreflightProblem[]> =>
+    preflightProblems(source, await readDestinationFacts(admin, needs)).filter(
+      (p) => p.kind !== 'encoding' && p.kind !== 'locale',
+    );
+  let found = await problems();
+  const missing = found.filter((p) => p.kind === 'role').map((p) => p.name);
+  const createdRoles: string[] = [];
+  if (createRoles && missing.length > 0) {
+    await createMissingRoles(admin, needs, missing);
+    createdRoles.push(...missing);
+    found = await problems();
+  }
+  if (found.length > 0) {
+    const roles = found.some((p) => p.kind === 'role');
+    throw new BadInputError(
+      `The destination server lacks ${found.length} thing(s) backup ${manifest.id} needs; nothing was created.${roles ? ' Create the roles, or restore with --create-roles (or --no-owner).' : ''}`,
+      { details: found.map((p) => p.detail) },
+    );
+  }
+  return { createdRoles };
+}
+
+/**
+ * CREATE ROLE for each missing role, as the source had it, then the
+ * memberships among roles that exist by then. In one transaction: a role
+ * the connecting user may not create leaves none behind.
+ */
+async function createMissingRoles(
+  admin: pg.ClientBase,
+  needs: ClusterNeeds,
+  missing: string[],
+): Promise<void> {
+  const wanted = missing.map(
+    (name) =>
+      needs.roles.find((r) => r.name === name) ?? {
+        name,
+        attributes: ['NOLOGIN'],
+        memberOf: [],
+        owns: 0,
+        grantedOn: 0,
+        policies: 0,
+      },
+  );
+  const existing = new Set(
+    (
+      await admin.query<{ name: string }>('select rolname as name from pg_catalog.pg_roles')
+    ).rows.map((r) => r.name),
+  );
+  await admin.query('begin');
+  try {
+    for (const sql of roleStatements(wanted, existing)) await admin.query(sql);
+    await admin.query('commit');
+  } catch (err) {
+    await admin.query('rollback').catch(() => undefined);
+    throw new BadInputError(
+      `Could not create the missing roles ${missing.join(', ')} on the destination: ${errorMessage(err)}; none was created.`,
+      { cause: err },
+    );
+  }
+}
+
+/** Pure: CREATE ROLE statements, then GRANTs for memberships in roles that exist or are created. */
+export function roleStatements(roles: RoleNeed[], existing: Set<string>): string[] {
+  const created = new Set(roles.map((r) => r.name));
+  const creates = roles.map(
+    (r) => `create role ${quoteIdent(r.name)} ${r.attributes.map(attributeSql).join(' ')}`,
+  );
+  const grants = roles.flatMap((r) =>
+    r.memberOf
+      .filter((m) => existing.has(m) || created.has(m))
+      .map((m) => `grant ${quoteIdent(m)} to ${quoteIdent(r.name)}`),
+  );
+  return [...creates, ...grants];
+}
+
+/** The attributes are recorded as CREATE ROLE spells them; only VALID UNTIL's timestamp needs quoting. */
+function attributeSql(attribute: string): string {
+  const until = /^VALID UNTIL (.+)$/.exec(attribute);
+  if (until) return `VALID UNTIL ${quoteLiteral(until[1]!)}`;
+  // Anything else is refused rather than written into SQL: the manifest is input.
+  if (!/^([A-Z]+|CONNECTION LIMIT -?\d+)$/.test(attribute)) {
+    throw new BadInputError(`The backup records an unknown role attribute: ${attribute}`);
+  }
+  return attribute;
+}
+
+/**
+ * The source database's own row as the manifest recorded it, for the
+ * properties a restore carries over (owner, settings) and its locale. Its
+ * privileges and connection limit were not recorded: the server's defaults.
+ */
+export function databaseRowFromNeeds(needs: ClusterNeeds, connectedAs: string): DatabaseRow {
+  const byRole = new Map<string | null, string[]>();
+  for (const s of needs.settings) {
+    const role = s.role ?? null;
+    byRole.set(role, [...(byRole.get(role) ?? []), `${s.name}=${s.value}`]);
+  }
+  const d = needs.database;
+  const provider = { libc: 'c', icu: 'i', builtin: 'b' }[d.localeProvider] ?? 'c';
+  return {
+    oid: 0,
+    owner: needs.owner ?? connectedAs,
+    connlimit: -1,
+    hasAcl: false,
+    grants: [],
+    settings: [...byRole].map(([role, config]) => ({ role, config })),
+    locale: {
+      collate: d.collate,
+      ctype: d.ctype,
+      provider,
+      ...(d.locale ? { icu: d.locale } : {}),
+    },
+  };
+}
