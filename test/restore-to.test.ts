@@ -171,7 +171,7 @@ describe('a backup restored onto a server that has never seen the database', () 
     ]);
   });
 
-  it('never restores over a database of that name: a second restore is refused, a new name works', async () => {
+  it('never restores over a database of that name: a second restore is refused; a new name works with the source gone', async () => {
     const again = await runCli(
       ['restore', backupId, '--to', server.url, '--database-url', source.url],
       { cwd: ws.dir },
@@ -187,8 +187,9 @@ describe('a backup restored onto a server that has never seen the database', () 
         server.url,
         '--as',
         'second_copy',
+        // The source's server is gone: a backup id needs nothing of it.
         '--database-url',
-        source.url,
+        'postgres://gone@127.0.0.1:1/gone',
       ],
       { cwd: ws.dir },
     );
@@ -285,7 +286,7 @@ describe('restore --to on the command line', () => {
         const r = await runCli(['restore', 'latest', ...args], { cwd: ws.dir });
         expect(r.code, args.join(' ')).toBe(2);
         expect(r.stderr, args.join(' ')).toMatch(
-          /--to cannot be combined with --(swap|dry-run)|create-roles -> to/,
+          /--to cannot be combined with --(swap|dry-run)|--create-roles is for a restore onto another server: give --to URL/,
         );
       }
     } finally {

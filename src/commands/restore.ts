@@ -89,9 +89,12 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
         describe: 'With --swap: do not ask for confirmation (needed when not on a terminal)',
       })
       .implies('terminate', 'swap')
-      .implies('create-roles', 'to')
       .check((a) => {
-        // Not .conflicts(): both are booleans with a default, which it counts as given.
+        // Not .conflicts() or .implies(): they count a boolean's default as given.
+        if (a.createRoles && a.to === undefined)
+          throw new UsageError(
+            '--create-roles is for a restore onto another server: give --to URL (see lifeboat --help).',
+          );
         if (a.to !== undefined && (a.swap || a.dryRun))
           throw new UsageError(
             `--to cannot be combined with --${a.swap ? 'swap' : 'dry-run'}: a restore onto another server creates a new database there and swaps nothing (see lifeboat --help).`,
