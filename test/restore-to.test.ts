@@ -106,6 +106,43 @@ describe('a backup restored onto a server that has never seen the database', () 
     expect(`${r.stdout}${r.stderr}`).not.toContain(password());
   });
 
+  it('--dry-run says what would be done and what stands in the way, and creates nothing', async () => {
+    const refused = await runCli(
+      ['restore', backupId, '--to', server.url, '--dry-run', '--database-url', source.url],
+      { cwd: ws.dir },
+    );
+    expect(refused.code).toBe(2);
+    expect(refused.stdout).toMatch(
+      new RegExp(`^Dry run: lifeboat restore ${backupId} onto \\S+ as ${source.name}$`, 'm'),
+    );
+    expect(refused.stdout).toContain(`  refused: role ${owner} is missing`);
+    expect(refused.stdout).toContain('Nothing was changed (dry run).');
+    expect(refused.stderr).toContain('It would stop before changing anything (exit 2)');
+
+    const fine = await runCli(
+      [
+        'restore',
+        backupId,
+        '--to',
+        server.url,
+        '--dry-run',
+        '--create-roles',
+        '--database-url',
+        source.url,
+      ],
+      { cwd: ws.dir },
+    );
+    expect(fine.code, fine.stderr).toBe(0);
+    expect(fine.stdout).toContain(`; create roles ${owner}, ${reader}`);
+    expect(fine.stdout).not.toContain('refused:');
+    expect(`${fine.stdout}${refused.stdout}${refused.stderr}`).not.toContain(password());
+    expect(await databases()).toEqual([]);
+    const roles = await query(server.url, 'select 1 from pg_roles where rolname like $1', [
+      `${tag}%`,
+    ]);
+    expect(roles).toEqual([]);
+  });
+
   it('with --create-roles: restores under the source name with owners, grants and settings, proved', async () => {
     const r = await runJson(
       ['restore', backupId, '--to', server.url, '--create-roles', '--database-url', source.url],
@@ -275,18 +312,14 @@ describe('a backup whose extension the server does not have', () => {
 });
 
 describe('restore --to on the command line', () => {
-  it('refuses --swap and --dry-run with --to, and --create-roles without it', async () => {
+  it('refuses --swap with --to, and --create-roles without it', async () => {
     const ws = await workspace();
     try {
-      for (const args of [
-        ['--to', 'postgres://h/db', '--swap'],
-        ['--to', 'postgres://h/db', '--dry-run'],
-        ['--create-roles'],
-      ]) {
+      for (const args of [['--to', 'postgres://h/db', '--swap'], ['--create-roles']]) {
         const r = await runCli(['restore', 'latest', ...args], { cwd: ws.dir });
         expect(r.code, args.join(' ')).toBe(2);
         expect(r.stderr, args.join(' ')).toMatch(
-          /--to cannot be combined with --(swap|dry-run)|--create-roles is for a restore onto another server: give --to URL/,
+          /--to cannot be combined with --swap|--create-roles is for a restore onto another server: give --to URL/,
         );
       }
     } finally {

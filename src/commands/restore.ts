@@ -1,7 +1,9 @@
 import type { Argv, CommandModule } from 'yargs';
 import { findBackup, resolveBackupId } from '../repository/catalog.js';
-import { BadInputError, UsageError } from '../errors.js';
-import { scratchServer, withDatabase } from '../target.js';
+import { UsageError, VerificationFailedError } from '../errors.js';
+import type { Manifest } from '../repository/manifest.js';
+import { previewOnto, type OntoPreview } from '../restore/onto-server.js';
+import { scratchServer, withDatabase, type Target } from '../target.js';
 import { confirm } from '../cli/confirm.js';
 import { showDryRun } from '../cli/dry-run.js';
 import { previewRestore, type RestorePreview } from '../restore/preview.js';
@@ -95,9 +97,9 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
           throw new UsageError(
             '--create-roles is for a restore onto another server: give --to URL (see lifeboat --help).',
           );
-        if (a.to !== undefined && (a.swap || a.dryRun))
+        if (a.to !== undefined && a.swap)
           throw new UsageError(
-            `--to cannot be combined with --${a.swap ? 'swap' : 'dry-run'}: a restore onto another server creates a new database there and swaps nothing (see lifeboat --help).`,
+            '--to cannot be combined with --swap: a restore onto another server creates a new database there and swaps nothing (see lifeboat --help).',
           );
         return true;
       })
@@ -134,7 +136,23 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
       async (signal) => {
         const ctx = await commandContext(argv, { jobs: argv.jobs });
         if (argv.to !== undefined) {
-          const result = await restoreOnto(argv, ctx, signal);
+          const onto = await ontoRequest(argv, ctx);
+          if (argv.dryRun) {
+            const preview = await previewOnto({ ...onto, createRoles: argv.createRoles });
+            return showDryRun(argv, { dryRun: preview }, ontoPreviewLines(preview), {
+              wouldExit: preview.wouldExit,
+              why: preview.problems,
+            });
+          }
+          const result = await restoreBackup({
+            ...ctx,
+            ...onto,
+            backupId: onto.manifest.id,
+            as: onto.target.database,
+            keepOwners: argv.owner,
+            onto: { createRoles: argv.createRoles },
+            signal,
+          });
           return emit(argv, { restore: result }, restoreLines(result, ctx.target.database));
         }
         const backupId = await resolveBackupId(argv.id, {
@@ -179,34 +197,40 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
 };
 
 /** `--to`: onto another server, under --as or the backup's own database name. */
-async function restoreOnto(
+async function ontoRequest(
   argv: RestoreArgs,
   ctx: Awaited<ReturnType<typeof commandContext>>,
-  signal: AbortSignal,
-): Promise<RestoreResult> {
+): Promise<{ target: Target; manifest: Manifest; copies: string[]; maintenanceDb?: string }> {
   const server = scratchServer(argv.to, ctx.target);
   const entry = await findBackup(argv.id, {
     destinations: ctx.config.destinations,
     key: ctx.config.signingKey,
     target: () => ctx.target,
   });
-  const name = argv.as ?? entry.manifest?.target.database;
-  if (!name) {
-    throw new BadInputError(
-      `Backup ${entry.id} has no readable manifest to take the database's name from; name it with --as.`,
+  if (!entry.manifest) {
+    throw new VerificationFailedError(
+      `Backup ${entry.id} has no readable manifest, so what it needs from a server is unknown; nothing was created.`,
     );
   }
+  const name = argv.as ?? entry.manifest.target.database;
   const connectTo = argv.maintenanceDb ?? server.database;
-  return restoreBackup({
-    ...ctx,
+  return {
     target: withDatabase(server, name),
-    backupId: entry.id,
-    as: name,
-    keepOwners: argv.owner,
+    manifest: entry.manifest,
+    copies: entry.copies.map((c) => c.destination),
     ...(connectTo !== name ? { maintenanceDb: connectTo } : {}),
-    onto: { createRoles: argv.createRoles },
-    signal,
-  });
+  };
+}
+
+function ontoPreviewLines(p: OntoPreview): string[] {
+  return [
+    `Dry run: lifeboat restore ${p.backupId} onto ${p.server} as ${p.restoreAs}`,
+    `  1. check ${p.server} for the roles and extensions the backup needs${p.createsRoles.length > 0 ? `; create roles ${p.createsRoles.join(', ')}` : ''}`,
+    `  2. restore the first intact copy (held in ${p.copies.join(', ')}) into a new database ${p.restoreAs}, in the source's encoding and locale`,
+    '  3. fingerprint it and compare with the backup; a difference keeps it for inspection and stops',
+    "  4. give it the source's owner and database settings",
+    ...p.problems.map((problem) => `  refused: ${problem}`),
+  ];
 }
 
 export function restoreLines(r: RestoreResult, target: string): string[] {

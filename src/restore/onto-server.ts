@@ -4,7 +4,9 @@ import { quoteIdent, quoteLiteral } from '../db.js';
 import { BadInputError, errorMessage } from '../errors.js';
 import { preflightProblems, readDestinationFacts, type PreflightProblem } from '../preflight.js';
 import type { Manifest } from '../repository/manifest.js';
+import { serverOf, type Target } from '../target.js';
 import type { DatabaseRow } from './database-properties.js';
+import { databaseExists, withMaintenanceConnection } from './databases.js';
 
 /**
  * A restore onto another server than the source's: that server has never
@@ -29,21 +31,8 @@ export async function preflightOnto(
   manifest: Manifest,
   createRoles: boolean,
 ): Promise<OntoPreflight> {
-  const needs = manifest.needs;
-  if (!needs) {
-    throw new BadInputError(
-      `Backup ${manifest.id} does not record what its database needs from a server (it predates the record), so it cannot be checked before restoring onto another server; restore it beside its source, or take a new backup.`,
-    );
-  }
-  const source = {
-    serverVersion: manifest.target.serverVersion,
-    serverMajor: manifest.target.serverMajor,
-    needs,
-  };
-  const problems = async (): Promise<PreflightProblem[]> =>
-    preflightProblems(source, await readDestinationFacts(admin, needs)).filter(
-      (p) => p.kind !== 'encoding' && p.kind !== 'locale',
-    );
+  const needs = recordedNeeds(manifest);
+  const problems = (): Promise<PreflightProblem[]> => ontoProblems(admin, manifest);
   let found = await problems();
   const missing = found.filter((p) => p.kind === 'role').map((p) => p.name);
   const createdRoles: string[] = [];
@@ -60,6 +49,70 @@ export async function preflightOnto(
     );
   }
   return { createdRoles };
+}
+
+function recordedNeeds(manifest: Manifest): ClusterNeeds {
+  if (manifest.needs) return manifest.needs;
+  throw new BadInputError(
+    `Backup ${manifest.id} does not record what its database needs from a server (it predates the record), so it cannot be checked before restoring onto another server; restore it beside its source, or take a new backup.`,
+  );
+}
+
+/** What the server `admin` is connected to lacks for the backup. Reads only. */
+async function ontoProblems(admin: pg.ClientBase, manifest: Manifest): Promise<PreflightProblem[]> {
+  const needs = recordedNeeds(manifest);
+  const source = {
+    serverVersion: manifest.target.serverVersion,
+    serverMajor: manifest.target.serverMajor,
+    needs,
+  };
+  return preflightProblems(source, await readDestinationFacts(admin, needs)).filter(
+    (p) => p.kind !== 'encoding' && p.kind !== 'locale',
+  );
+}
+
+/** What `restore --to --dry-run` says: read only, the refusals the restore would reach before creating anything. */
+export interface OntoPreview {
+  backupId: string;
+  server: string;
+  restoreAs: string;
+  /** The destinations holding a copy; the first intact one is restored. */
+  copies: string[];
+  /** Roles --create-roles would create. */
+  createsRoles: string[];
+  problems: string[];
+  wouldExit: number;
+}
+
+export async function previewOnto(opts: {
+  /** The other server, with the database to create as its database. */
+  target: Target;
+  manifest: Manifest;
+  copies: string[];
+  maintenanceDb?: string;
+  createRoles: boolean;
+}): Promise<OntoPreview> {
+  const { target, manifest } = opts;
+  return withMaintenanceConnection(target, opts.maintenanceDb, async (admin) => {
+    const found = await ontoProblems(admin, manifest);
+    const createsRoles = opts.createRoles
+      ? found.filter((p) => p.kind === 'role').map((p) => p.name)
+      : [];
+    const problems = found.filter((p) => !createsRoles.includes(p.name) || p.kind !== 'role');
+    const taken = (await databaseExists(admin, target.database))
+      ? [`a database "${target.database}" already exists there; name another with --as`]
+      : [];
+    const why = [...taken, ...problems.map((p) => p.detail)];
+    return {
+      backupId: manifest.id,
+      server: serverOf(target),
+      restoreAs: target.database,
+      copies: opts.copies,
+      createsRoles,
+      problems: why,
+      wouldExit: why.length > 0 ? 2 : 0,
+    };
+  });
 }
 
 /**
