@@ -1,9 +1,16 @@
+import { execFile } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cluster } from '../src/cluster.js';
 import { runCli, runJson, workspace } from './support/cli.js';
 import { adminUrl, createTestDatabase, type TestDatabase } from './support/db.js';
 import { startNewerServer } from './support/newer-servers.js';
+import { storeWithBucket } from './support/s3.js';
+
+const exec = promisify(execFile);
 
 /**
  * `lifeboat restore ID --to URL`: a backup of the suite's server (15) restored
@@ -307,6 +314,68 @@ describe('a backup whose extension the server does not have', () => {
     } finally {
       await source.drop();
       await ws.cleanup();
+    }
+  });
+});
+
+describe('from an encrypted off-site copy alone, as after the loss of the source machine', () => {
+  it('restores onto the other server from the store, decrypted, and proves it', async () => {
+    const bucket = 'lifeboat-restore-to';
+    const { s3, client } = await storeWithBucket(bucket);
+    const keys = await workspace();
+    const source = await createTestDatabase('restore_to_offsite');
+    let ws: Awaited<ReturnType<typeof workspace>> | undefined;
+    try {
+      const keyFile = path.join(keys.dir, 'dr.key');
+      await exec('age-keygen', ['-o', keyFile]);
+      const recipient = (await exec('age-keygen', ['-y', keyFile])).stdout.trim();
+      ws = await workspace({
+        destinations: [
+          { name: 'local', path: 'backups' },
+          {
+            name: 'offsite',
+            url: `s3://${bucket}/dr`,
+            endpoint: s3.endpoint,
+            region: s3.region,
+            forcePathStyle: true,
+            encrypt: { recipients: [recipient] },
+          },
+        ],
+        policy: { copies: 2 },
+      });
+      const env = {
+        AWS_ACCESS_KEY_ID: s3.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+        LIFEBOAT_SIGNING_KEY: 'restore-to-signing-key',
+      };
+      await source.query(
+        `create table ledger (id bigint primary key, amount numeric(12, 2), at timestamptz);
+         insert into ledger select g, g * 1.25, '2026-01-01'::timestamptz + g * interval '1 minute'
+           from generate_series(1, 2000) g`,
+      );
+      const backup = await runJson(['backup', '--database-url', source.url], { cwd: ws.dir, env });
+      expect(backup.code, backup.stderr).toBe(0);
+      const id = (backup.doc.backup as { id: string }).id;
+      await rm(path.join(ws.dir, 'backups', id), { recursive: true });
+
+      const r = await runJson(
+        ['restore', id, '--to', server.url, '--as', 'from_offsite', '--database-url', source.url],
+        { cwd: ws.dir, env: { ...env, LIFEBOAT_AGE_IDENTITY_FILE: keyFile } },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.doc.restore).toMatchObject({ restoredFrom: 'offsite', proved: true });
+      const [sum] = await query<{ n: number; total: string }>(
+        urlFor('from_offsite'),
+        'select count(*)::int as n, sum(amount)::text as total from ledger',
+      );
+      expect(sum).toEqual({ n: 2000, total: '2501250.00' });
+      expect(r.stdout).not.toContain(s3.secretAccessKey);
+    } finally {
+      client.destroy();
+      await s3.stop();
+      await source.drop();
+      await keys.cleanup();
+      await ws?.cleanup();
     }
   });
 });
