@@ -1,9 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
-import { findBackup, resolveBackupId } from '../repository/catalog.js';
-import { UsageError, VerificationFailedError } from '../errors.js';
-import type { Manifest } from '../repository/manifest.js';
-import { previewOnto, type OntoPreview } from '../restore/onto-server.js';
-import { scratchServer, withDatabase, type Target } from '../target.js';
+import { resolveBackupId } from '../repository/catalog.js';
+import { UsageError } from '../errors.js';
+import { ontoRequest, previewOnto, type OntoPreview } from '../restore/onto-server.js';
 import { confirm } from '../cli/confirm.js';
 import { showDryRun } from '../cli/dry-run.js';
 import { previewRestore, type RestorePreview } from '../restore/preview.js';
@@ -136,7 +134,14 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
       async (signal) => {
         const ctx = await commandContext(argv, { jobs: argv.jobs });
         if (argv.to !== undefined) {
-          const onto = await ontoRequest(argv, ctx);
+          const onto = await ontoRequest({
+            backupId: argv.id,
+            to: argv.to,
+            as: argv.as,
+            maintenanceDb: argv.maintenanceDb,
+            config: ctx.config,
+            source: ctx.target,
+          });
           if (argv.dryRun) {
             const preview = await previewOnto({ ...onto, createRoles: argv.createRoles });
             return showDryRun(argv, { dryRun: preview }, ontoPreviewLines(preview), {
@@ -195,32 +200,6 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
       { kind: 'abort', stopping: 'the restore' },
     ),
 };
-
-/** `--to`: onto another server, under --as or the backup's own database name. */
-async function ontoRequest(
-  argv: RestoreArgs,
-  ctx: Awaited<ReturnType<typeof commandContext>>,
-): Promise<{ target: Target; manifest: Manifest; copies: string[]; maintenanceDb?: string }> {
-  const server = scratchServer(argv.to, ctx.target);
-  const entry = await findBackup(argv.id, {
-    destinations: ctx.config.destinations,
-    key: ctx.config.signingKey,
-    target: () => ctx.target,
-  });
-  if (!entry.manifest) {
-    throw new VerificationFailedError(
-      `Backup ${entry.id} has no readable manifest, so what it needs from a server is unknown; nothing was created.`,
-    );
-  }
-  const name = argv.as ?? entry.manifest.target.database;
-  const connectTo = argv.maintenanceDb ?? server.database;
-  return {
-    target: withDatabase(server, name),
-    manifest: entry.manifest,
-    copies: entry.copies.map((c) => c.destination),
-    ...(connectTo !== name ? { maintenanceDb: connectTo } : {}),
-  };
-}
 
 function ontoPreviewLines(p: OntoPreview): string[] {
   return [

@@ -1,10 +1,12 @@
 import type pg from 'pg';
 import type { ClusterNeeds, RoleNeed } from '../cluster-needs.js';
 import { quoteIdent, quoteLiteral } from '../db.js';
-import { BadInputError, errorMessage } from '../errors.js';
+import type { Config } from '../config.js';
+import { BadInputError, VerificationFailedError, errorMessage } from '../errors.js';
 import { preflightProblems, readDestinationFacts, type PreflightProblem } from '../preflight.js';
 import type { Manifest } from '../repository/manifest.js';
-import { serverOf, type Target } from '../target.js';
+import { findBackup } from '../repository/catalog.js';
+import { scratchServer, serverOf, withDatabase, type Target } from '../target.js';
 import type { DatabaseRow } from './database-properties.js';
 import { databaseExists, withMaintenanceConnection } from './databases.js';
 
@@ -31,15 +33,12 @@ export async function preflightOnto(
   manifest: Manifest,
   createRoles: boolean,
 ): Promise<OntoPreflight> {
-  const needs = recordedNeeds(manifest);
-  const problems = (): Promise<PreflightProblem[]> => ontoProblems(admin, manifest);
-  let found = await problems();
+  let found = await ontoProblems(admin, manifest);
   const missing = found.filter((p) => p.kind === 'role').map((p) => p.name);
-  const createdRoles: string[] = [];
-  if (createRoles && missing.length > 0) {
-    await createMissingRoles(admin, needs, missing);
-    createdRoles.push(...missing);
-    found = await problems();
+  const createdRoles = createRoles ? missing : [];
+  if (createdRoles.length > 0) {
+    await createMissingRoles(admin, recordedNeeds(manifest), createdRoles);
+    found = await ontoProblems(admin, manifest);
   }
   if (found.length > 0) {
     const roles = found.some((p) => p.kind === 'role');
@@ -71,6 +70,51 @@ async function ontoProblems(admin: pg.ClientBase, manifest: Manifest): Promise<P
   );
 }
 
+/** What a restore onto another server is asked: the server, the database to create there, the backup. */
+export interface OntoRequest {
+  /** The other server, with the database to create as its database. */
+  target: Target;
+  manifest: Manifest;
+  /** The destinations holding a copy. */
+  copies: string[];
+  /** The database to connect to there; absent: postgres, else template1. */
+  maintenanceDb?: string;
+}
+
+/**
+ * `restore ID --to URL [--as NAME]`: the URL's database is where lifeboat
+ * connects; the new database takes NAME, else the backup's database name.
+ * A backup id needs nothing of the source, which may be gone.
+ */
+export async function ontoRequest(opts: {
+  backupId: string;
+  to: string;
+  as?: string;
+  maintenanceDb?: string;
+  config: Config;
+  source: Target;
+}): Promise<OntoRequest> {
+  const server = scratchServer(opts.to, opts.source);
+  const entry = await findBackup(opts.backupId, {
+    destinations: opts.config.destinations,
+    key: opts.config.signingKey,
+    target: () => opts.source,
+  });
+  if (!entry.manifest) {
+    throw new VerificationFailedError(
+      `Backup ${entry.id} has no readable manifest, so what it needs from a server is unknown; nothing was created.`,
+    );
+  }
+  const name = opts.as ?? entry.manifest.target.database;
+  const connectTo = opts.maintenanceDb ?? server.database;
+  return {
+    target: withDatabase(server, name),
+    manifest: entry.manifest,
+    copies: entry.copies.map((c) => c.destination),
+    ...(connectTo !== name ? { maintenanceDb: connectTo } : {}),
+  };
+}
+
 /** What `restore --to --dry-run` says: read only, the refusals the restore would reach before creating anything. */
 export interface OntoPreview {
   backupId: string;
@@ -84,21 +128,16 @@ export interface OntoPreview {
   wouldExit: number;
 }
 
-export async function previewOnto(opts: {
-  /** The other server, with the database to create as its database. */
-  target: Target;
-  manifest: Manifest;
-  copies: string[];
-  maintenanceDb?: string;
-  createRoles: boolean;
-}): Promise<OntoPreview> {
+export async function previewOnto(
+  opts: OntoRequest & { createRoles: boolean },
+): Promise<OntoPreview> {
   const { target, manifest } = opts;
   return withMaintenanceConnection(target, opts.maintenanceDb, async (admin) => {
     const found = await ontoProblems(admin, manifest);
     const createsRoles = opts.createRoles
       ? found.filter((p) => p.kind === 'role').map((p) => p.name)
       : [];
-    const problems = found.filter((p) => !createsRoles.includes(p.name) || p.kind !== 'role');
+    const problems = opts.createRoles ? found.filter((p) => p.kind !== 'role') : found;
     const taken = (await databaseExists(admin, target.database))
       ? [`a database "${target.database}" already exists there; name another with --as`]
       : [];

@@ -219,7 +219,7 @@ async function restoreBeside(opts: RestoreOptions): Promise<RestoreResult> {
         largeObjects: manifest.fingerprints.largeObjects.count,
         schema: true,
       },
-      restoreMs: proved.restoreMs,
+      restoreMs: proved.phases.restoreMs,
       durationMs: 0,
       cleaned,
       properties: proved.properties,
@@ -269,7 +269,6 @@ async function fillAndProve(p: {
   opts: RestoreOptions;
   warn: (message: string) => void;
 }): Promise<{
-  restoreMs: number;
   properties: string[];
   phases: { restoreMs: number; proveMs: number; finishMs: number };
 }> {
@@ -317,11 +316,7 @@ async function fillAndProve(p: {
     warn: p.warn,
   });
   p.marked.keep();
-  return {
-    restoreMs,
-    properties,
-    phases: { restoreMs, proveMs, finishMs: Date.now() - finishStarted },
-  };
+  return { properties, phases: { restoreMs, proveMs, finishMs: Date.now() - finishStarted } };
 }
 
 function restoreFailure(id: string, err: unknown, keepOwners: boolean): Error {
