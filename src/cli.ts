@@ -21,6 +21,7 @@ import { initCommand } from './commands/init.js';
 import { historyCommand } from './commands/history.js';
 import { configCommand } from './commands/config.js';
 import { drillCommand } from './commands/drill.js';
+import { moveCommand } from './commands/move.js';
 import { UsageError } from './errors.js';
 import { onUnreadableDestination } from './repository/catalog.js';
 import { registerEnvironmentSecrets } from './secrets.js';
@@ -64,6 +65,7 @@ const cli = yargs(args)
   .command(historyCommand)
   .command(rollbackCommand)
   .command(restoreCommand)
+  .command(moveCommand)
   .command(drillCommand)
   .command(unfreezeCommand)
   .command(demoCommand)

@@ -145,6 +145,21 @@ interface RoleRow {
   policies: number;
 }
 
+/**
+ * lifeboat's own marks are not the database's settings: `lifeboat.*`, and
+ * the read-only default of a freeze that names its run or move. A backup of
+ * a frozen database would otherwise carry the freeze to wherever it is
+ * restored.
+ */
+function ownSettingsLeftOut(config: string[]): string[] {
+  const frozen = config.some((entry) => entry.startsWith('lifeboat.frozen_by='));
+  return config.filter(
+    (entry) =>
+      !entry.startsWith('lifeboat.') &&
+      !(frozen && entry.startsWith('default_transaction_read_only=')),
+  );
+}
+
 /** Reads what the database `client` is connected to needs from its cluster. Reads only. */
 export async function readClusterNeeds(client: pg.ClientBase): Promise<ClusterNeeds> {
   const roles = await client.query<RoleRow>(ROLES);
@@ -157,7 +172,7 @@ export async function readClusterNeeds(client: pg.ClientBase): Promise<ClusterNe
   return {
     roles: roles.rows.map(roleNeed),
     settings: settings.rows.flatMap(({ role, config }) =>
-      config.map((entry) => {
+      ownSettingsLeftOut(config).map((entry) => {
         const at = entry.indexOf('=');
         return {
           ...(role ? { role } : {}),

@@ -1,6 +1,13 @@
-import { withClient } from './db.js';
-import { LockHeldError } from './errors.js';
-import { readFreeze, unfreezeDatabase, writableDuringFreeze, type Freeze } from './run/freeze.js';
+import { quoteIdent, withClient } from './db.js';
+import { BadInputError, LockHeldError } from './errors.js';
+
+import {
+  readFreeze,
+  readMovedTo,
+  unfreezeDatabase,
+  writableDuringFreeze,
+  type Freeze,
+} from './run/freeze.js';
 import { describeHolder, lockHolder } from './run/lock.js';
 import type { Target } from './target.js';
 
@@ -14,8 +21,19 @@ export async function unfreeze(
   opts: { force: boolean },
 ): Promise<Freeze | undefined> {
   return withClient(writableDuringFreeze(target), async (client) => {
+    const movedTo = await readMovedTo(client, target.database);
+    if (movedTo) {
+      throw new BadInputError(
+        `${target.database} was moved to ${movedTo} (lifeboat move --finish); it stays read-only so that no application writes to the old copy. To write to it anyway: ALTER DATABASE ${quoteIdent(target.database)} RESET default_transaction_read_only.`,
+      );
+    }
     const holder = await lockHolder(client);
     const freeze = await readFreeze(client, target.database);
+    if (freeze?.runId.startsWith('move-') && !opts.force) {
+      throw new BadInputError(
+        `${target.database} is frozen by ${freeze.runId} since ${freeze.since}: go back to it with lifeboat rollback, or finish the move with lifeboat move --finish (--force lifts the freeze and leaves the move open).`,
+      );
+    }
     if (freeze && holder && !opts.force) {
       throw new LockHeldError(
         `Run ${freeze.runId} froze ${target.database} and ${describeHolder(holder)} is still running; it unfreezes by itself when it ends (--force to lift it now).`,

@@ -6,7 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cluster } from '../src/cluster.js';
 import { runCli, runJson, workspace } from './support/cli.js';
-import { adminUrl, createTestDatabase, type TestDatabase } from './support/db.js';
+import { adminUrl, createTestDatabase, type TestDatabase, rowsAt } from './support/db.js';
 import { startNewerServer } from './support/newer-servers.js';
 import { storeWithBucket } from './support/s3.js';
 
@@ -22,19 +22,7 @@ let server: Cluster;
 const tag = `lb_to_${Date.now().toString(16)}`;
 const [owner, reader] = [`${tag}_owner`, `${tag}_reader`];
 
-async function query<T extends pg.QueryResultRow>(
-  url: string,
-  sql: string,
-  params: unknown[] = [],
-): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query<T>(sql, params)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const query = rowsAt;
 
 function urlFor(database: string): string {
   const url = new URL(server.url);

@@ -21,9 +21,13 @@ import {
   type RunSessionArgs,
 } from '../cli/run-session.js';
 import type { InterruptPolicy } from '../cli/interrupt.js';
+import type { MoveRecord } from '../move/record.js';
+import { openMove, rollbackMove } from '../move/way-back.js';
 
 interface RollbackArgs extends GlobalArgs, RunSessionArgs {
   run?: string;
+  to?: string;
+  force: boolean;
   dryRun: boolean;
   yes: boolean;
 }
@@ -47,7 +51,18 @@ export const rollbackCommand: CommandModule<object, RollbackArgs> = {
         default: false,
         describe: 'Do not ask for confirmation (needed when not on a terminal)',
       })
-      .example('$0 rollback', 'undo the latest run (asks first on a terminal)')
+      .option('to', {
+        type: 'string',
+        describe:
+          "With an open move: the destination's URL, to count the writes it took (default: the move's recorded connection)",
+      })
+      .option('force', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'With an open move: go back even though the destination took writes, or cannot be read (they stay there)',
+      })
+      .example('$0 rollback', 'undo the latest run, or the open move (asks first on a terminal)')
       .example('$0 rollback --dry-run', 'what would be undone, newest first, and how')
       .example('$0 rollback --yes', 'in a script: no question asked')
       .example(
@@ -61,6 +76,44 @@ export const rollbackCommand: CommandModule<object, RollbackArgs> = {
       argv,
       async () => {
         const ctx = await commandContext(argv);
+        const move =
+          argv.run === undefined || argv.run.startsWith('move-')
+            ? await openMove(ctx.config, ctx.target)
+            : undefined;
+        if (move && (argv.run === undefined || argv.run === move.id)) {
+          if (argv.dryRun) {
+            return showDryRun(argv, { dryRun: { moveId: move.id } }, moveRollbackLines(move), {
+              wouldExit: 0,
+              why: [],
+            });
+          }
+          await confirm(
+            `Go back to ${move.source.described}: unfreeze it and leave move ${move.id} (the destination's ${move.destination.database} is kept)?`,
+            { yes: argv.yes, command: 'rollback' },
+          );
+          const back = await rollbackMove({
+            ...ctx,
+            source: ctx.target,
+            record: move,
+            lockWaitMs: lockWait(argv.lockWait),
+            force: argv.force,
+            ...(argv.to !== undefined ? { to: argv.to } : {}),
+          });
+          return emit(argv, { moveRollback: back }, [
+            `Rolled back move ${back.moveId}: ${back.source} ${back.unfrozen ? 'is unfrozen; applications may write to it again' : 'was not frozen by the move'}.`,
+            ...(back.destinationWrites !== undefined
+              ? [
+                  `  the destination took ${back.destinationWrites} row write(s) since the move was checked`,
+                ]
+              : []),
+            `  kept on the destination, never dropped: ${back.kept}`,
+          ]);
+        }
+        if (argv.run?.startsWith('move-')) {
+          throw new BadInputError(
+            `Move ${argv.run} is not open on ${describeTarget(ctx.target)}; only an open move can be rolled back.`,
+          );
+        }
         const preview = await previewRollback({ target: ctx.target, runId: argv.run });
         if (argv.dryRun) {
           if (!preview) throw noRunToRollBack(argv.run, ctx.target);
@@ -101,6 +154,16 @@ export const rollbackCommand: CommandModule<object, RollbackArgs> = {
     );
   },
 };
+
+/** What going back from an open move would do. */
+function moveRollbackLines(m: MoveRecord): string[] {
+  return [
+    `Dry run: lifeboat rollback of move ${m.id} (${m.state}) of ${m.source.described}`,
+    `  1. count the row writes ${m.destination.server}/${m.destination.database} took since the move was checked; any stops the rollback (--force goes on)`,
+    `  2. unfreeze ${m.source.database}: applications may write to it again`,
+    `  the destination's ${m.destination.database} is kept, never dropped`,
+  ];
+}
 
 /** A rollback is not stopped half-way: that would leave the database in neither state. */
 const ROLLBACK_INTERRUPTS: InterruptPolicy = {

@@ -103,6 +103,24 @@ export async function readFreeze(
   return { runId, since };
 }
 
+/** A source retired by `lifeboat move --finish` is marked with where its data went: `<server>/<database> <when>`. */
+export const MOVED_TO = 'lifeboat.moved_to';
+
+/** Where a retired database went, or undefined when it was not moved by lifeboat. */
+export async function readMovedTo(
+  client: pg.ClientBase,
+  database: string,
+): Promise<string | undefined> {
+  const res = await client.query<{ value: string | null }>(
+    `select (select substr(c, length($2) + 2) from unnest(s.setconfig) c where starts_with(c, $2 || '='))
+            as value
+       from pg_db_role_setting s join pg_database d on d.oid = s.setdatabase
+      where d.datname = $1 and s.setrole = 0`,
+    [database, MOVED_TO],
+  );
+  return res.rows.find((r) => r.value)?.value ?? undefined;
+}
+
 /** End other client sessions on `database` (all, or those started since `since`), never lifeboat's own. */
 async function endOtherSessions(
   client: pg.ClientBase,

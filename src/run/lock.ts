@@ -20,6 +20,8 @@ export interface LockHolder {
   since: string;
   /** From the journal, when the holder is a lifeboat run that recorded itself. */
   run?: { id: string; host: string; pid: number; startedAt: string; runbook: string };
+  /** When the holder is a lifeboat move: its id. */
+  move?: string;
 }
 
 export async function lockHolder(client: pg.ClientBase): Promise<LockHolder | undefined> {
@@ -39,7 +41,8 @@ export async function lockHolder(client: pg.ClientBase): Promise<LockHolder | un
     since: row.since.toISOString(),
   };
   const runId = /^lifeboat run (\S+)/.exec(row.app)?.[1];
-  if (runId) {
+  if (runId?.startsWith('move-')) holder.move = runId;
+  else if (runId) {
     const run = await client
       .query<{ id: string; host: string; pid: number; started_at: Date; runbook: string }>(
         `select id, host, pid, started_at, runbook from ${JOURNAL}.runs where id = $1`,
@@ -60,6 +63,7 @@ export async function lockHolder(client: pg.ClientBase): Promise<LockHolder | un
 }
 
 export function describeHolder(h: LockHolder): string {
+  if (h.move) return `move ${h.move} (server session ${h.pid}, connected since ${h.since})`;
   if (h.run) {
     return `run ${h.run.id} of runbook ${h.run.runbook} (host ${h.run.host}, pid ${h.run.pid}, since ${h.run.startedAt})`;
   }

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import type pg from 'pg';
 import type { Config } from '../config.js';
 import { connect } from '../db.js';
 import { BadInputError, RollbackIncompleteError, RolledBackError } from '../errors.js';
@@ -8,7 +9,13 @@ import { planRunbook } from '../runbook/plan.js';
 import { appliedSteps, readKnexTruth } from './journal-view.js';
 import type { Runbook, Step } from '../runbook/types.js';
 import { describeTarget, type Target } from '../target.js';
-import { freezeDatabase, readFreeze, thawRun, writableDuringFreeze } from './freeze.js';
+import {
+  freezeDatabase,
+  readFreeze,
+  readMovedTo,
+  thawRun,
+  writableDuringFreeze,
+} from './freeze.js';
 import { releaseStaleKnexLocks, stepLabel, type StepRunner } from './execute.js';
 import { applySteps, priorEffect } from './apply-steps.js';
 import { guard, policyFor, type BackupMode } from './guard.js';
@@ -186,6 +193,7 @@ async function startRun(
 ): Promise<void> {
   const { client } = runner;
   const { progress } = opts;
+  await refuseMovedSource(client, target.database);
   let frozenSince: string | null = null;
   if (opts.freeze) {
     const freeze = await progress.task(`Freeze ${target.database}: other sessions read-only`, () =>
@@ -232,6 +240,19 @@ async function startRun(
     'run',
   );
   await takeProof(runner, runbook, progress, 'run');
+}
+
+/** A database a move holds or retired takes no run: its steps would miss the destination. */
+async function refuseMovedSource(client: pg.ClientBase, database: string): Promise<void> {
+  const movedTo = await readMovedTo(client, database);
+  const freeze = await readFreeze(client, database);
+  if (movedTo || freeze?.runId.startsWith('move-')) {
+    throw new BadInputError(
+      movedTo
+        ? `${database} was moved to ${movedTo}; run the runbook against the destination.`
+        : `${database} is being moved (${freeze!.runId}); finish the move and run the runbook against the destination, or roll the move back first.`,
+    );
+  }
 }
 
 /** Roll back, record the outcome in the report, and end with exit 5 or 6. */

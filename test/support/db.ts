@@ -62,3 +62,12 @@ async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>)
     await client.end();
   }
 }
+
+/** The rows of one query on any server's database, on a connection of its own. */
+export async function rowsAt<T extends pg.QueryResultRow>(
+  url: string,
+  sql: string,
+  params: unknown[] = [],
+): Promise<T[]> {
+  return withClient(url, async (c) => (await c.query<T>(sql, params)).rows);
+}

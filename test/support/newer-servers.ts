@@ -14,7 +14,11 @@ export type NewerMajor = 17 | 18;
 
 const require = createRequire(import.meta.url);
 
-export async function startNewerServer(major: NewerMajor): Promise<Cluster> {
+/** `baseDir`: where its data directory goes (a small file system, to fill). */
+export async function startNewerServer(
+  major: NewerMajor,
+  opts: { baseDir?: string } = {},
+): Promise<Cluster> {
   // The package exports only dist/index.js; its server build sits beside dist/.
   const native = path.resolve(path.dirname(require.resolve(`pg${major}`)), '..', 'native');
   await hydrateSymlinks(native);
@@ -22,7 +26,10 @@ export async function startNewerServer(major: NewerMajor): Promise<Cluster> {
   // under a private home (/root) is not reachable, so the build is copied to the temp dir.
   const copy = (await reachableByOthers(native)) ? undefined : await copyToTemp(native);
   try {
-    const cluster = await startThrowawayCluster({ binDir: path.join(copy ?? native, 'bin') });
+    const cluster = await startThrowawayCluster({
+      binDir: path.join(copy ?? native, 'bin'),
+      ...(opts.baseDir ? { baseDir: opts.baseDir } : {}),
+    });
     return {
       ...cluster,
       stop: async () => {

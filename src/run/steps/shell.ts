@@ -53,14 +53,22 @@ async function runShell(
   timeoutMs: number,
   secrets: readonly string[],
 ): Promise<void> {
+  await runShellCommand(command, { cwd: r.directory, env: stepEnv(r, secrets), timeoutMs });
+}
+
+/** A shell command with the user's umask; a failure says how it ended and its last lines, redacted. */
+export async function runShellCommand(
+  command: string,
+  opts: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs: number },
+): Promise<void> {
   const { $ } = await import('zx');
   const out = await $({
-    cwd: r.directory,
-    env: stepEnv(r, secrets),
+    cwd: opts.cwd,
+    env: opts.env,
     prefix: `${$.prefix}${umaskPrefix()}`,
     quiet: true,
     nothrow: true,
-    timeout: timeoutMs,
+    timeout: opts.timeoutMs,
   })`bash -c ${command}`;
   if (out.exitCode !== 0) {
     const tail = `${out.stderr}\n${out.stdout}`.trim().split('\n').slice(-3).join(' | ');
