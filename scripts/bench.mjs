@@ -7,7 +7,7 @@
 //   BENCH_SCALE=20,50,150 BENCH_ONLY=backup npm run bench
 //                                      how each phase grows with the data
 //   BENCH_ROUNDS=5                     rounds of the backup section (default 3)
-//   BENCH_ONLY=backup|offsite|steps|knex npm run bench
+//   BENCH_ONLY=backup|offsite|move|steps|knex npm run bench
 //
 // The backup section alternates which side goes first in each round and
 // reports medians: on a shared machine a single run says little.
@@ -21,6 +21,7 @@ import path from 'node:path';
 import { $ } from 'zx';
 import { startThrowawayCluster } from '../dist/cluster.js';
 import { findTool } from '../dist/pg-programs/find.js';
+import { startNpmServerBuild } from '../dist/pg-programs/npm-server-build.js';
 
 $.verbose = false;
 const scales = String(process.env.BENCH_SCALE ?? 50)
@@ -33,8 +34,8 @@ if (scales.some((s) => !(s > 0))) {
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const stepCount = Number(process.env.BENCH_STEPS ?? 300);
 const only = process.env.BENCH_ONLY;
-if (!['backup', 'offsite', 'steps', 'knex', undefined].includes(only)) {
-  console.error(`BENCH_ONLY must be backup, offsite, steps or knex (not "${only}")`);
+if (!['backup', 'offsite', 'move', 'steps', 'knex', undefined].includes(only)) {
+  console.error(`BENCH_ONLY must be backup, offsite, move, steps or knex (not "${only}")`);
   process.exit(2);
 }
 const cli = new URL('../dist/cli.js', import.meta.url).pathname;
@@ -445,6 +446,133 @@ try {
     } finally {
       client.destroy();
       await s3.stop();
+    }
+  });
+
+  await section('move', async () => {
+    // The suite's server (the machine's PostgreSQL) to a PostgreSQL 17 from the npm build.
+    const scale = scales[0];
+    console.log(
+      `\n== lifeboat move vs pg_dump -Fd -j2 + pg_restore -j2 onto PostgreSQL 17 (pgbench scale ${scale}) ==`,
+    );
+    const { name, described, pgDump, pgRestore } = await benchDatabase(scale);
+    const newer = await startNpmServerBuild('pg17');
+    try {
+      const destUrl = (db) => {
+        const u = new URL(newer.url);
+        u.pathname = `/${db}`;
+        return u.toString();
+      };
+      const destPsql = (sql) => $`psql -X -v ON_ERROR_STOP=1 -qAt ${destUrl('postgres')} -c ${sql}`;
+      console.log(`database: ${described}; ${rounds} rounds, alternating which goes first`);
+      console.log(`before: ${loadNote()}`);
+      const ws = path.join(work, 'move');
+      await mkdir(ws);
+      // The guard's verified backup exists before a move, as before a run: taken outside the timing.
+      await runCli(['backup', '--database-url', dbUrl(name), '--jobs', '2'], ws);
+      const plainRun = async (round) => {
+        const dir = path.join(work, `move-plain-${round}`);
+        const db = `plain_${round}`;
+        const dumpMs = await timed(
+          () =>
+            $({ env: pgEnv(name) })`${pgDump} --format=directory --jobs=2 --file=${dir} ${name}`,
+        );
+        await destPsql(`create database ${db} template template0`);
+        const restoreMs = await timed(
+          () => $`${pgRestore} --jobs=2 --exit-on-error --dbname=${destUrl(db)} ${dir}`,
+        );
+        await rm(dir, { recursive: true, force: true });
+        await destPsql(`drop database ${db}`);
+        return { ms: dumpMs + restoreMs, dumpMs, restoreMs };
+      };
+      const moveRun = async (round) => {
+        const as = `moved_${round}`;
+        const lb = await runCli(
+          [
+            'move',
+            '--to',
+            newer.url,
+            '--as',
+            as,
+            '--jobs',
+            '2',
+            '--yes',
+            '--json',
+            '--database-url',
+            dbUrl(name),
+          ],
+          ws,
+        );
+        const move = JSON.parse(lb.out).move;
+        // Back to the source, outside the timing: the next round moves it again.
+        await runCli(['rollback', '--yes', '--force', '--database-url', dbUrl(name)], ws);
+        await destPsql(`drop database ${as}`);
+        return {
+          ms: lb.ms,
+          peakMb: lb.peakMb,
+          phases: {
+            ...Object.fromEntries(move.phases.map((p) => [p.phase, p.ms])),
+            ...Object.fromEntries(
+              Object.entries(move.copyTimes ?? {}).map(([k, v]) => [
+                `copy.${k.replace(/Ms$/, '')}`,
+                v,
+              ]),
+            ),
+          },
+          checks: move.checks,
+        };
+      };
+      const results = [];
+      for (let round = 1; round <= rounds; round++) {
+        const first = round % 2 === 1;
+        const plain = first ? await plainRun(round) : undefined;
+        const lb = await moveRun(round);
+        const tools = plain ?? (await plainRun(round));
+        results.push({ plain: tools, lb, ratio: lb.ms / tools.ms });
+        console.log(
+          `round ${round} (${first ? 'tools first' : 'lifeboat first'}): pg_dump ${seconds(tools.dumpMs)} + pg_restore ${seconds(tools.restoreMs)} = ${seconds(tools.ms)}; lifeboat move ${seconds(lb.ms)} (${Object.entries(
+            lb.phases,
+          )
+            .map(([k, v]) => `${k} ${seconds(v)}`)
+            .join(
+              ', ',
+            )}; ${lb.checks.indexesChecked} indexes checked); ratio ${(lb.ms / tools.ms).toFixed(2)}x`,
+        );
+      }
+      const phases = Object.keys(results[0].lb.phases);
+      console.log(
+        `median lifeboat move phases: ${phases.map((k) => `${k} ${seconds(median(results.map((r) => r.lb.phases[k])))}`).join(', ')}`,
+      );
+      console.log(
+        `ratio lifeboat move / (pg_dump + pg_restore): median ${median(results.map((r) => r.ratio)).toFixed(2)}x of ${results.map((r) => r.ratio.toFixed(2)).join(', ')}   (target ≤ 1.3x, proof and checks included); peak RSS ${Math.max(...results.map((r) => r.lb.peakMb)).toFixed(0)} MB`,
+      );
+
+      // Recovery time objective: the drill restores the newest verified backup onto the 17 server.
+      const drill = JSON.parse(
+        (
+          await runCli(
+            [
+              'drill',
+              '--from',
+              'local',
+              '--to',
+              newer.url,
+              '--json',
+              '--database-url',
+              dbUrl(name),
+            ],
+            ws,
+          )
+        ).out,
+      ).drill;
+      console.log(
+        `drill onto PostgreSQL 17 (RTO): ${seconds(drill.durationMs)}; ${drill.phases
+          .map((p) => `${p.name.split(' ').slice(0, 2).join(' ')} ${seconds(p.ms)}`)
+          .join(', ')}`,
+      );
+      console.log(`after: ${loadNote()}`);
+    } finally {
+      await newer.stop();
     }
   });
 

@@ -19,6 +19,7 @@ const commands = [
   'history',
   'demo',
   'drill',
+  'move',
 ];
 
 describe('help that teaches', () => {

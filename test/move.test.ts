@@ -348,6 +348,17 @@ describe('refusals before anything changes', () => {
     expect(await appWrite(m.source.url)).toBe('written');
   });
 
+  it('asks first: without a terminal and without --yes it refuses and changes nothing', async () => {
+    const r = await runCli(
+      ['move', '--to', server.url, '--create-roles', '--database-url', m.source.url],
+      { cwd: m.ws.dir },
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('No terminal to ask on: confirm with --yes');
+    expect(await appWrite(m.source.url)).toBe('written');
+    expect(await exists(m.source.name)).toBe(false);
+  });
+
   it('refuses a destination database that exists, and a usage error stops before anything', async () => {
     await query(server.url, `create database ${pg.escapeIdentifier(`${m.source.name}_taken`)}`);
     try {
@@ -380,6 +391,7 @@ describe('kill -9 at every phase: the same command resumes, or rollback goes bac
     'backup:snapshot-held',
     'move:dumped',
     'restore:restored',
+    'move:restored',
     'move:copy',
     'move:checks',
   ];

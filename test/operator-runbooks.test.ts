@@ -115,6 +115,8 @@ const CARRIED = [
   'AGE_KEY_FILE',
   'DEST',
   'DR_URL',
+  'NEW_SERVER_URL',
+  'MOVED_URL',
 ];
 
 let pgPath: string | undefined;
@@ -1162,6 +1164,108 @@ describe('disaster-recovery-drill.md: the off-site copy alone, onto another serv
   });
 });
 
+describe('move-to-new-server.md: move, go back, a crash half-way, finish', () => {
+  let db: TestDatabase | undefined;
+  let ws: Awaited<ReturnType<typeof workspace>> | undefined;
+  const newDb = `op_moved_${Date.now().toString(16)}`;
+  const admin = adminQuery;
+  const appWrite = async (): Promise<string> => {
+    const client = new pg.Client({ connectionString: db!.url });
+    await client.connect();
+    try {
+      await client.query(`insert into items (name, qty) values ('late order', 1)`);
+      return 'written';
+    } catch (err) {
+      return (err as Error).message;
+    } finally {
+      await client.end();
+    }
+  };
+
+  beforeAll(async () => {
+    db = await smallDatabase('op_move');
+    ws = await workspace();
+    // The cutover command the operator writes: here it records where it was pointed.
+    await writeFile(
+      path.join(ws.dir, 'repoint-app.sh'),
+      '#!/bin/sh\necho "$DATABASE_URL" > app-database-url.txt\n',
+      { mode: 0o755 },
+    );
+    const backup = await runCli(['backup', '--database-url', db.url], { cwd: ws.dir });
+    expect(backup.code, backup.stderr).toBe(0);
+  });
+  afterAll(async () => {
+    await admin(`drop database if exists ${pg.escapeIdentifier(newDb)} with (force)`);
+    await db?.drop();
+    await ws?.cleanup();
+  });
+
+  it("runs every block against a real move (the new server here is the suite's own, under another name)", async () => {
+    const blocks = await operatorRunbook('move-to-new-server.md');
+    const server = new URL(adminUrl());
+    const password = decodeURIComponent(server.password);
+    server.password = '';
+    const sh = new OperatorShell(ws!.dir, {
+      DATABASE_URL: db!.url,
+      NEW_SERVER_URL: server.toString(),
+      NEW_DB: newDb,
+    });
+    // The new server's password, as ~/.pgpass or PGPASSWORD would give it.
+    const pgpass = { PGPASSWORD: password };
+
+    const dry = await sh.expect(pick(blocks, 'See what the move would do'), 0, pgpass);
+    expect(dry.stdout).toContain('Nothing was changed (dry run).');
+
+    const moved = await sh.expect(pick(blocks, '2. Move'), 0, pgpass);
+    expect(moved.stdout).toMatch(new RegExp(`^moved to postgresql://\\S+/${newDb}$`, 'm'));
+    expect(await readFile(path.join(ws!.dir, 'app-database-url.txt'), 'utf8')).toBe(
+      `${sh.get('MOVED_URL')}\n`,
+    );
+    expect(await appWrite()).toContain('read-only transaction');
+    const look = await sh.expect(pick(blocks, 'Look at the new database'), 0, pgpass);
+    expect(look.stdout).toMatch(/items\s*\|\s*500\s*\|\s*t/);
+
+    const [backDry, back] = blocks.filter((b) => b.section.includes('go back'));
+    const preview = await sh.expect(backDry!, 0, pgpass);
+    expect(preview.stdout).toContain('Dry run: lifeboat rollback of move');
+    await sh.expect(back!, 0, pgpass);
+    expect(await appWrite()).toBe('written');
+
+    // A crash half-way: the move killed after its copy, then resumed by the same command.
+    await admin(`drop database ${pg.escapeIdentifier(newDb)} with (force)`);
+    const url = new URL(adminUrl());
+    const paused = await startPaused(
+      [
+        'move',
+        '--to',
+        url.toString(),
+        '--as',
+        newDb,
+        '--create-roles',
+        '--yes',
+        '--database-url',
+        db!.url,
+      ],
+      'move:copy',
+      { cwd: ws!.dir },
+    );
+    await paused.reached();
+    await paused.kill9();
+    expect(await appWrite()).toContain('read-only transaction');
+    await sh.expect(pick(blocks, 'If the move stopped half-way'), 0, pgpass);
+
+    await sh.expect(pick(blocks, 'Finish'), 0, pgpass);
+    expect(await appWrite()).toContain('read-only transaction');
+    const unfreeze = await runCli(['unfreeze', '--database-url', db!.url], { cwd: ws!.dir });
+    expect(unfreeze.code).toBe(2);
+    expect(unfreeze.stderr).toContain(`was moved to `);
+    const rows = await admin(`select count(*)::int as n from pg_database where datname = $1`, [
+      newDb,
+    ]);
+    expect(rows.rows).toEqual([{ n: 1 }]);
+  });
+});
+
 describe('runbooks/operator', () => {
   it('has a test for every runbook, and every sh block of them ran', async () => {
     const files = (await readdir(DIR)).filter((f) => f.endsWith('.md')).sort();
@@ -1170,6 +1274,7 @@ describe('runbooks/operator', () => {
       'disaster-recovery-drill.md',
       'disk-full.md',
       'lock-held-by-dead-host.md',
+      'move-to-new-server.md',
       'restore-by-hand.md',
       'restore-offsite-by-hand.md',
       'run-exit-6.md',

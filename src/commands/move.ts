@@ -136,19 +136,23 @@ export const moveCommand: CommandModule<object, MoveArgs> = {
           ...(argv.cutover !== undefined ? { cutover: argv.cutover } : {}),
           backup: argv.backup,
         };
-        const preview = await previewMove(asked);
         if (argv.dryRun) {
+          const preview = await previewMove(asked);
           return showDryRun(argv, { dryRun: preview }, previewLines(preview), {
             wouldExit: preview.wouldExit,
             why: preview.problems,
           });
         }
-        await confirm(
-          preview.resumes
-            ? `Resume move ${preview.resumes.moveId} of ${preview.source} to ${preview.destination.server}?`
-            : `Move ${preview.source} to ${preview.destination.server} as ${preview.destination.database}, freezing it (read-only for others) until the move is finished or rolled back?`,
-          { yes: argv.yes, command: 'move' },
-        );
+        if (!argv.yes) {
+          // What the question names is read first; with --yes the move reads it itself.
+          const preview = await previewMove(asked);
+          await confirm(
+            preview.resumes
+              ? `Resume move ${preview.resumes.moveId} of ${preview.source} to ${preview.destination.server}?`
+              : `Move ${preview.source} to ${preview.destination.server} as ${preview.destination.database}, freezing it (read-only for others) until the move is finished or rolled back?`,
+            { yes: false, command: 'move' },
+          );
+        }
         const report = await moveDatabase({
           ...asked,
           lockWaitMs: lockWait(argv.lockWait),

@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import { quoteIdent, quoteLiteral } from '../db.js';
+import { quoteIdent, quoteLiteral, withClient } from '../db.js';
+import type { Target } from '../target.js';
 import { VerificationFailedError, errorMessage } from '../errors.js';
 import type { MoveChecks } from './record.js';
 
@@ -12,30 +13,50 @@ import type { MoveChecks } from './record.js';
  */
 const AMCHECK_SCHEMA = 'lifeboat_amcheck';
 
-/** Run on a connection to the moved database; refuses (exit 4) naming each problem. */
+/** ANALYZE the moved database, so the new server does not start without statistics; its time. */
+export async function analyzeMoved(target: Target): Promise<number> {
+  return withClient(
+    target,
+    async (client) => {
+      const started = Date.now();
+      await client.query('analyze');
+      return Date.now() - started;
+    },
+    'lifeboat move analyze',
+  );
+}
+
+/**
+ * Run on the moved database; refuses (exit 4) naming each problem. ANALYZE
+ * normally ran beside the copy's proof (`analyzeMs`); when it did not (the
+ * copy was found restored after a crash), it runs here beside the index
+ * checks: both only read the tables.
+ */
 export async function checkMoved(
-  client: pg.ClientBase,
-  opts: { sequences: number },
+  target: Target,
+  opts: { sequences: number; analyzeMs?: number },
 ): Promise<MoveChecks> {
-  const problems: string[] = [];
-  const indexes = await checkIndexes(client, problems);
-  const collationsChecked = await checkCollations(client, problems);
-  if (problems.length > 0) {
-    throw new VerificationFailedError(
-      `The moved database failed ${problems.length} check(s) on the destination.`,
-      { details: problems },
-    );
-  }
-  const extensionsUpdated = await updateExtensions(client);
-  const analyzeStarted = Date.now();
-  await client.query('analyze');
-  return {
-    ...indexes,
-    collationsChecked,
-    extensionsUpdated,
-    sequences: opts.sequences,
-    analyzeMs: Date.now() - analyzeStarted,
-  };
+  const analyzed =
+    opts.analyzeMs === undefined ? analyzeMoved(target) : Promise.resolve(opts.analyzeMs);
+  // Settled here so that a failed check never leaves it unobserved.
+  analyzed.catch(() => undefined);
+  const checked = await withClient(
+    target,
+    async (client) => {
+      const problems: string[] = [];
+      const indexes = await checkIndexes(client, problems);
+      const collationsChecked = await checkCollations(client, problems);
+      if (problems.length > 0) {
+        throw new VerificationFailedError(
+          `The moved database failed ${problems.length} check(s) on the destination.`,
+          { details: problems },
+        );
+      }
+      return { ...indexes, collationsChecked, extensionsUpdated: await updateExtensions(client) };
+    },
+    'lifeboat move checks',
+  );
+  return { ...checked, sequences: opts.sequences, analyzeMs: await analyzed };
 }
 
 /**
@@ -76,6 +97,7 @@ async function checkIndexes(
          join pg_namespace n on n.oid = c.relnamespace
          join pg_am a on a.oid = c.relam
         where a.amname = 'btree' and c.relkind = 'i' and c.relpersistence <> 't'
+          and n.nspname not in ('pg_catalog', 'information_schema')
           and i.indisvalid and i.indisready and n.nspname <> ${quoteLiteral(AMCHECK_SCHEMA)}
         order by 2`,
     );

@@ -28,7 +28,7 @@ import {
 import { guard, type BackupMode, type GuardOptions } from '../run/guard.js';
 import { withRunLock } from '../run/lock.js';
 import { connectionString, describeTarget, serverOf, type Target } from '../target.js';
-import { checkMoved } from './checks.js';
+import { analyzeMoved, checkMoved } from './checks.js';
 import { runCutover } from './cutover.js';
 import { moveDestination, type MoveDestination } from './destination.js';
 import { afterFailure, openMoveOf, pendingPhases, type MovePhase } from './plan.js';
@@ -91,6 +91,7 @@ export interface MoveReport {
   createdRoles: string[];
   checks: MoveRecord['checks'] | null;
   phases: MoveRecord['phases'];
+  copyTimes: MoveRecord['copyTimes'] | null;
   cutover: { command: string; ran: boolean } | null;
 }
 
@@ -236,6 +237,11 @@ const PHASES: Record<MovePhase, (move: Moving) => Promise<void>> = {
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
       record.copyBackupId = backup.id;
+      record.copyTimes = {
+        dumpMs: backup.phases.snapshotMs,
+        checksumMs: backup.phases.checksumMs,
+        copiesMs: backup.phases.copiesMs,
+      };
       await saveMove(opts.config, record);
       await pausePoint('move:dumped');
     }
@@ -250,23 +256,35 @@ const PHASES: Record<MovePhase, (move: Moving) => Promise<void>> = {
       ...(dest.maintenanceDb ? { maintenanceDb: dest.maintenanceDb } : {}),
       progress: opts.progress,
       ...(opts.signal ? { signal: opts.signal } : {}),
+      // Statistics only: ANALYZE changes nothing the proof reads, so it runs beside it.
+      alongsideProof: async () => {
+        record.analyzeMs = await analyzeMoved(dest.target);
+      },
     });
+    await pausePoint('move:restored');
     record.createdRoles = restored.onto?.createdRoles ?? [];
+    const t = restored.onto?.phases;
+    if (record.copyTimes && t)
+      Object.assign(record.copyTimes, {
+        preflightMs: t.preflightMs,
+        restoreMs: t.restoreMs,
+        proveMs: t.proveMs,
+        settingsMs: t.finishMs,
+      });
     record.proved = restored.compared;
   },
 
   async checks({ opts, dest, record }) {
-    await withClient(
-      dest.target,
-      async (client) => {
-        record.checks = await opts.progress.task(
-          `Check ${record.destination.database} on ${record.destination.server}: indexes (amcheck), collations, extensions, statistics`,
-          () => checkMoved(client, { sequences: record.proved?.sequences ?? 0 }),
-        );
-        record.writeBaseline = (await readWriteCounters(client)).rowWrites;
-      },
-      'lifeboat move checks',
+    record.checks = await opts.progress.task(
+      `Check ${record.destination.database} on ${record.destination.server}: indexes (amcheck), collations, extensions, statistics`,
+      () =>
+        checkMoved(dest.target, {
+          sequences: record.proved?.sequences ?? 0,
+          ...(record.analyzeMs !== undefined ? { analyzeMs: record.analyzeMs } : {}),
+        }),
     );
+    const counters = await withClient(dest.target, readWriteCounters, 'lifeboat move checks');
+    record.writeBaseline = counters.rowWrites;
   },
 
   async cutover({ opts, source, dest, record }) {
@@ -347,6 +365,7 @@ function report(record: MoveRecord, resumed: boolean): MoveReport {
     createdRoles: record.createdRoles ?? [],
     checks: record.checks ?? null,
     phases: record.phases,
+    copyTimes: record.copyTimes ?? null,
     cutover: record.cutover
       ? { command: record.cutover, ran: record.phases.some((p) => p.phase === 'cutover') }
       : null,

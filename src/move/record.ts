@@ -41,8 +41,20 @@ export interface MoveRecord {
   /** The backup taken of the frozen source: what was copied. */
   copyBackupId?: string;
   frozenSince?: string;
+  /** Where the copy's time went: the dump of the frozen source, then restore and proof on the destination. */
+  copyTimes?: {
+    dumpMs: number;
+    checksumMs: number;
+    copiesMs: number;
+    preflightMs?: number;
+    restoreMs?: number;
+    proveMs?: number;
+    settingsMs?: number;
+  };
   /** What the copy's proof compared with the frozen source's fingerprints. */
   proved?: { tables: number; sequences: number; largeObjects: number; schema: boolean };
+  /** ANALYZE of the destination, run beside the copy's proof. */
+  analyzeMs?: number;
   /** Roles created on the destination for the copy. */
   createdRoles?: string[];
   checks?: MoveChecks;

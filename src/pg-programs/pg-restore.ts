@@ -44,6 +44,13 @@ export interface RestoreOptions {
  */
 export const DISPOSABLE_SETTINGS = '-c synchronous_commit=off -c maintenance_work_mem=256MB';
 
+/**
+ * Memory for each index build of a restore into a new database on another
+ * server (restore --to, move): a restore's sessions only, and what a
+ * database being brought up can spare; commits still wait for the disk.
+ */
+export const INDEX_BUILD_SETTINGS = '-c maintenance_work_mem=256MB';
+
 export async function restoreArchive(
   pgRestore: string,
   dumpDir: string,

@@ -1,4 +1,5 @@
 import { findCopies } from '../repository/catalog.js';
+import { INDEX_BUILD_SETTINGS } from '../pg-programs/pg-restore.js';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import {
@@ -88,6 +89,12 @@ export interface RestoreOptions {
    * database takes the source's locale, owner and settings from the manifest.
    */
   onto?: { createRoles: boolean };
+  /**
+   * Work on the restored database that may run while it is being proved,
+   * started once pg_restore is done and awaited after the proof: it must not
+   * change what the fingerprints read (a move's ANALYZE).
+   */
+  alongsideProof?: () => Promise<void>;
 }
 
 export interface RestoreResult {
@@ -273,7 +280,9 @@ async function fillAndProve(p: {
   phases: { restoreMs: number; proveMs: number; finishMs: number };
 }> {
   const { admin, name, manifest, opts } = p;
-  const into = withDatabase(opts.target, name);
+  const into = opts.onto
+    ? { ...withDatabase(opts.target, name), options: INDEX_BUILD_SETTINGS }
+    : withDatabase(opts.target, name);
   await p.marked.create((as) =>
     createDatabase(admin, as, {
       encoding: manifest.target.encoding,
@@ -284,6 +293,7 @@ async function fillAndProve(p: {
     }),
   );
   const proveStarted = Date.now();
+  let alongside: Promise<void> | undefined;
   const { restoreMs, differences } = await restoreAndProve({
     copy: p.copy,
     manifest,
@@ -297,9 +307,15 @@ async function fillAndProve(p: {
       restore: `Restore backup ${manifest.id} into new database ${name}`,
       fingerprint: `Fingerprint ${name}`,
     },
-    restored: () => pausePoint('restore:restored'),
+    restored: async () => {
+      await pausePoint('restore:restored');
+      alongside = opts.alongsideProof?.();
+      // Observed at once, awaited below: a failure must not go unhandled while the proof runs.
+      alongside?.catch(() => undefined);
+    },
     restoreFailed: (err) => restoreFailure(manifest.id, err, opts.keepOwners),
   });
+  await alongside;
   if (differences.length > 0) {
     await markUnproven(admin, name, manifest.id, differences.length);
     p.marked.keep();
