@@ -35,7 +35,8 @@ export interface StatusStep {
 /**
  * The current or last run on a target, from its journal. A freeze whose run
  * has ended (crashed after finishing, or gone) is lifted here; an unfinished
- * run keeps it: it is what lets its rollback restore the backup losslessly.
+ * run keeps it: it is what lets its rollback restore the backup losslessly,
+ * and so does an open move (its journal is in lifeboat's directory).
  */
 export async function readStatus(target: Target): Promise<TargetStatus> {
   const { view, thawed, frozen } = await withClient(
@@ -45,8 +46,10 @@ export async function readStatus(target: Target): Promise<TargetStatus> {
       const freeze = await readFreeze(client, target.database);
       const run = view.runs.find((r) => r.id === freeze?.runId);
       const unfinished = run && ['running', 'rolling-back'].includes(run.status);
+      // A move's freeze is never a crashed run's: it holds until the move is finished or rolled back.
+      const ofMove = freeze?.runId.startsWith('move-');
       const thawed =
-        freeze && !view.holder && !unfinished
+        freeze && !view.holder && !unfinished && !ofMove
           ? await unfreezeDatabase(client, target.database)
           : undefined;
       return { view, thawed, frozen: thawed ? undefined : freeze };

@@ -198,6 +198,15 @@ describe('a move from PostgreSQL 15 to 17', () => {
     expect(JSON.stringify(await moveRecords(m.ws.dir))).not.toContain(password);
   });
 
+  it('status shows the move and never lifts its freeze', async () => {
+    const status = await runCli(['status', '--database-url', m.source.url], { cwd: m.ws.dir });
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(
+      /frozen by move move-\S+ since \S+: other sessions are read-only until it is finished/,
+    );
+    expect(await appWrite(m.source.url)).toContain('read-only transaction');
+  });
+
   it('a second move of the same source is refused while the first is open; a run too', async () => {
     const again = await runCli(m.args('--as', 'elsewhere'), { cwd: m.ws.dir });
     expect(again.code).toBe(2);
@@ -348,6 +357,25 @@ describe('refusals before anything changes', () => {
     expect(await appWrite(m.source.url)).toBe('written');
   });
 
+  it('a role that is not a superuser is refused before anything, since the freeze needs one', async () => {
+    const role = `${tag}_plain`;
+    owners.push(role);
+    await query(adminUrl(), `create role ${pg.escapeIdentifier(role)} login password 'plain-pw'`);
+    const url = new URL(m.source.url);
+    url.username = role;
+    url.password = 'plain-pw';
+    const r = await runCli(
+      ['move', '--to', server.url, '--create-roles', '--yes', '--database-url', url.toString()],
+      { cwd: m.ws.dir },
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(
+      `A move freezes the source (it marks the database and ends other roles' sessions), which needs a superuser; role ${role} is not one.`,
+    );
+    expect(await appWrite(m.source.url)).toBe('written');
+    expect(await moveRecords(m.ws.dir)).toEqual([]);
+  });
+
   it('asks first: without a terminal and without --yes it refuses and changes nothing', async () => {
     const r = await runCli(
       ['move', '--to', server.url, '--create-roles', '--database-url', m.source.url],
@@ -394,6 +422,7 @@ describe('kill -9 at every phase: the same command resumes, or rollback goes bac
     'move:restored',
     'move:copy',
     'move:checks',
+    'move:cutover',
   ];
   it.each(points)(
     'killed at %s, then resumed: moved and proved, then rolled back',
@@ -464,6 +493,35 @@ describe('kill -9 at every phase: the same command resumes, or rollback goes bac
       cwd: m.ws.dir,
     });
     expect(back.code, back.stderr).toBe(0);
+  });
+});
+
+describe('a cutover command that fails', () => {
+  let m: Awaited<ReturnType<typeof movable>>;
+  afterAll(() => m?.cleanup());
+
+  it('stops with exit 6, the source frozen and the destination proved; fixed, the same command finishes it', async () => {
+    m = await movable('move_cut');
+    const flag = path.join(m.ws.dir, 'dns-ready');
+    const cutover = `test -e ${flag} || { echo 'dns api: 503' >&2; exit 3; }`;
+    const failed = await runCli(m.args('--cutover', cutover), { cwd: m.ws.dir });
+    expect(failed.code, failed.stderr).toBe(6);
+    expect(failed.stderr).toContain(
+      "The move's cutover failed: the command exited with 3: dns api: 503",
+    );
+    expect(failed.stderr).toContain('If the applications now use the destination, finish the move');
+    expect(await appWrite(m.source.url)).toContain('read-only transaction');
+    expect(await exists(m.source.name)).toBe(true);
+    expect((await moveRecords(m.ws.dir)).map((r) => r.state)).toEqual(['needs-operator']);
+
+    await writeFile(flag, '');
+    const resumed = await runJson(m.args('--cutover', cutover), { cwd: m.ws.dir });
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.doc.move).toMatchObject({
+      state: 'moved',
+      resumed: true,
+      cutover: { ran: true },
+    });
   });
 });
 

@@ -25,7 +25,11 @@ export function statusLines(status: TargetStatus): string[] {
   const { lock: holder, frozen, unfrozen: thawed, lastRun: last, steps } = status;
   const lines = [`Journal of ${status.target}`];
   lines.push(`  lock: ${holder ? `held by ${describeHolder(holder)}` : 'free'}`);
-  if (frozen) {
+  if (frozen?.runId.startsWith('move-')) {
+    lines.push(
+      `  frozen by move ${frozen.runId} since ${frozen.since}: other sessions are read-only until it is finished (lifeboat move --finish) or rolled back (lifeboat rollback).`,
+    );
+  } else if (frozen) {
     lines.push(
       `  frozen by run ${frozen.runId} since ${frozen.since}: other sessions are read-only.`,
       holder

@@ -98,7 +98,10 @@ export interface MoveReport {
 export async function moveDatabase(opts: MoveOptions): Promise<MoveReport> {
   const source = writableDuringFreeze(opts.source);
   const dest = moveDestination(opts.to, opts.as, source);
-  const identity = await withClient(source, readIdentity);
+  const identity = await withClient(source, async (client) => {
+    await requireSuperuser(client);
+    return readIdentity(client);
+  });
   const open = openMoveOf(await readMoves(opts.config), identity);
   if (open && !sameDestination(open, dest)) {
     throw new BadInputError(
@@ -167,6 +170,17 @@ function sameDestination(record: MoveRecord, dest: MoveDestination): boolean {
     record.destination.server === serverOf(dest.target) &&
     record.destination.database === dest.target.database
   );
+}
+
+/** The freeze tags the source and ends other roles' sessions: refused before anything, not at it. */
+async function requireSuperuser(client: pg.ClientBase): Promise<void> {
+  const role = await client.query<{ superuser: boolean; name: string }>(
+    'select rolsuper as superuser, current_user as name from pg_roles where rolname = current_user',
+  );
+  if (!role.rows[0]?.superuser)
+    throw new BadInputError(
+      `A move freezes the source (it marks the database and ends other roles' sessions), which needs a superuser; role ${role.rows[0]?.name ?? '?'} is not one. Nothing was changed.`,
+    );
 }
 
 /**
