@@ -376,6 +376,20 @@ describe('refusals before anything changes', () => {
     expect(await moveRecords(m.ws.dir)).toEqual([]);
   });
 
+  it('names an extension the destination does not offer (adminpack, gone from 17)', async () => {
+    await m.source.query('create extension adminpack');
+    try {
+      const r = await runCli(m.args(), { cwd: m.ws.dir });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('extension adminpack (');
+      expect(r.stderr).toContain('is not installed on the destination server');
+      expect(await appWrite(m.source.url)).toBe('written');
+      expect(await exists(m.source.name)).toBe(false);
+    } finally {
+      await m.source.query('drop extension adminpack');
+    }
+  });
+
   it('asks first: without a terminal and without --yes it refuses and changes nothing', async () => {
     const r = await runCli(
       ['move', '--to', server.url, '--create-roles', '--database-url', m.source.url],
@@ -424,38 +438,45 @@ describe('kill -9 at every phase: the same command resumes, or rollback goes bac
     'move:checks',
     'move:cutover',
   ];
-  it.each(points)(
-    'killed at %s, then resumed: moved and proved, then rolled back',
-    async (point) => {
-      const as = `${m.source.name}_${point.replace(/\W/g, '_')}`.slice(0, 63);
-      const paused = await startPaused(m.args('--as', as), point, { cwd: m.ws.dir });
+  it('killed at each phase in turn, each time resumed by the same command: moved and proved, then rolled back', async () => {
+    const as = `${m.source.name}_killed`;
+    const [first, ...later] = points;
+    // The first run stops at the first point; each resumption goes on to the next one and is killed there.
+    for (const point of [first!, ...later]) {
+      const paused = await startPaused(m.args('--as', as, '--cutover', 'true'), point, {
+        cwd: m.ws.dir,
+      });
       await paused.reached();
       const killed = await paused.kill9();
-      expect(killed.signal).toBe('SIGKILL');
-      expect(await appWrite(m.source.url)).toContain('read-only transaction');
+      expect(killed.signal, point).toBe('SIGKILL');
+      expect(await appWrite(m.source.url), point).toContain('read-only transaction');
+      const records = await moveRecords(m.ws.dir);
+      // One move, resumed: never a second one beside it.
+      expect(records.filter((r) => r.state === 'moving').length, point).toBeLessThanOrEqual(1);
+    }
+    const resumed = await runJson(m.args('--as', as, '--cutover', 'true'), { cwd: m.ws.dir });
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.doc.move).toMatchObject({
+      state: 'moved',
+      resumed: true,
+      cutover: { ran: true },
+    });
+    expect(await content(onServer(as))).toEqual(before);
+    // The half-restored database of the copy killed during pg_restore is never left beside it.
+    const strays = await query(
+      server.url,
+      `select datname from pg_database where datname like $1`,
+      [`${as}%`],
+    );
+    expect(strays).toEqual([{ datname: as }]);
 
-      const resumed = await runJson(m.args('--as', as), { cwd: m.ws.dir });
-      expect(resumed.code, resumed.stderr).toBe(0);
-      expect(resumed.doc.move).toMatchObject({ state: 'moved', resumed: true });
-      expect(await content(onServer(as))).toEqual(before);
-      // A half-restored database of the killed copy is never left beside it.
-      const strays = await query(
-        server.url,
-        `select datname from pg_database where datname like $1`,
-        [`${as}%`],
-      );
-      expect(strays).toEqual([{ datname: as }]);
-
-      const back = await runCli(
-        ['rollback', '--yes', '--force', '--to', server.url, '--database-url', m.source.url],
-        {
-          cwd: m.ws.dir,
-        },
-      );
-      expect(back.code, back.stderr).toBe(0);
-      expect(await content(m.source.url)).toEqual(before);
-    },
-  );
+    const back = await runCli(
+      ['rollback', '--yes', '--force', '--to', server.url, '--database-url', m.source.url],
+      { cwd: m.ws.dir },
+    );
+    expect(back.code, back.stderr).toBe(0);
+    expect(await content(m.source.url)).toEqual(before);
+  });
 
   it('killed during the copy, then rolled back: the source is as before and writable', async () => {
     const as = `${m.source.name}_back`;
@@ -542,6 +563,28 @@ describe('checks on the destination catch what fingerprints cannot', () => {
   });
   afterAll(() => m?.cleanup());
 
+  it('a schema difference on the destination, made before the proof, is caught: the move goes back', async () => {
+    const as = `${m.source.name}_drift`;
+    const paused = await startPaused(m.args('--as', as), 'restore:restored', { cwd: m.ws.dir });
+    await paused.reached();
+    await query(onServer(as), `alter table sales.orders add column discount numeric`);
+    await paused.resume();
+    const r = await paused.done;
+    expect(r.code, r.stderr).toBe(5);
+    expect(r.stderr).toMatch(
+      /The move failed at its copy: Backup \S+ restored into \S+, but its content differs from the backup/,
+    );
+    expect(r.stderr).toContain('sales.orders');
+    expect(await appWrite(m.source.url)).toBe('written');
+    // Kept for inspection under its unproven mark, never dropped.
+    const [kept] = await query<{ comment: string }>(
+      server.url,
+      `select shobj_description(oid, 'pg_database') as comment from pg_database where datname = $1`,
+      [as],
+    );
+    expect(kept?.comment).toMatch(/unproven/i);
+  });
+
   it('a corrupt index and a collation version mismatch stop the move, which goes back by itself', async () => {
     const paused = await startPaused(m.args(), 'move:copy', { cwd: m.ws.dir });
     await paused.reached();
@@ -563,7 +606,10 @@ describe('checks on the destination catch what fingerprints cannot', () => {
     expect(await appWrite(m.source.url)).toBe('written');
     // The destination is kept for inspection, never dropped.
     expect(await exists(m.source.name)).toBe(true);
-    expect((await moveRecords(m.ws.dir)).map((x) => x.state)).toEqual(['rolled-back']);
+    expect((await moveRecords(m.ws.dir)).map((x) => x.state)).toEqual([
+      'rolled-back',
+      'rolled-back',
+    ]);
   });
 });
 

@@ -240,6 +240,44 @@ describe('a backup restored onto a server that has never seen the database', () 
     expect(await databases()).toEqual([source.name, 'second_copy'].sort());
   });
 
+  it('"latest" with the source down goes by the database name, and says so', async () => {
+    const gone = new URL(source.url);
+    gone.hostname = '127.0.0.1';
+    gone.port = '1';
+    const r = await runJson(
+      [
+        'restore',
+        'latest',
+        '--to',
+        server.url,
+        '--as',
+        'latest_copy',
+        '--database-url',
+        gone.toString(),
+      ],
+      { cwd: ws.dir },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect((r.doc.restore as { backupId: string }).backupId).toBe(backupId);
+    expect(r.stderr).toContain(`The source cannot be reached (Cannot connect to `);
+    expect(r.stderr).toContain(
+      `"latest" is the newest backup of a database named ${source.name}: ${backupId}`,
+    );
+    expect(await databases()).toContain('latest_copy');
+
+    gone.pathname = '/never_backed_up';
+    const none = await runCli(
+      ['restore', 'latest', '--to', server.url, '--database-url', gone.toString()],
+      {
+        cwd: ws.dir,
+      },
+    );
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain(
+      'The source cannot be reached and no backup of a database named never_backed_up is held',
+    );
+  });
+
   it('a role that may not be made is a refusal, and no role is left half made', async () => {
     const limited = `${tag}_limited`;
     await query(server.url, `create role ${limited} login createdb password 'limited-pw'`);

@@ -141,6 +141,7 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
             maintenanceDb: argv.maintenanceDb,
             config: ctx.config,
             source: ctx.target,
+            warn: (message) => ctx.progress.warn(message),
           });
           if (argv.dryRun) {
             const preview = await previewOnto({ ...onto, createRoles: argv.createRoles });

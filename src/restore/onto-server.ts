@@ -2,10 +2,15 @@ import type pg from 'pg';
 import type { ClusterNeeds, RoleNeed } from '../cluster-needs.js';
 import { quoteIdent, quoteLiteral } from '../db.js';
 import type { Config } from '../config.js';
-import { BadInputError, VerificationFailedError, errorMessage } from '../errors.js';
+import {
+  BadInputError,
+  ConnectionError,
+  VerificationFailedError,
+  errorMessage,
+} from '../errors.js';
 import { preflightProblems, readDestinationFacts, type PreflightProblem } from '../preflight.js';
 import type { Manifest } from '../repository/manifest.js';
-import { findBackup } from '../repository/catalog.js';
+import { findBackup, readCatalog, type CatalogEntry } from '../repository/catalog.js';
 import { scratchServer, serverOf, withDatabase, type Target } from '../target.js';
 import type { DatabaseRow } from './database-properties.js';
 import { databaseExists, withMaintenanceConnection } from './databases.js';
@@ -93,13 +98,31 @@ export async function ontoRequest(opts: {
   maintenanceDb?: string;
   config: Config;
   source: Target;
+  /** Told when "latest" had to be chosen by database name, the source being unreachable. */
+  warn?: (message: string) => void;
 }): Promise<OntoRequest> {
   const server = scratchServer(opts.to, opts.source);
-  const entry = await findBackup(opts.backupId, {
-    destinations: opts.config.destinations,
-    key: opts.config.signingKey,
-    target: () => opts.source,
-  });
+  const where = { destinations: opts.config.destinations, key: opts.config.signingKey };
+  const entry = await findBackup(opts.backupId, { ...where, target: () => opts.source }).catch(
+    async (err: unknown) => {
+      // The source's machine may be what was lost: "latest" then goes by the database's name.
+      if (opts.backupId !== 'latest' || !(err instanceof ConnectionError)) throw err;
+      const found = latestByName(
+        await readCatalog(where.destinations, where.key),
+        opts.source.database,
+      );
+      if (!found) {
+        throw new BadInputError(
+          `The source cannot be reached and no backup of a database named ${opts.source.database} is held; name a backup id (see \`lifeboat backups list\`).`,
+          { cause: err },
+        );
+      }
+      opts.warn?.(
+        `The source cannot be reached (${errorMessage(err)}); "latest" is the newest backup of a database named ${opts.source.database}: ${found.id}, of ${found.manifest!.target.described}.`,
+      );
+      return found;
+    },
+  );
   if (!entry.manifest) {
     throw new VerificationFailedError(
       `Backup ${entry.id} has no readable manifest, so what it needs from a server is unknown; nothing was created.`,
@@ -245,4 +268,11 @@ export function databaseRowFromNeeds(needs: ClusterNeeds, connectedAs: string): 
       ...(d.locale ? { icu: d.locale } : {}),
     },
   };
+}
+
+/** The newest backup with a readable manifest of a database of that name, whatever its server. */
+function latestByName(entries: CatalogEntry[], database: string): CatalogEntry | undefined {
+  return entries
+    .filter((e) => e.manifest?.target.database === database)
+    .sort((a, b) => b.manifest!.createdAt.localeCompare(a.manifest!.createdAt))[0];
 }

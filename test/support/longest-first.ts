@@ -11,6 +11,7 @@ const LONG_RUNNING = [
   /test\/offsite\.test\.ts$/,
   /test\/operator-runbooks\.test\.ts$/,
   /test\/run\/crash\.test\.ts$/,
+  /test\/move\.test\.ts$/,
 ];
 
 export default class LongestFirst extends BaseSequencer {
