@@ -390,6 +390,25 @@ describe('refusals before anything changes', () => {
     }
   });
 
+  it('a source left frozen by a run is refused before anything, naming the run', async () => {
+    const db = pg.escapeIdentifier(m.source.name);
+    await query(
+      adminUrl(),
+      `alter database ${db} set lifeboat.frozen_by = 'run-20261129T080000Z-abcd 2026-11-29T08:00:00.000Z'`,
+    );
+    try {
+      const r = await runCli(m.args(), { cwd: m.ws.dir });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(
+        `${m.source.name} is frozen by run-20261129T080000Z-abcd since 2026-11-29T08:00:00.000Z; lift that freeze first`,
+      );
+      expect(await exists(m.source.name)).toBe(false);
+      expect(await moveRecords(m.ws.dir)).toEqual([]);
+    } finally {
+      await query(adminUrl(), `alter database ${db} reset lifeboat.frozen_by`);
+    }
+  });
+
   it('asks first: without a terminal and without --yes it refuses and changes nothing', async () => {
     const r = await runCli(
       ['move', '--to', server.url, '--create-roles', '--database-url', m.source.url],

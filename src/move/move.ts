@@ -214,6 +214,11 @@ const PHASES: Record<MovePhase, (move: Moving) => Promise<void>> = {
       `Check ${record.destination.server} for what ${record.source.database} needs`,
       () => destinationProblems(client, dest, { createRoles: opts.createRoles }),
     );
+    const held = await readFreeze(client, record.source.database);
+    if (held && held.runId !== record.id)
+      found.problems.push(
+        `${record.source.database} is frozen by ${held.runId} since ${held.since}; lift that freeze first (lifeboat rollback or lifeboat unfreeze)`,
+      );
     record.destination.serverVersion = found.serverVersion;
     for (const note of found.notes) opts.progress.warn(note);
     if (found.problems.length > 0)
@@ -348,11 +353,14 @@ async function failed(move: Moving, phase: MovePhase, err: unknown): Promise<Err
     );
   }
   const freeze = await readFreeze(client, source.database).catch(() => undefined);
-  if (freeze?.runId === record.id) await unfreezeDatabase(client, source.database);
+  const ours = freeze?.runId === record.id;
+  if (ours) await unfreezeDatabase(client, source.database);
   record.state = 'rolled-back';
   record.rolledBackAt = new Date().toISOString();
   await saveMove(opts.config, record);
-  const back = `${record.source.database} was unfrozen and is as before the move`;
+  const back = ours
+    ? `${record.source.database} was unfrozen and is as before the move`
+    : `${record.source.database} is as before the move`;
   if (err instanceof InterruptedError || opts.signal?.aborted) {
     return new InterruptedError(`Interrupted: the move stopped at its ${phase}; ${back}.`, {
       cause: err,
