@@ -102,14 +102,18 @@ export async function moveDatabase(opts: MoveOptions): Promise<MoveReport> {
     await requireSuperuser(client);
     return readIdentity(client);
   });
-  const open = openMoveOf(await readMoves(opts.config), identity);
-  if (open && !sameDestination(open, dest)) {
-    throw new BadInputError(
-      `Move ${open.id} of ${open.source.described} to ${open.destination.server}/${open.destination.database} is still open; resume it with that --to, finish it (lifeboat move --finish) or roll it back (lifeboat rollback).`,
-    );
-  }
-  const moveId = open?.id ?? newMoveId();
-  return withRunLock(source, moveId, opts.lockWaitMs, async () => {
+  // Read under the lock: a move that waited for another finds it, never starts a second one.
+  return withRunLock(source, 'move-pending', opts.lockWaitMs, async (lockClient) => {
+    const open = openMoveOf(await readMoves(opts.config), identity);
+    if (open && !sameDestination(open, dest)) {
+      throw new BadInputError(
+        `Move ${open.id} of ${open.source.described} to ${open.destination.server}/${open.destination.database} is still open; resume it with that --to, finish it (lifeboat move --finish) or roll it back (lifeboat rollback).`,
+      );
+    }
+    const moveId = open?.id ?? newMoveId();
+    await lockClient.query(`select set_config('application_name', $1, false)`, [
+      `lifeboat run ${moveId}`,
+    ]);
     const client = await connect(source, `lifeboat move ${moveId}`);
     try {
       const record = open ?? newRecord(moveId, identity, source, dest, opts);
