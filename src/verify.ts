@@ -146,6 +146,7 @@ async function proveBackup(opts: VerifyOptions): Promise<VerifyResult> {
       ok: !outcome.error && outcome.differences.length === 0 && checks.every((c) => c.intact),
       durationMs: Date.now() - started,
       restoreMs: outcome.restoreMs,
+      ...(outcome.fingerprintMs !== undefined ? { fingerprintMs: outcome.fingerprintMs } : {}),
       compared: {
         tables: manifest.fingerprints.tables.length,
         sequences: manifest.fingerprints.sequences.length,
@@ -190,6 +191,7 @@ async function restoreAndCompare(
   opts: VerifyOptions,
 ): Promise<{
   restoreMs: number;
+  fingerprintMs?: number;
   differences: Difference[];
   error?: string;
   scratchName: string;
@@ -197,6 +199,7 @@ async function restoreAndCompare(
 }> {
   const { config, progress } = opts;
   let restoreMs = 0;
+  let fingerprintMs: number | undefined;
   let differences: Difference[] = [];
   let scratchName = '';
   let role: string | undefined;
@@ -208,7 +211,7 @@ async function restoreAndCompare(
       async (scratch) => {
         scratchName = scratch.name;
         role = scratch.restorer.user;
-        ({ differences } = await restoreAndProve({
+        ({ differences, fingerprintMs } = await restoreAndProve({
           copy,
           manifest,
           config,
@@ -228,7 +231,13 @@ async function restoreAndCompare(
       },
       config,
     );
-    return { restoreMs, differences, scratchName, role };
+    return {
+      restoreMs,
+      ...(fingerprintMs !== undefined ? { fingerprintMs } : {}),
+      differences,
+      scratchName,
+      role,
+    };
   } catch (err) {
     // Missing tools, keys or an unreachable scratch server are bad input, not a verdict on the
     // backup; nor is an interrupt.

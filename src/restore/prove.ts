@@ -78,6 +78,8 @@ export function restoreCopy(
 
 export interface Proof {
   restoreMs: number;
+  /** Fingerprinting the restored database. */
+  fingerprintMs: number;
   differences: Difference[];
 }
 
@@ -102,6 +104,7 @@ export async function restoreAndProve(
   );
   const restoreMs = Date.now() - started;
   await p.restored?.(restoreMs);
+  const fingerprintStarted = Date.now();
   const found = await progress.task(p.tasks.fingerprint, (update) =>
     fingerprintDatabase(p.own ?? p.into, {
       onProgress: update,
@@ -111,11 +114,12 @@ export async function restoreAndProve(
       parallel: Math.max(2, p.config.jobs),
     }),
   );
+  const fingerprintMs = Date.now() - fingerprintStarted;
   const compare = (): Difference[] => compareFingerprints(manifest.fingerprints, found);
   const differences = p.tasks.compare
     ? await progress.task(p.tasks.compare, () => Promise.resolve(compare()))
     : compare();
-  return { restoreMs, differences };
+  return { restoreMs, fingerprintMs, differences };
 }
 
 export function describeDifference(d: Difference): string {
