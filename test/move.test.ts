@@ -7,6 +7,11 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cluster } from '../src/cluster.js';
+import { loadConfig } from '../src/config.js';
+import type { MoveRecord } from '../src/move/record.js';
+import { rollbackMove } from '../src/move/way-back.js';
+import { silentProgress } from '../src/progress.js';
+import { resolveTarget } from '../src/target.js';
 import { richDatabase } from './support/backups.js';
 import { runCli, runJson, startPaused, workspace } from './support/cli.js';
 import { adminUrl, type TestDatabase, rowsAt } from './support/db.js';
@@ -205,6 +210,13 @@ describe('a move from PostgreSQL 15 to 17', () => {
       /frozen by move move-\S+ since \S+: other sessions are read-only until it is finished/,
     );
     expect(await appWrite(m.source.url)).toContain('read-only transaction');
+    // Nor does unfreeze, unless forced: the move is finished or rolled back instead.
+    const unfreeze = await runCli(['unfreeze', '--database-url', m.source.url], { cwd: m.ws.dir });
+    expect(unfreeze.code).toBe(2);
+    expect(unfreeze.stderr).toMatch(
+      /is frozen by move-\S+ since \S+: go back to it with lifeboat rollback, or finish the move/,
+    );
+    expect(await appWrite(m.source.url)).toContain('read-only transaction');
   });
 
   it('a second move of the same source is refused while the first is open; a run too', async () => {
@@ -241,10 +253,32 @@ describe('a move from PostgreSQL 15 to 17', () => {
     expect(unfreeze.code).toBe(2);
     expect(unfreeze.stderr).toContain(`${m.source.name} was moved to `);
     expect(await appWrite(m.source.url)).toContain('read-only transaction');
-    const back = await runCli(['rollback', '--yes', '--database-url', m.source.url], {
+    const record = finished.doc.move as MoveRecord;
+    const back = await runCli(['rollback', record.id, '--yes', '--database-url', m.source.url], {
       cwd: m.ws.dir,
     });
-    expect(back.code).not.toBe(0);
+    expect(back.code).toBe(2);
+    expect(back.stderr).toContain(`Move ${record.id} is not open on `);
+    // A rollback that read the move before the finish, and got the lock after it, changes nothing.
+    await expect(
+      rollbackMove({
+        config: await loadConfig({}, m.ws.dir),
+        source: resolveTarget(m.source.url),
+        record: { ...record, state: 'moved' },
+        lockWaitMs: 0,
+        progress: silentProgress,
+        force: true,
+        to: server.url,
+      }),
+    ).rejects.toThrow(`Move ${record.id} was finished meanwhile; nothing was changed.`);
+    expect(await appWrite(m.source.url)).toContain('read-only transaction');
+    // A run on the old copy would miss the destination.
+    const run = await runCli(
+      ['run', path.join(m.ws.dir, 'late.yaml'), '--database-url', m.source.url],
+      { cwd: m.ws.dir },
+    );
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.stderr).toContain(`${m.source.name} was moved to `);
     expect(await content(m.source.url)).toEqual(before);
   });
 });
@@ -300,7 +334,7 @@ describe('going back', () => {
     });
     expect(blind.code, blind.stderr).toBe(6);
     expect(blind.stderr).toContain(
-      'cannot be read, so lifeboat cannot tell whether it took writes',
+      'cannot be read, or its statistics were reset since the move was checked, so lifeboat cannot tell whether it took writes',
     );
     const refused = await runCli(
       ['rollback', '--yes', '--to', server.url, '--database-url', m.source.url],
@@ -312,6 +346,16 @@ describe('going back', () => {
     );
     expect(await appWrite(m.source.url)).toContain('read-only transaction');
 
+    // Statistics reset on the destination since the checks: the count tells nothing any more.
+    await query(dest, 'select pg_stat_reset()');
+    const reset = await runCli(
+      ['rollback', '--yes', '--to', server.url, '--database-url', m.source.url],
+      { cwd: m.ws.dir },
+    );
+    expect(reset.code, reset.stderr).toBe(6);
+    expect(reset.stderr).toContain('or its statistics were reset since the move was checked');
+    expect(await appWrite(m.source.url)).toContain('read-only transaction');
+
     const forced = await runJson(
       ['rollback', '--yes', '--force', '--to', server.url, '--database-url', m.source.url],
       {
@@ -319,7 +363,7 @@ describe('going back', () => {
       },
     );
     expect(forced.code, forced.stderr).toBe(0);
-    expect(forced.doc.moveRollback).toMatchObject({ unfrozen: true, destinationWrites: 1 });
+    expect(forced.doc.moveRollback).toMatchObject({ unfrozen: true });
     expect(await content(m.source.url)).toEqual(before);
     expect(await appWrite(m.source.url)).toBe('written');
     expect(await exists(m.source.name)).toBe(true);

@@ -308,6 +308,7 @@ const PHASES: Record<MovePhase, (move: Moving) => Promise<void>> = {
     );
     const counters = await withClient(dest.target, readWriteCounters, 'lifeboat move checks');
     record.writeBaseline = counters.rowWrites;
+    record.statsReset = counters.statsReset;
   },
 
   async cutover({ opts, source, dest, record }) {

@@ -73,7 +73,7 @@ export function rollbackVerdict(
     return {
       go: false,
       exitCode: 6,
-      why: `The destination ${record.destination.server} cannot be read, so lifeboat cannot tell whether it took writes since the move that going back would leave behind; give --to URL to reach it, or --force to go back anyway.`,
+      why: `The destination ${record.destination.server} cannot be read, or its statistics were reset since the move was checked, so lifeboat cannot tell whether it took writes that going back would leave behind; give --to URL to reach it, or --force to go back anyway.`,
     };
   if (!force && typeof writesSince === 'number' && writesSince > 0)
     return {

@@ -60,6 +60,8 @@ export interface MoveRecord {
   checks?: MoveChecks;
   /** Row writes on the destination counted right after the checks: later writes came after the move. */
   writeBaseline?: string;
+  /** When the destination's statistics were last reset, as the baseline was read: a later reset voids it. */
+  statsReset?: string | null;
   finishedAt?: string;
   rolledBackAt?: string;
   /** Why the move stopped, for a move that failed or needs the operator. */

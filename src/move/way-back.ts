@@ -7,7 +7,7 @@ import type { Progress } from '../progress.js';
 import { MOVED_TO, readFreeze, unfreezeDatabase, writableDuringFreeze } from '../run/freeze.js';
 import { withRunLock } from '../run/lock.js';
 import { scratchServer, type Target } from '../target.js';
-import { openMoveOf, pendingPhases, rollbackVerdict } from './plan.js';
+import { OPEN_STATES, openMoveOf, pendingPhases, rollbackVerdict } from './plan.js';
 import { readMoves, saveMove, type MoveRecord } from './record.js';
 
 /**
@@ -28,21 +28,36 @@ export async function openMove(config: Config, source: Target): Promise<MoveReco
   return openMoveOf(await readMoves(config), identity);
 }
 
+/**
+ * The move as its record says now, read again under the source's lock: a
+ * finish and a rollback that raced each other must not both act on it.
+ */
+async function stillOpen(config: Config, id: string): Promise<MoveRecord> {
+  const now = (await readMoves(config)).find((m) => m.id === id);
+  if (!now || !OPEN_STATES.includes(now.state)) {
+    throw new BadInputError(
+      `Move ${id} was ${now?.state ?? 'removed'} meanwhile; nothing was changed.`,
+    );
+  }
+  return now;
+}
+
 export async function finishMove(opts: WayBackOptions): Promise<MoveRecord> {
   const source = writableDuringFreeze(opts.source);
-  const record = await openMove(opts.config, opts.source);
-  if (!record) {
+  const found = await openMove(opts.config, opts.source);
+  if (!found) {
     throw new BadInputError(
       `There is no open move of ${source.database} to finish; \`lifeboat move --to URL\` starts one.`,
     );
   }
-  if (record.state === 'moving') {
+  if (found.state === 'moving') {
     throw new BadInputError(
-      `Move ${record.id} has not reached its destination yet (it stopped before its ${pendingPhases(record)[0] ?? 'end'}); resume it with lifeboat move --to <its URL>, or roll it back.`,
+      `Move ${found.id} has not reached its destination yet (it stopped before its ${pendingPhases(found)[0] ?? 'end'}); resume it with lifeboat move --to <its URL>, or roll it back.`,
     );
   }
-  return withRunLock(source, record.id, opts.lockWaitMs, () =>
+  return withRunLock(source, found.id, opts.lockWaitMs, () =>
     withClient(source, async (client) => {
+      const record = await stillOpen(opts.config, found.id);
       await opts.progress.task(`Retire ${source.database}: read-only, marked as moved`, () =>
         retireSource(client, source.database, record),
       );
@@ -108,6 +123,7 @@ export async function rollbackMove(
   }
   return withRunLock(source, record.id, opts.lockWaitMs, () =>
     withClient(source, async (client) => {
+      await stillOpen(opts.config, record.id);
       const freeze = await readFreeze(client, source.database);
       const unfrozen = freeze?.runId === record.id;
       if (unfrozen) {
@@ -140,7 +156,12 @@ async function writesSince(
       : scratchServer(record.destination.connection, opts.source);
     const dest = { ...server, database: record.destination.database };
     const now = await withClient(dest, readWriteCounters, 'lifeboat rollback');
-    return Math.max(0, Number(now.rowWrites) - Number(record.writeBaseline));
+    const writes = Number(now.rowWrites) - Number(record.writeBaseline);
+    // Statistics reset since the checks (pg_stat_reset, a crash of that server) count from zero
+    // again: a count that went down, or a new reset time, tells nothing.
+    if (writes < 0 || (record.statsReset !== undefined && now.statsReset !== record.statsReset))
+      return 'unknown';
+    return writes;
   } catch {
     return 'unknown';
   }
