@@ -3,6 +3,7 @@ import { readFreeze, unfreezeDatabase, writableDuringFreeze, type Freeze } from 
 import { readJournal } from './run/journal-view.js';
 import type { RunRow } from './run/journal.js';
 import type { LockHolder } from './run/lock.js';
+import { isMoveId } from './run/runner-id.js';
 import { stepStates, withKnexTruth, type StepState } from './run/state.js';
 import { describeTarget, type Target } from './target.js';
 
@@ -47,7 +48,7 @@ export async function readStatus(target: Target): Promise<TargetStatus> {
       const run = view.runs.find((r) => r.id === freeze?.runId);
       const unfinished = run && ['running', 'rolling-back'].includes(run.status);
       // A move's freeze is never a crashed run's: it holds until the move is finished or rolled back.
-      const ofMove = freeze?.runId.startsWith('move-');
+      const ofMove = isMoveId(freeze?.runId);
       const thawed =
         freeze && !view.holder && !unfinished && !ofMove
           ? await unfreezeDatabase(client, target.database)

@@ -9,6 +9,7 @@ import {
   type Freeze,
 } from './run/freeze.js';
 import { describeHolder, lockHolder } from './run/lock.js';
+import { isMoveId } from './run/runner-id.js';
 import type { Target } from './target.js';
 
 /**
@@ -29,7 +30,7 @@ export async function unfreeze(
     }
     const holder = await lockHolder(client);
     const freeze = await readFreeze(client, target.database);
-    if (freeze?.runId.startsWith('move-') && !opts.force) {
+    if (freeze && isMoveId(freeze.runId) && !opts.force) {
       throw new BadInputError(
         `${target.database} is frozen by ${freeze.runId} since ${freeze.since}: go back to it with lifeboat rollback, or finish the move with lifeboat move --finish (--force lifts the freeze and leaves the move open).`,
       );

@@ -559,6 +559,26 @@ describe('kill -9 at every phase: the same command resumes, or rollback goes bac
     );
   });
 
+  it('Ctrl-C during the copy stops the move: exit 130, the source unfrozen and as before', async () => {
+    const as = `${m.source.name}_ctrl_c`;
+    const was = await content(m.source.url);
+    const paused = await startPaused(m.args('--as', as), 'move:dumped', { cwd: m.ws.dir });
+    await paused.reached();
+    paused.child.kill('SIGINT');
+    await paused.resume();
+    const r = await paused.done;
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).toContain('Interrupted: the move stopped at its copy');
+    expect(r.stderr).toContain('was unfrozen and is as before the move');
+    expect(await content(m.source.url)).toEqual(was);
+    expect(await appWrite(m.source.url)).toBe('written');
+    await m.source.query(
+      `delete from sales.order_audit where order_id = 1 and new_status = 'paid'`,
+    );
+    // No half-restored database is left behind.
+    expect(await exists(as)).toBe(false);
+  });
+
   it('a second move while one runs is refused with exit 7, naming the move', async () => {
     const as = `${m.source.name}_lock`;
     const paused = await startPaused(m.args('--as', as), 'move:freeze', { cwd: m.ws.dir });

@@ -9,6 +9,7 @@ import { confirm } from '../cli/confirm.js';
 import { showDryRun } from '../cli/dry-run.js';
 import { BadInputError } from '../errors.js';
 import { describeHolder } from '../run/lock.js';
+import { isMoveId } from '../run/runner-id.js';
 import { previewRollback, type RollbackPreview } from '../run/preview.js';
 import { describeTarget, type Target } from '../target.js';
 import { runReportLines } from '../cli/run-report.js';
@@ -77,7 +78,7 @@ export const rollbackCommand: CommandModule<object, RollbackArgs> = {
       async () => {
         const ctx = await commandContext(argv);
         const move =
-          argv.run === undefined || argv.run.startsWith('move-')
+          argv.run === undefined || isMoveId(argv.run)
             ? await openMove(ctx.config, ctx.target)
             : undefined;
         if (move && (argv.run === undefined || argv.run === move.id)) {
@@ -109,7 +110,7 @@ export const rollbackCommand: CommandModule<object, RollbackArgs> = {
             `  kept on the destination, never dropped: ${back.kept}`,
           ]);
         }
-        if (argv.run?.startsWith('move-')) {
+        if (isMoveId(argv.run)) {
           throw new BadInputError(
             `Move ${argv.run} is not open on ${describeTarget(ctx.target)}; only an open move can be rolled back.`,
           );

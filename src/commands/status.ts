@@ -4,6 +4,7 @@ import { exitCodes } from '../cli/help.js';
 import { emit, runCommand } from '../cli/output.js';
 import { loadConfig } from '../config.js';
 import { describeHolder } from '../run/lock.js';
+import { isMoveId } from '../run/runner-id.js';
 import { readStatus, type TargetStatus } from '../status.js';
 
 export const statusCommand: CommandModule<object, GlobalArgs> = {
@@ -25,7 +26,7 @@ export function statusLines(status: TargetStatus): string[] {
   const { lock: holder, frozen, unfrozen: thawed, lastRun: last, steps } = status;
   const lines = [`Journal of ${status.target}`];
   lines.push(`  lock: ${holder ? `held by ${describeHolder(holder)}` : 'free'}`);
-  if (frozen?.runId.startsWith('move-')) {
+  if (frozen && isMoveId(frozen.runId)) {
     lines.push(
       `  frozen by move ${frozen.runId} since ${frozen.since}: other sessions are read-only until it is finished (lifeboat move --finish) or rolled back (lifeboat rollback).`,
     );

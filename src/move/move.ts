@@ -13,11 +13,7 @@ import {
 import { pausePoint } from '../faults.js';
 import { readIdentity, readWriteCounters, type TargetIdentity } from '../identity.js';
 import type { Progress } from '../progress.js';
-import {
-  databaseExists,
-  restoredComment,
-  withMaintenanceConnection,
-} from '../restore/databases.js';
+import { restoredFrom, withMaintenanceConnection } from '../restore/databases.js';
 import { restoreBackup } from '../restore/restore-backup.js';
 import {
   freezeDatabase,
@@ -33,7 +29,8 @@ import { runCutover } from './cutover.js';
 import { moveDestination, type MoveDestination } from './destination.js';
 import { afterFailure, openMoveOf, pendingPhases, type MovePhase } from './plan.js';
 import { destinationProblems } from './preflight.js';
-import { newMoveId, readMoves, saveMove, type MoveRecord } from './record.js';
+import { newMoveId } from '../run/runner-id.js';
+import { readMoves, saveMove, type MoveRecord } from './record.js';
 
 /**
  * `lifeboat move --to URL`: the whole database moved to another server (a
@@ -323,12 +320,11 @@ const PHASES: Record<MovePhase, (move: Moving) => Promise<void>> = {
 /** The copy restored and proved before a crash that came ahead of its checkpoint. */
 async function restoredBefore(dest: MoveDestination, backupId: string): Promise<boolean> {
   return withMaintenanceConnection(dest.target, dest.maintenanceDb, async (admin) => {
-    if (!(await databaseExists(admin, dest.target.database))) return false;
     const res = await admin.query<{ comment: string | null }>(
       `select shobj_description(oid, 'pg_database') as comment from pg_database where datname = $1`,
       [dest.target.database],
     );
-    return (res.rows[0]?.comment ?? '').startsWith(restoredComment(backupId).split(' at ')[0]!);
+    return res.rows[0]?.comment?.startsWith(restoredFrom(backupId)) ?? false;
   });
 }
 

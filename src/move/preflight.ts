@@ -30,8 +30,14 @@ export async function destinationProblems(
   opts: { createRoles: boolean },
 ): Promise<DestinationReadiness> {
   const needs = await readClusterNeeds(source);
-  const src = await source.query<{ version: string; num: string; system: string; bytes: string }>(
-    `select current_setting('server_version') as version,
+  const src = await source.query<{
+    version: string;
+    num: string;
+    system: string;
+    bytes: string;
+    database: string;
+  }>(
+    `select current_setting('server_version') as version, current_database() as database,
             current_setting('server_version_num') as num,
             (select system_identifier::text from pg_control_system()) as system,
             pg_database_size(current_database())::text as bytes`,
@@ -50,10 +56,7 @@ export async function destinationProblems(
     const system = await admin.query<{ system: string }>(
       `select system_identifier::text as system from pg_control_system()`,
     );
-    if (
-      system.rows[0]?.system === s.system &&
-      name === (await source.query<{ d: string }>('select current_database() as d')).rows[0]!.d
-    )
+    if (system.rows[0]?.system === s.system && name === s.database)
       problems.push(
         `the destination is the source itself; name another server, or another database with --as`,
       );

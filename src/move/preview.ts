@@ -3,11 +3,11 @@ import { LifeboatError, errorMessage } from '../errors.js';
 import { readIdentity } from '../identity.js';
 import { writableDuringFreeze } from '../run/freeze.js';
 import { decideGuard } from '../run/guard.js';
-import { moveGuard, type MoveRequest } from './move.js';
 import { describeHolder, lockHolder } from '../run/lock.js';
 import { describeTarget, serverOf } from '../target.js';
 import { moveDestination } from './destination.js';
-import { openMoveOf, pendingPhases, type MovePhase } from './plan.js';
+import { moveGuard, type MoveRequest } from './move.js';
+import { MOVE_PHASES, openMoveOf, pendingPhases, type MovePhase } from './plan.js';
 import { destinationProblems } from './preflight.js';
 import { readMoves } from './record.js';
 
@@ -38,7 +38,7 @@ export async function previewMove(opts: MoveRequest): Promise<MovePreview> {
     };
     const holder = await lockHolder(client);
     if (holder) refuse(7, `the lock on ${source.database} is held by ${describeHolder(holder)}`);
-    const phases = open ? pendingPhases(open) : pendingPhases({ phases: [] });
+    const phases = open ? pendingPhases(open) : [...MOVE_PHASES];
     let guard = 'already passed';
     const notes: string[] = [];
     if (!open) {

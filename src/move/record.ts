@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config.js';
@@ -76,14 +75,6 @@ export interface MoveChecks {
   extensionsUpdated: string[];
   sequences: number;
   analyzeMs: number;
-}
-
-export function newMoveId(now = new Date()): string {
-  const stamp = now
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z');
-  return `move-${stamp}-${randomBytes(2).toString('hex')}`;
 }
 
 function movesDir(config: Pick<Config, 'destinations'>): string {

@@ -204,7 +204,12 @@ export async function markUnproven(
 
 /** The plain comment of a proved restore: without a marker, the database is the user's. */
 export function restoredComment(backupId: string): string {
-  return `lifeboat restored backup ${backupId} at ${new Date().toISOString()}`;
+  return `${restoredFrom(backupId)} at ${new Date().toISOString()}`;
+}
+
+/** How a proved restore's comment begins: what tells a restore of that backup found after a crash. */
+export function restoredFrom(backupId: string): string {
+  return `lifeboat restored backup ${backupId}`;
 }
 
 /**

@@ -4,6 +4,7 @@ import { connect } from '../db.js';
 import { LockHeldError } from '../errors.js';
 import type { Target } from '../target.js';
 import { JOURNAL } from './journal.js';
+import { isMoveId } from './runner-id.js';
 
 /**
  * One run at a time per database: a session-level advisory lock on a
@@ -41,7 +42,7 @@ export async function lockHolder(client: pg.ClientBase): Promise<LockHolder | un
     since: row.since.toISOString(),
   };
   const runId = /^lifeboat run (\S+)/.exec(row.app)?.[1];
-  if (runId?.startsWith('move-')) holder.move = runId;
+  if (isMoveId(runId)) holder.move = runId;
   else if (runId) {
     const run = await client
       .query<{ id: string; host: string; pid: number; started_at: Date; runbook: string }>(

@@ -29,7 +29,7 @@ import {
 import { recordRun, takeProof } from './begin.js';
 import { withRunLock } from './lock.js';
 import { announceRun } from './stale-sessions.js';
-import { newRunId } from './runner-id.js';
+import { isMoveId, newRunId } from './runner-id.js';
 import { KnexSession } from './knex-migration.js';
 import { knexBatch, knexTableKey, type KnexTables } from './knex-table.js';
 import type { RunReport } from './report-types.js';
@@ -246,7 +246,7 @@ async function startRun(
 async function refuseMovedSource(client: pg.ClientBase, database: string): Promise<void> {
   const movedTo = await readMovedTo(client, database);
   const freeze = await readFreeze(client, database);
-  if (movedTo || freeze?.runId.startsWith('move-')) {
+  if (movedTo || isMoveId(freeze?.runId)) {
     throw new BadInputError(
       movedTo
         ? `${database} was moved to ${movedTo}; run the runbook against the destination.`
