@@ -92,8 +92,27 @@ const cli = yargs(args)
     );
   });
 
+skipHelpRendering(cli);
 try {
   await cli.parseAsync();
 } catch (err) {
   process.exitCode = reportError({ json: wantsJson }, err);
+}
+
+/**
+ * yargs renders a command's whole help text as the command starts, in case a
+ * later failure prints it (about 20 ms of text layout). Ours never does: the
+ * fail handler above says one sentence instead. So unless help was asked
+ * for, that rendering is skipped. Reached through yargs' internal methods,
+ * and only where they are as expected.
+ */
+function skipHelpRendering(parser: typeof cli): void {
+  if (args.includes('--help') || args.includes('-h')) return;
+  const internal = (parser as unknown as { getInternalMethods?: () => InternalMethods })
+    .getInternalMethods;
+  const usage = internal?.call(parser).getUsageInstance?.();
+  if (typeof usage?.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => undefined;
+}
+interface InternalMethods {
+  getUsageInstance?: () => { cacheHelpMessage?: () => void } | undefined;
 }

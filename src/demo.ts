@@ -1,11 +1,11 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { readCatalog } from './repository/catalog.js';
 import { startThrowawayCluster } from './cluster.js';
 import { buildConfig } from './config.js';
 import { withClient } from './db.js';
+import { packageFile } from './package-root.js';
 import { RolledBackError } from './errors.js';
 import type { Manifest, VerificationRecord } from './repository/manifest.js';
 import type { Progress } from './progress.js';
@@ -13,11 +13,10 @@ import type { RunReport } from './run/report-types.js';
 import { runRunbook } from './run/runner.js';
 import { resolveTarget, withDatabase } from './target.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-export const DEMO_RUNBOOK = path.join(root, 'runbooks/demo/upgrade-shop.yaml');
+export const DEMO_RUNBOOK = packageFile('runbooks/demo/upgrade-shop.yaml');
 /** The --freeze variant: a step no down can undo, rolled back by restoring the backup. */
-export const DEMO_FROZEN_RUNBOOK = path.join(root, 'runbooks/demo/drop-legacy.yaml');
-const DEMO_DATA = path.join(root, 'scripts/demo/shop.sql');
+export const DEMO_FROZEN_RUNBOOK = packageFile('runbooks/demo/drop-legacy.yaml');
+const DEMO_DATA = packageFile('scripts/demo/shop.sql');
 
 export interface DemoResult {
   serverVersion: string;

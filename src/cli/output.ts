@@ -1,7 +1,7 @@
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { InterruptedError, LifeboatError, PrivilegeError, errorMessage } from '../errors.js';
 import { sqlState } from '../db.js';
+import { packageFile } from '../package-root.js';
 import type { UnreadableDestination } from '../repository/catalog.js';
 import type { CommandDocument } from '../report.js';
 import { redact } from '../secrets.js';
@@ -93,7 +93,7 @@ export function operatorRunbook(err: LifeboatError): string | undefined {
           ? 'lock-held-by-dead-host.md'
           : undefined;
   if (!name) return undefined;
-  const file = fileURLToPath(new URL(`../../runbooks/operator/${name}`, import.meta.url));
+  const file = packageFile('runbooks', 'operator', name);
   const relative = path.relative(process.cwd(), file);
   return relative.startsWith('..') ? file : relative;
 }
