@@ -6,14 +6,15 @@ const MiB = 1 << 20;
 const GiB = 1 << 30;
 
 describe('partSizeFor', () => {
-  it('uses 8 MiB parts for everything up to about 70 GiB', () => {
+  it("uses 5 MiB parts, S3's smallest, for everything up to about 44 GiB", () => {
     expect(partSizeFor(undefined)).toBe(PART_SIZE);
-    expect(partSizeFor(0)).toBe(8 * MiB);
-    expect(partSizeFor(70 * GiB)).toBe(8 * MiB);
+    expect(partSizeFor(0)).toBe(5 * MiB);
+    expect(partSizeFor(43 * GiB)).toBe(5 * MiB);
+    expect(partSizeFor(45 * GiB)).toBe(6 * MiB);
   });
 
   it('grows the parts so that no file needs more than S3 allows (10,000)', () => {
-    for (const size of [71 * GiB, 500 * GiB, 1024 * GiB, 5 * 1024 * GiB]) {
+    for (const size of [44 * GiB, 71 * GiB, 500 * GiB, 1024 * GiB, 5 * 1024 * GiB]) {
       const part = partSizeFor(size);
       expect(part % MiB).toBe(0);
       expect(Math.ceil(size / part)).toBeLessThanOrEqual(9_000);

@@ -16,14 +16,17 @@ import { parseWriterMarker, writerIsGone, writerMarker } from './writer-marker.j
  * multipart uploads) are cleaned by the next backup to this destination.
  */
 const WRITER_MARKER = '.lifeboat-writing';
-/** Part size of multipart uploads: memory stays at about queue × part. */
-export const PART_SIZE = 8 << 20;
+/**
+ * Part size of multipart uploads, S3's smallest: memory stays at about
+ * (queue + 2) × part, the part being filled and its copy included.
+ */
+export const PART_SIZE = 5 << 20;
 /** S3 allows 10,000 parts per object; keep a margin for a size that was only an estimate. */
 const MAX_PARTS = 9_000;
 
 /**
- * 8 MiB parts, larger only for a file that would otherwise need more parts
- * than S3 allows (above about 70 GiB): then memory grows with the file, by a
+ * 5 MiB parts, larger only for a file that would otherwise need more parts
+ * than S3 allows (above about 44 GiB): then memory grows with the file, by a
  * part size of file size / 9,000.
  */
 export function partSizeFor(bytes: number | undefined): number {
