@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
-import { readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { smallDatabase } from '../support/backups.js';
-import { CLI, workspace } from '../support/cli.js';
+import { CLI, runCli, workspace } from '../support/cli.js';
 import type { TestDatabase } from '../support/db.js';
 
 /**
@@ -85,6 +85,29 @@ describe('what lifeboat writes', () => {
       );
       expect(run.code, run.stderr).toBe(0);
       expect((await stat(path.join(ws.dir, 'made-by-step'))).mode & 0o777).toBe(0o644);
+    } finally {
+      await ws.cleanup();
+    }
+  });
+
+  it("a step's shell does not run the user's ~/.bashrc, however lifeboat was started", async () => {
+    const ws = await workspace();
+    try {
+      const home = path.join(ws.dir, 'home');
+      await mkdir(home);
+      // bash runs ~/.bashrc for a non-interactive command whose stdin is a socket (as if
+      // started by sshd) at shell level 1: what a step got from a pipe and no SHLVL.
+      await writeFile(path.join(home, '.bashrc'), 'touch "$HOME/bashrc-was-read"\n');
+      await writeFile(
+        path.join(ws.dir, 'quiet.yaml'),
+        'name: quiet\nsteps:\n  - id: q\n    shell: { up: "true", down: "true" }\n',
+      );
+      const run = await runCli(['run', 'quiet.yaml', '--database-url', db.url], {
+        cwd: ws.dir,
+        env: { HOME: home, SHLVL: undefined },
+      });
+      expect(run.code, run.stderr).toBe(0);
+      expect(await readdir(home)).toEqual(['.bashrc']);
     } finally {
       await ws.cleanup();
     }

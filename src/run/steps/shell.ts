@@ -69,6 +69,9 @@ export async function runShellCommand(
     quiet: true,
     nothrow: true,
     timeout: opts.timeoutMs,
+    // No stdin: nobody types into a step. On a pipe (a socket, as Node makes them) bash would
+    // take itself for a remote shell and run the user's ~/.bashrc before the command.
+    stdio: ['ignore', 'pipe', 'pipe'],
   })`bash -c ${command}`;
   if (out.exitCode !== 0) {
     const tail = `${out.stderr}\n${out.stdout}`.trim().split('\n').slice(-3).join(' | ');
