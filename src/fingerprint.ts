@@ -96,13 +96,13 @@ const PINNED: Record<string, string> = {
  * plus the server encoding, which decides the bytes that are hashed.
  */
 export async function pinOutputSettings(client: pg.ClientBase): Promise<Record<string, string>> {
-  for (const [name, value] of Object.entries(PINNED)) {
-    await client.query('select pg_catalog.set_config($1, $2, false)', [name, value]);
-  }
+  // One round trip: set_config gives back each setting as the server now shows it.
   const res = await client.query<{ name: string; value: string }>(
-    `select name, pg_catalog.current_setting(name) as value
-       from pg_catalog.unnest($1::text[]) as name`,
-    [[...Object.keys(PINNED), 'server_encoding']],
+    `select s.name, pg_catalog.set_config(s.name, s.value, false) as value
+       from rows from (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) as s(name, value)
+     union all
+     select 'server_encoding', pg_catalog.current_setting('server_encoding')`,
+    [Object.keys(PINNED), Object.values(PINNED)],
   );
   return Object.fromEntries(res.rows.map((r) => [r.name, r.value]));
 }
@@ -347,7 +347,7 @@ export async function computeFingerprints(
   // Tables are spread over the caller's extra sessions (same snapshot); a big table is cut
   // into block ranges so that it, too, is hashed in parallel. The sums add up to the same hash.
   const sessions = [client, ...(opts.helpers ?? [])];
-  for (const helper of opts.helpers ?? []) await pinOutputSettings(helper);
+  await Promise.all((opts.helpers ?? []).map(pinOutputSettings));
   const version = await client.query<{ v: string }>(
     `select current_setting('server_version_num') as v`,
   );
