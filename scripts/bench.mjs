@@ -7,6 +7,7 @@
 //   BENCH_SCALE=20,50,150 BENCH_ONLY=backup npm run bench
 //                                      how each phase grows with the data
 //   BENCH_ROUNDS=5                     rounds of the backup section (default 3)
+//   BENCH_STEPS_ROUNDS=7               rounds of the steps section (default 5)
 //   BENCH_ONLY=backup|offsite|move|steps|knex npm run bench
 //
 // The backup section alternates which side goes first in each round and
@@ -101,6 +102,26 @@ function runCli(args, cwd, env = {}) {
       else resolve({ ms: Date.now() - started, peakMb: peakKb / 1024, code, out });
     });
   });
+}
+
+/** knex migrate:latest with the knexfile.cjs in `ws`, timed. */
+const knexMigrateLatest = (ws) =>
+  timed(
+    () =>
+      $({
+        cwd: ws,
+        env: { ...process.env, KNEX_PATH: path.join(root, 'node_modules/knex') },
+      })`node ${path.join(root, 'node_modules/knex/bin/cli.js')} migrate:latest --knexfile knexfile.cjs`,
+  );
+
+/** Both, the first going first in odd rounds: neither always runs on a warmer machine. */
+async function alternately(round, first, second) {
+  if (round % 2 === 1) {
+    const a = await first();
+    return [a, await second()];
+  }
+  const b = await second();
+  return [await first(), b];
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -578,10 +599,6 @@ try {
 
   await section('steps', async () => {
     console.log(`\n== ${stepCount} trivial steps: lifeboat run vs knex migrate:latest ==`);
-    for (const db of ['steps_lb', 'steps_knex']) {
-      await psql('postgres', `create database ${db}`);
-      await psql(db, 'create table seed (id int)');
-    }
     const ws = path.join(work, 'steps');
     const migrations = path.join(ws, 'migrations');
     await mkdir(migrations, { recursive: true });
@@ -600,31 +617,31 @@ try {
       path.join(ws, 'steps.yaml'),
       `name: bench-steps\nsteps:\n${steps.join('\n')}\n`,
     );
-    await writeFile(
-      path.join(ws, 'knexfile.cjs'),
-      `module.exports = { client: 'pg', connection: ${JSON.stringify(dbUrl('steps_knex'))}, migrations: { directory: './migrations', loadExtensions: ['.cjs'] } };\n`,
-    );
-    // The guard is satisfied by an existing verified backup, as the issue asks.
-    await runCli(['backup', '--database-url', dbUrl('steps_lb')], ws);
-    const lb = await runCli(
-      ['run', 'steps.yaml', '--backup', 'existing', '--database-url', dbUrl('steps_lb')],
-      ws,
-    );
-    const knexMs = await timed(
-      () =>
-        $({
-          cwd: ws,
-          env: { ...process.env, KNEX_PATH: path.join(root, 'node_modules/knex') },
-        })`node ${path.join(root, 'node_modules/knex/bin/cli.js')} migrate:latest --knexfile knexfile.cjs`,
-    );
+    const rounds = Number(process.env.BENCH_STEPS_ROUNDS ?? 5);
+    const results = [];
+    for (let round = 1; round <= rounds; round++) {
+      const [lbDb, knexDb] = [`steps_lb_${round}`, `steps_knex_${round}`];
+      for (const db of [lbDb, knexDb]) {
+        await psql('postgres', `create database ${db}`);
+        await psql(db, 'create table seed (id int)');
+      }
+      await writeFile(
+        path.join(ws, 'knexfile.cjs'),
+        `module.exports = { client: 'pg', connection: ${JSON.stringify(dbUrl(knexDb))}, migrations: { directory: './migrations', loadExtensions: ['.cjs'] } };\n`,
+      );
+      // The guard is satisfied by an existing verified backup, taken outside the timing.
+      await runCli(['backup', '--database-url', dbUrl(lbDb)], ws);
+      const lbRun = () =>
+        runCli(['run', 'steps.yaml', '--backup', 'existing', '--database-url', dbUrl(lbDb)], ws);
+      const knexRun = () => knexMigrateLatest(ws);
+      const [knexMs, lb] = await alternately(round, knexRun, lbRun);
+      results.push({ lb, knexMs, ratio: lb.ms / knexMs });
+      console.log(
+        `round ${round}: lifeboat run ${seconds(lb.ms)} (${(lb.ms / stepCount).toFixed(2)} ms/step), knex migrate:latest ${seconds(knexMs)} (${(knexMs / stepCount).toFixed(2)} ms/step); ratio ${(lb.ms / knexMs).toFixed(2)}x`,
+      );
+    }
     console.log(
-      `lifeboat run (guard + fingerprint + ${stepCount} steps): ${seconds(lb.ms)}  (${(lb.ms / stepCount).toFixed(1)} ms/step)`,
-    );
-    console.log(
-      `knex migrate:latest:                 ${seconds(knexMs)}  (${(knexMs / stepCount).toFixed(1)} ms/step)`,
-    );
-    console.log(
-      `ratio lifeboat / knex: ${(lb.ms / knexMs).toFixed(2)}x   (target ≤ 1.5x); lifeboat peak RSS ${lb.peakMb.toFixed(0)} MB`,
+      `ratio lifeboat run / knex migrate:latest, ${stepCount} steps (guard, fingerprint and process start included): median ${median(results.map((r) => r.ratio)).toFixed(2)}x of ${results.map((r) => r.ratio.toFixed(2)).join(', ')}   (target ≤ 1.5x); lifeboat peak RSS ${Math.max(...results.map((r) => r.lb.peakMb)).toFixed(0)} MB; ${loadNote()}`,
     );
   });
   await section('knex', async () => {
@@ -656,29 +673,13 @@ try {
       );
       // The guard is satisfied by an existing verified backup, taken outside the timing.
       await runCli(['backup', '--database-url', dbUrl(lbDb)], ws);
-      // Alternate which goes first, so neither always runs on a warmer machine.
-      const knexRun = () =>
-        timed(
-          () =>
-            $({
-              cwd: ws,
-              env: { ...process.env, KNEX_PATH: path.join(root, 'node_modules/knex') },
-            })`node ${path.join(root, 'node_modules/knex/bin/cli.js')} migrate:latest --knexfile knexfile.cjs`,
-        );
+      const knexRun = () => knexMigrateLatest(ws);
       const lbRun = () =>
         runCli(
           ['run', 'knex.yaml', '--backup', 'existing', '--json', '--database-url', dbUrl(lbDb)],
           ws,
         );
-      let knexMs;
-      let lb;
-      if (round % 2 === 1) {
-        knexMs = await knexRun();
-        lb = await lbRun();
-      } else {
-        lb = await lbRun();
-        knexMs = await knexRun();
-      }
+      const [knexMs, lb] = await alternately(round, knexRun, lbRun);
       const steps = JSON.parse(lb.out).run.steps;
       const stepsMs = steps.reduce((sum, s) => sum + (s.durationMs ?? 0), 0);
       ratios.push({ whole: lb.ms / knexMs, lb: lb.ms, knex: knexMs, steps: stepsMs });
