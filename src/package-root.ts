@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
  * live. This module sits directly in dist/, as the bundled CLI does, so the
  * same relative path holds whichever of the two runs.
  */
-export const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
+const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 export function packageFile(...parts: string[]): string {
   return path.join(PACKAGE_ROOT, ...parts);
