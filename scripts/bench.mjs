@@ -7,7 +7,8 @@
 //   BENCH_SCALE=20,50,150 BENCH_ONLY=backup npm run bench
 //                                      how each phase grows with the data
 //   BENCH_ROUNDS=5                     rounds of the backup section (default 3)
-//   BENCH_STEPS_ROUNDS=7               rounds of the steps section (default 5)
+//   BENCH_STEPS_ROUNDS=7               rounds of the steps section (default 5), each at
+//                                      BENCH_STEPS and a tenth of it
 //   BENCH_ONLY=backup|offsite|move|steps|knex npm run bench
 //
 // The backup section alternates which side goes first in each round and
@@ -598,29 +599,37 @@ try {
   });
 
   await section('steps', async () => {
-    console.log(`\n== ${stepCount} trivial steps: lifeboat run vs knex migrate:latest ==`);
-    const ws = path.join(work, 'steps');
-    const migrations = path.join(ws, 'migrations');
-    await mkdir(migrations, { recursive: true });
-    const steps = [];
-    for (let i = 1; i <= stepCount; i++) {
-      const n = String(i).padStart(4, '0');
-      steps.push(
-        `  - id: step-${n}\n    sql:\n      up: CREATE TABLE t_${n} (id int)\n      down: DROP TABLE t_${n}`,
-      );
-      await writeFile(
-        path.join(migrations, `${n}_t.cjs`),
-        `exports.up = (knex) => knex.raw('CREATE TABLE t_${n} (id int)');\nexports.down = (knex) => knex.raw('DROP TABLE t_${n}');\n`,
-      );
-    }
-    await writeFile(
-      path.join(ws, 'steps.yaml'),
-      `name: bench-steps\nsteps:\n${steps.join('\n')}\n`,
+    // The whole command at two sizes, so that what each tool pays per step and once per
+    // command (start, lock, guard, fingerprint) can be told apart.
+    const small = Math.max(1, Math.round(stepCount / 10));
+    console.log(
+      `\n== ${stepCount} (and ${small}) trivial steps: lifeboat run vs knex migrate:latest ==`,
     );
-    const rounds = Number(process.env.BENCH_STEPS_ROUNDS ?? 5);
-    const results = [];
-    for (let round = 1; round <= rounds; round++) {
-      const [lbDb, knexDb] = [`steps_lb_${round}`, `steps_knex_${round}`];
+    const workspaces = new Map();
+    for (const count of [stepCount, small]) {
+      const ws = path.join(work, `steps-${count}`);
+      await mkdir(path.join(ws, 'migrations'), { recursive: true });
+      const steps = [];
+      for (let i = 1; i <= count; i++) {
+        const n = String(i).padStart(4, '0');
+        steps.push(
+          `  - id: step-${n}\n    sql:\n      up: CREATE TABLE t_${n} (id int)\n      down: DROP TABLE t_${n}`,
+        );
+        await writeFile(
+          path.join(ws, 'migrations', `${n}_t.cjs`),
+          `exports.up = (knex) => knex.raw('CREATE TABLE t_${n} (id int)');\nexports.down = (knex) => knex.raw('DROP TABLE t_${n}');\n`,
+        );
+      }
+      await writeFile(
+        path.join(ws, 'steps.yaml'),
+        `name: bench-steps\nsteps:\n${steps.join('\n')}\n`,
+      );
+      workspaces.set(count, ws);
+    }
+    /** One size, one round: each tool on a fresh database of its own, alternating which goes first. */
+    const measure = async (count, round) => {
+      const ws = workspaces.get(count);
+      const [lbDb, knexDb] = [`steps_lb_${count}_${round}`, `steps_knex_${count}_${round}`];
       for (const db of [lbDb, knexDb]) {
         await psql('postgres', `create database ${db}`);
         await psql(db, 'create table seed (id int)');
@@ -633,15 +642,37 @@ try {
       await runCli(['backup', '--database-url', dbUrl(lbDb)], ws);
       const lbRun = () =>
         runCli(['run', 'steps.yaml', '--backup', 'existing', '--database-url', dbUrl(lbDb)], ws);
-      const knexRun = () => knexMigrateLatest(ws);
-      const [knexMs, lb] = await alternately(round, knexRun, lbRun);
-      results.push({ lb, knexMs, ratio: lb.ms / knexMs });
+      const [knexMs, lb] = await alternately(round, () => knexMigrateLatest(ws), lbRun);
+      return { lb, knexMs, ratio: lb.ms / knexMs };
+    };
+    const rounds = Number(process.env.BENCH_STEPS_ROUNDS ?? 5);
+    const full = [];
+    const few = [];
+    for (let round = 1; round <= rounds; round++) {
+      const r = await measure(stepCount, round);
+      full.push(r);
+      few.push(await measure(small, round));
       console.log(
-        `round ${round}: lifeboat run ${seconds(lb.ms)} (${(lb.ms / stepCount).toFixed(2)} ms/step), knex migrate:latest ${seconds(knexMs)} (${(knexMs / stepCount).toFixed(2)} ms/step); ratio ${(lb.ms / knexMs).toFixed(2)}x`,
+        `round ${round}: lifeboat run ${seconds(r.lb.ms)} (${(r.lb.ms / stepCount).toFixed(2)} ms/step), knex migrate:latest ${seconds(r.knexMs)} (${(r.knexMs / stepCount).toFixed(2)} ms/step); ratio ${r.ratio.toFixed(2)}x`,
       );
     }
+    const split = (many, one) => {
+      const perStep = (median(many) - median(one)) / (stepCount - small);
+      return { perStep, once: median(many) - stepCount * perStep };
+    };
+    const lb = split(
+      full.map((r) => r.lb.ms),
+      few.map((r) => r.lb.ms),
+    );
+    const kx = split(
+      full.map((r) => r.knexMs),
+      few.map((r) => r.knexMs),
+    );
     console.log(
-      `ratio lifeboat run / knex migrate:latest, ${stepCount} steps (guard, fingerprint and process start included): median ${median(results.map((r) => r.ratio)).toFixed(2)}x of ${results.map((r) => r.ratio.toFixed(2)).join(', ')}   (target ≤ 1.5x); lifeboat peak RSS ${Math.max(...results.map((r) => r.lb.peakMb)).toFixed(0)} MB; ${loadNote()}`,
+      `from ${stepCount} and ${small} steps (medians): lifeboat ${lb.perStep.toFixed(2)} ms a step + ${(lb.once / 1000).toFixed(2)} s once; knex ${kx.perStep.toFixed(2)} ms a migration + ${(kx.once / 1000).toFixed(2)} s once`,
+    );
+    console.log(
+      `ratio lifeboat run / knex migrate:latest, ${stepCount} steps (guard, fingerprint and process start included): median ${median(full.map((r) => r.ratio)).toFixed(2)}x of ${full.map((r) => r.ratio.toFixed(2)).join(', ')}   (target ≤ 1.5x); lifeboat peak RSS ${Math.max(...full.map((r) => r.lb.peakMb)).toFixed(0)} MB; ${loadNote()}`,
     );
   });
   await section('knex', async () => {
