@@ -80,6 +80,49 @@ describe('Ctrl-C during a backup', () => {
     }
   });
 
+  it('while pg_dump runs with its workers: they are stopped with it and none is left behind', async () => {
+    const db = await smallDatabase('interrupt_dumping', 1);
+    // Two tables big enough to keep both of pg_dump's workers busy for a while.
+    for (const t of ['big_a', 'big_b'])
+      await db.query(
+        `create table ${t} as select g as id, md5(g::text) || md5((-g)::text) as t from generate_series(1, 1000000) g`,
+      );
+    const ws = await workspace();
+    try {
+      const dest = path.join(ws.dir, '.lifeboat/backups');
+      const run = startCli(['backup', '--jobs', '2', '--database-url', db.url], { cwd: ws.dir });
+      let dumps: number[] = [];
+      for (let waited = 0; dumps.length < 3 && waited < 30_000; waited += 20) {
+        await new Promise((r) => setTimeout(r, 20));
+        dumps = await descendantsNamed(run.child.pid!, 'pg_dump');
+      }
+      expect(dumps.length, 'pg_dump and its two workers never ran side by side').toBe(3);
+      // Only lifeboat gets the signal, as from `kill -INT`: the tools hear of it from lifeboat,
+      // and stop well before the dump would have finished (seconds of data left).
+      const signalled = Date.now();
+      run.child.kill('SIGINT');
+      let alive = dumps;
+      while (alive.length > 0 && Date.now() - signalled < 10_000) {
+        await new Promise((r) => setTimeout(r, 20));
+        alive = (
+          await Promise.all(dumps.map(async (pid) => ((await isRunning(pid)) ? pid : 0)))
+        ).filter(Boolean);
+      }
+      expect(alive, 'pg_dump processes left running').toEqual([]);
+      expect(Date.now() - signalled, 'pg_dump was left to finish').toBeLessThan(1_500);
+      const r = await run.done;
+      expect(r.code, r.stderr).toBe(130);
+      expect(r.stderr).toMatch(
+        /^error: Interrupted: the backup was stopped before it was stored; pg_dump was stopped, the partial backup removed, and nothing was listed\.$/m,
+      );
+      expect(await partialDirs(dest)).toEqual([]);
+      expect(await backupDirs(dest)).toEqual([]);
+    } finally {
+      await db.drop();
+      await ws.cleanup();
+    }
+  });
+
   it('during its verification: the backup is kept, the scratch database dropped, nothing recorded', async () => {
     const db = await smallDatabase('interrupt_verify');
     const ws = await workspace();
@@ -184,3 +227,35 @@ steps:
     }
   });
 });
+
+/** Linux process facts from /proc/<pid>/stat: name, state and parent. */
+async function processStat(
+  pid: number,
+): Promise<{ name: string; state: string; ppid: number } | undefined> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  const m = text && /^\d+ \((.*)\) (\S) (\d+)/s.exec(text);
+  return m ? { name: m[1]!, state: m[2]!, ppid: Number(m[3]) } : undefined;
+}
+
+async function isRunning(pid: number): Promise<boolean> {
+  const stat = await processStat(pid);
+  return stat !== undefined && stat.state !== 'Z';
+}
+
+/** Every running process below `root` with that name. */
+async function descendantsNamed(root: number, name: string): Promise<number[]> {
+  const stats = new Map<number, { name: string; state: string; ppid: number }>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await processStat(Number(entry));
+    if (stat) stats.set(Number(entry), stat);
+  }
+  const below = (pid: number): boolean => {
+    for (let p = stats.get(pid)?.ppid; p !== undefined && p > 1; p = stats.get(p)?.ppid)
+      if (p === root) return true;
+    return false;
+  };
+  return [...stats]
+    .filter(([pid, s]) => s.name === name && s.state !== 'Z' && below(pid))
+    .map(([pid]) => pid);
+}
