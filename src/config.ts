@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { lilconfig } from 'lilconfig';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError } from './errors.js';
 import { isRecipient } from './repository/age.js';
 import { exists } from './files.js';

@@ -1,5 +1,5 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { ClusterNeeds } from '../cluster-needs.js';
 import type { Difference, Fingerprints } from '../fingerprint.js';
 import { isCopyFile } from './copy-paths.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { MAX_TIMEOUT_MS, parseDuration } from '../units.js';
 import { relativePathProblem } from './relative-path.js';
 import { SECRET_VARIABLES, isSecretVariable } from '../secrets.js';
