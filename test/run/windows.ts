@@ -51,6 +51,9 @@ export function windowRunbook(opts: WindowRunbookOptions = {}): string {
       },
       {
         id: 'nontx',
+        // A build a test holds up waits on that test's snapshot under lock_timeout: it must outlast
+        // the slowest chain of lifeboat processes a test starts before letting it go.
+        lockTimeout: '2min',
         sql: {
           up: `insert into audit values ('nontx');\ncreate index concurrently accounts_name_idx on accounts (name)`,
           down: `drop index concurrently if exists accounts_name_idx;\ndelete from audit where step = 'nontx'`,
