@@ -132,10 +132,12 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
               // fingerprints, hidden behind the dump on two cores, must keep up with it.
               const helpers: pg.Client[] = [];
               try {
-                for (let i = 1; i < Math.max(2, config.jobs); i++)
-                  helpers.push(await joinSnapshot(target, snapshot.id));
                 const fingerprints = await computeFingerprints(snapshot.client, {
-                  helpers,
+                  helpers: async () => {
+                    for (let i = 1; i < Math.max(2, config.jobs); i++)
+                      helpers.push(await joinSnapshot(target, snapshot.id));
+                    return helpers;
+                  },
                   contentMethod: identity.serverMajor >= 14 ? 'columns' : 'text',
                   onTable: (done, total) => {
                     signal?.throwIfAborted();

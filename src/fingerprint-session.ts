@@ -33,15 +33,19 @@ export async function fingerprintDatabase(
     const main = await connect(target, 'lifeboat fingerprint');
     sessions.push(main);
     await main.query('begin isolation level repeatable read, read only');
-    const helpers: pg.Client[] = [];
-    if (parallel > 1) {
-      const snapshot = await main.query<{ id: string }>('select pg_export_snapshot() as id');
+    const snapshot =
+      parallel > 1
+        ? (await main.query<{ id: string }>('select pg_export_snapshot() as id')).rows[0]!.id
+        : undefined;
+    const helpers = async (): Promise<pg.Client[]> => {
+      const opened: pg.Client[] = [];
       for (let i = 1; i < parallel; i++) {
-        const helper = await joinSnapshot(target, snapshot.rows[0]!.id);
+        const helper = await joinSnapshot(target, snapshot!);
         sessions.push(helper);
-        helpers.push(helper);
+        opened.push(helper);
       }
-    }
+      return opened;
+    };
     const started = Date.now();
     const fingerprints = await computeFingerprints(main, {
       excludeSchemas: options.excludeSchemas,

@@ -59,8 +59,12 @@ export interface FingerprintOptions {
   onTable?: (done: number, total: number, table: string) => void;
   /** Bytes of table data hashed so far, of the whole, after each piece. */
   onBytes?: (done: number, total: number) => void;
-  /** More sessions, already reading the same snapshot, to fingerprint tables in parallel. */
-  helpers?: pg.ClientBase[];
+  /**
+   * More sessions reading the same snapshot, to fingerprint tables in parallel;
+   * or how to open them, called only when the tables hold enough data to share
+   * (SHARED_FROM_BYTES). The caller closes what it opened.
+   */
+  helpers?: pg.ClientBase[] | (() => Promise<pg.ClientBase[]>);
   /** Blocks per query when a big table is cut into ranges (default 4096, 32 MiB). */
   pieceBlocks?: number;
   /**
@@ -346,8 +350,9 @@ export async function computeFingerprints(
       : await columnTypes(client, exclude, method);
   // Tables are spread over the caller's extra sessions (same snapshot); a big table is cut
   // into block ranges so that it, too, is hashed in parallel. The sums add up to the same hash.
-  const sessions = [client, ...(opts.helpers ?? [])];
-  await Promise.all((opts.helpers ?? []).map(pinOutputSettings));
+  const helpers = await helpersFor(list.rows, opts.helpers);
+  const sessions = [client, ...helpers];
+  await Promise.all(helpers.map(pinOutputSettings));
   const version = await client.query<{ v: string }>(
     `select current_setting('server_version_num') as v`,
   );
@@ -355,10 +360,9 @@ export async function computeFingerprints(
   // Block ranges are read by TID range scans, which PostgreSQL has from version 14.
   const split = sessions.length > 1 && versionNum >= 140000;
   const pieces = planPieces(list.rows, split, opts.pieceBlocks ?? PIECE_BLOCKS);
-  const blockSize = 8192;
   const blocksOf = (p: Piece): number =>
     p.table.populated ? (p.to ?? p.table.blocks) - (p.from ?? 0) : 0;
-  const totalBytes = pieces.reduce((sum, p) => sum + blocksOf(p) * blockSize, 0);
+  const totalBytes = pieces.reduce((sum, p) => sum + blocksOf(p) * BLOCK_SIZE, 0);
   let bytesDone = 0;
   const partial = list.rows.map(() => ({ rows: 0n, sum: 0n, left: 0 }));
   for (const piece of pieces) partial[piece.index]!.left++;
@@ -379,7 +383,7 @@ export async function computeFingerprints(
             piece,
             rowHashSql('t', method, columns.get(sqlName(t.schema, t.name))),
           );
-          bytesDone += blocksOf(piece) * blockSize;
+          bytesDone += blocksOf(piece) * BLOCK_SIZE;
           opts.onBytes?.(bytesDone, totalBytes);
           const acc = partial[i]!;
           acc.rows += BigInt(row.rows);
@@ -472,8 +476,26 @@ interface Piece {
   to?: number;
 }
 
+/** Bytes per block, for progress and sizes: PostgreSQL's default, which nearly every server keeps. */
+const BLOCK_SIZE = 8192;
+
 /** 32 MiB of a table per query: enough to keep the sessions busy, few enough queries. */
 const PIECE_BLOCKS = 4096;
+
+/**
+ * 16 MiB of table data: below it one session hashes everything in less time
+ * than another takes to connect, authenticate and join the snapshot.
+ */
+const SHARED_FROM_BYTES = 16 * 1024 * 1024;
+
+async function helpersFor(
+  tables: TableRow[],
+  helpers: FingerprintOptions['helpers'],
+): Promise<pg.ClientBase[]> {
+  if (typeof helpers !== 'function') return helpers ?? [];
+  const bytes = tables.reduce((sum, t) => sum + (t.populated ? t.blocks * BLOCK_SIZE : 0), 0);
+  return bytes >= SHARED_FROM_BYTES ? helpers() : [];
+}
 
 function planPieces(tables: TableRow[], split: boolean, blocksPerPiece: number): Piece[] {
   const pieces: Piece[] = [];

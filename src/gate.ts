@@ -1,4 +1,5 @@
-import { readCatalog } from './repository/catalog.js';
+import type pg from 'pg';
+import { readCatalog, type CatalogEntry } from './repository/catalog.js';
 import type { Config } from './config.js';
 import { withClient } from './db.js';
 import { GuardRefusedError } from './errors.js';
@@ -59,14 +60,21 @@ export async function runGate(opts: {
   requireRehearsal?: boolean;
   /** A passing drill of this target must be at most this old. */
   drilledWithinMs?: number;
+  /** A session already open on the target, for the reads; else one of its own. */
+  client?: pg.ClientBase;
+  /** The catalog of config.destinations, when the caller has just read it. */
+  catalog?: CatalogEntry[];
 }): Promise<GateVerdict> {
   const { config, target, policy, progress, runbook } = opts;
   const now = opts.now ?? new Date();
-  const { identity, counters, applied } = await withClient(target, async (client) => ({
+  const read = async (client: pg.ClientBase) => ({
     identity: await readIdentity(client),
     counters: await readWriteCounters(client),
     applied: runbook ? await appliedStepsIn(client, runbook) : [],
-  }));
+  });
+  const { identity, counters, applied } = opts.client
+    ? await read(opts.client)
+    : await withClient(target, read);
   const runbookReasons = runbook ? undoableReasons(planRunbook(runbook, applied)) : [];
   const checksum = runbook
     ? runbookChecksum(
@@ -74,7 +82,7 @@ export async function runGate(opts: {
         runbook.steps.map((s) => s.checksum),
       )
     : undefined;
-  const entries = await readCatalog(config.destinations, config.signingKey);
+  const entries = opts.catalog ?? (await readCatalog(config.destinations, config.signingKey));
   const candidates = candidatesFor(entries, identity);
   const drilled =
     opts.drilledWithinMs === undefined ? [] : drillReasons(candidates, opts.drilledWithinMs, now);

@@ -426,4 +426,52 @@ describe('a big table hashed in block ranges over several sessions', () => {
       await db.drop();
     }
   });
+
+  it('opens the extra sessions only when the tables hold 16 MiB or more, and hashes the same either way', async () => {
+    const db = await createTestDatabase('fp_lazy_helpers');
+    try {
+      await db.query(`create table wide (id int, payload text);
+         insert into wide select g, repeat(md5(g::text), 8) from generate_series(1, 1000) g;`);
+      /** Fingerprints with helpers opened on demand; how many times they were asked for. */
+      const shared = (): Promise<{ asked: number; fp: Fingerprints }> =>
+        withConnection(db.url, async (main) => {
+          await main.query('begin isolation level repeatable read, read only');
+          const snapshot = (await main.query<{ id: string }>('select pg_export_snapshot() as id'))
+            .rows[0]!.id;
+          const opened: pg.Client[] = [];
+          let asked = 0;
+          try {
+            const fp = await computeFingerprints(main, {
+              pieceBlocks: 64,
+              helpers: async () => {
+                asked++;
+                const helper = new pg.Client({ connectionString: db.url });
+                opened.push(helper);
+                await helper.connect();
+                await helper.query('begin isolation level repeatable read, read only');
+                await helper.query(`set transaction snapshot '${snapshot}'`);
+                return [helper];
+              },
+            });
+            return { asked, fp };
+          } finally {
+            await Promise.all(opened.map((h) => h.end()));
+          }
+        });
+      const small = await shared();
+      expect(small.asked).toBe(0);
+      expect(compareFingerprints(await fingerprint(db.url), small.fp)).toEqual([]);
+
+      // About 20 MiB: worth a second session.
+      await db.query(
+        `insert into wide select g, repeat(md5(g::text), 8) from generate_series(1001, 70000) g; analyze wide`,
+      );
+      const big = await shared();
+      expect(big.asked).toBe(1);
+      expect(compareFingerprints(await fingerprint(db.url), big.fp)).toEqual([]);
+      expect(big.fp.tables.find((t) => t.name === 'wide')?.rows).toBe(70000);
+    } finally {
+      await db.drop();
+    }
+  });
 });

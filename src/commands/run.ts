@@ -11,8 +11,6 @@ import {
   type RunSessionArgs,
 } from '../cli/run-session.js';
 import type { ReportSpec } from '../cli/reports.js';
-import { withClient } from '../db.js';
-import { requirePrivileges } from '../privileges.js';
 import { describeTarget } from '../target.js';
 import { runReportLines } from '../cli/run-report.js';
 import { previewRun, type RunPreview } from '../run/preview.js';
@@ -102,8 +100,6 @@ export const runCommandModule: CommandModule<object, RunArgs> = {
           });
         }
         Object.assign(spec, { config: ctx.config, target: describeTarget(ctx.target) });
-        // The journal and the fingerprints that prove a rollback: refused before anything runs.
-        await withClient(ctx.target, (c) => requirePrivileges(c, ['read', 'journal'], 'A run'));
         const report = await printingReport(argv, spec, () =>
           runRunbook({
             ...ctx,

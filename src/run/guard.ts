@@ -1,5 +1,7 @@
 import { takeBackup } from '../backup.js';
+import type pg from 'pg';
 import type { Config } from '../config.js';
+import type { Fingerprints } from '../fingerprint.js';
 import { readCatalog } from '../repository/catalog.js';
 import { GuardRefusedError, SchemaChangedError } from '../errors.js';
 import { readSchemaDrift } from '../schema-drift.js';
@@ -33,6 +35,8 @@ export interface GuardOptions {
   progress: Progress;
   /** An interrupt stops the guard's own backup and removes what it half did (exit 130). */
   signal?: AbortSignal;
+  /** A session already open on the target (the run's), for the guard's reads. */
+  client?: pg.ClientBase;
 }
 
 /** What the guard will do, decided by reading only (what `run --dry-run` shows). */
@@ -47,8 +51,17 @@ export async function decideGuard(opts: GuardOptions): Promise<GuardDecision> {
   if (mode === 'new') return { take: true };
   const config = { ...opts.config, copies: policy.copies };
   try {
-    const verdict = await runGate({ config, target, policy, progress });
-    await refuseSchemaDrift(config, target, verdict.backup!.id);
+    const catalog = await readCatalog(config.destinations, config.signingKey);
+    const verdict = await runGate({
+      config,
+      target,
+      policy,
+      progress,
+      catalog,
+      client: opts.client,
+    });
+    const manifest = catalog.find((e) => e.id === verdict.backup!.id)?.manifest;
+    if (manifest) await refuseSchemaDrift(target, verdict.backup!.id, manifest.fingerprints);
     return { reuse: verdict.backup!.id };
   } catch (err) {
     if (mode === 'existing' || !(err instanceof GuardRefusedError)) throw err;
@@ -78,12 +91,12 @@ export async function guard(opts: GuardOptions): Promise<{ backupId: string; reu
 }
 
 /** A backup of an older schema guards nothing: refused (exit 3) with what changed since. */
-async function refuseSchemaDrift(config: Config, target: Target, backupId: string): Promise<void> {
-  const manifest = (await readCatalog(config.destinations, config.signingKey)).find(
-    (e) => e.id === backupId,
-  )?.manifest;
-  if (!manifest) return;
-  const drift = await readSchemaDrift(target, manifest.fingerprints);
+async function refuseSchemaDrift(
+  target: Target,
+  backupId: string,
+  expected: Fingerprints,
+): Promise<void> {
+  const drift = await readSchemaDrift(target, expected);
   if (!drift.changed) return;
   throw new SchemaChangedError(
     `The schema of ${target.database} changed since backup ${backupId} was taken, so that backup no longer guards it.`,

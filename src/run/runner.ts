@@ -5,6 +5,7 @@ import { connect } from '../db.js';
 import { BadInputError, RollbackIncompleteError, RolledBackError } from '../errors.js';
 import type { Progress } from '../progress.js';
 import { loadRunbook } from '../runbook/load.js';
+import { requirePrivileges } from '../privileges.js';
 import { planRunbook } from '../runbook/plan.js';
 import { appliedSteps, readKnexTruth } from './journal-view.js';
 import type { Runbook, Step } from '../runbook/types.js';
@@ -72,6 +73,8 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
   // lifeboat's own sessions stay writable while the database is frozen.
   const target = writableDuringFreeze(opts.target);
   return withRunLock(target, 'pending', opts.lockWaitMs, async (lockClient) => {
+    // The journal and the fingerprints that prove a rollback: refused before anything runs.
+    await requirePrivileges(lockClient, ['read', 'journal'], 'A run');
     const client = await connect(target, 'lifeboat steps');
     const knex = new KnexSession(target, (message) => progress.warn(message));
     try {
@@ -210,6 +213,7 @@ async function startRun(
       config: opts.config,
       target,
       progress,
+      client,
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
     report.backupId = guarded.backupId;
