@@ -1,6 +1,7 @@
 import cliProgress from 'cli-progress';
 import {
   Listr,
+  ListrDefaultRendererLogLevels,
   ListrLogLevels,
   ListrLogger,
   PRESET_TIMER,
@@ -23,55 +24,94 @@ export function terminalProgress(options: { json: boolean; quiet?: boolean }): P
   if (options.json || options.quiet) return { ...silentProgress, warn: (m) => warnLine(m) };
   const tty = Boolean(process.stderr.isTTY) && !process.env.CI;
   const groups = process.env.GITHUB_ACTIONS === 'true';
+  const inGroup = async <T>(title: string, work: () => Promise<T>): Promise<T> => {
+    if (groups) process.stderr.write(`::group::${redact(title)}\n`);
+    try {
+      return await work();
+    } finally {
+      if (groups) process.stderr.write('::endgroup::\n');
+    }
+  };
+  if (!tty)
+    return { task: (title, fn) => inGroup(title, () => plainTask(title, fn)), warn: warnLine };
   return {
     async task<T>(title: string, fn: (update: Update) => Promise<T>): Promise<T> {
       let result: T | undefined;
-      let lastPlain = 0;
-      if (groups) process.stderr.write(`::group::${redact(title)}\n`);
-      try {
-        await new Listr(
+      await inGroup(title, () =>
+        new Listr(
           [
             {
               title,
               task: async (_ctx, task): Promise<void> => {
                 result = await fn((detail, amount) => {
-                  // Plain output prints every update as a line; keep one in ten seconds.
-                  if (!tty && Date.now() - lastPlain < 10_000) return;
-                  lastPlain = Date.now();
-                  task.output = redact(tty && amount ? `${bar(amount)} ${detail}` : detail);
+                  task.output = redact(amount ? `${bar(amount)} ${detail}` : detail);
                 });
               },
             },
           ],
           {
-            renderer: tty ? 'default' : 'simple',
-            rendererOptions: tty
-              ? {
-                  timer: PRESET_TIMER,
-                  collapseErrors: false,
-                  showErrorMessage: false,
-                  logger: stderrLogger(false),
-                }
-              : {
-                  timer: PRESET_TIMER,
-                  timestamp: PRESET_TIMESTAMP,
-                  logger: stderrLogger(true),
-                  // The renderer hands these to its logger: plain text, ASCII markers.
-                  icon: PLAIN_ICONS,
-                  color: PLAIN_COLORS,
-                },
+            renderer: 'default',
+            rendererOptions: {
+              timer: PRESET_TIMER,
+              collapseErrors: false,
+              showErrorMessage: false,
+              logger: stderrLogger(),
+            },
             exitOnError: true,
             registerSignalListeners: false,
             collectErrors: false,
           },
-        ).run();
-      } finally {
-        if (groups) process.stderr.write('::endgroup::\n');
-      }
+        ).run(),
+      );
       return result as T;
     },
     warn: warnLine,
   };
+}
+
+/**
+ * Plain output (CI, pipes, files) is a line per event, nothing redrawn: the
+ * lines listr2's simple renderer prints, written by one listr2 logger for the
+ * whole command instead of a task list built and torn down for every task
+ * (a third of a millisecond a step, a tenth of a 300-step run).
+ */
+let plainLogger: ListrLogger<ListrLogLevels> | undefined;
+
+async function plainTask<T>(title: string, fn: (update: Update) => Promise<T>): Promise<T> {
+  const logger = (plainLogger ??= plainLines());
+  logger.log(ListrLogLevels.STARTED, title);
+  const started = Date.now();
+  let lastPlain = 0;
+  try {
+    const result = await fn((detail) => {
+      // Every update would be a line; keep one in ten seconds.
+      if (Date.now() - lastPlain < 10_000) return;
+      lastPlain = Date.now();
+      logger.log(ListrLogLevels.OUTPUT, redact(detail));
+    });
+    logger.log(ListrLogLevels.COMPLETED, title, {
+      suffix: { ...PRESET_TIMER, args: [Date.now() - started] },
+    });
+    return result;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    logger.log(ListrLogLevels.FAILED, title, {
+      suffix: { field: `${ListrLogLevels.FAILED}: ${redact(message)}`, format: () => plain },
+    });
+    throw err;
+  }
+}
+
+/** On stderr: ASCII markers, no colours, a timestamp before each line. */
+function plainLines(): ListrLogger<ListrLogLevels> {
+  return new ListrLogger<ListrLogLevels>({
+    processOutput: new ProcessOutput(process.stderr, process.stderr),
+    useIcons: true,
+    toStderr: Object.values(ListrLogLevels),
+    icon: PLAIN_ICONS,
+    color: PLAIN_COLORS,
+    fields: { prefix: [PRESET_TIMESTAMP] },
+  });
 }
 
 type Update = (detail: string, amount?: Amount) => void;
@@ -89,18 +129,18 @@ const PLAIN_ICONS: Partial<Record<ListrLogLevels, string>> = {
   [ListrLogLevels.PAUSED]: 'wait',
 };
 
+const plain = (text?: string): string => text ?? '';
 const PLAIN_COLORS = Object.fromEntries(
-  Object.values(ListrLogLevels).map((level) => [level, (text?: string) => text ?? '']),
+  Object.values(ListrLogLevels).map((level) => [level, plain]),
 ) as Partial<Record<ListrLogLevels, (text?: string) => string>>;
 
-/** Both of listr2's streams go to stderr. */
-function stderrLogger(plain: boolean): ListrLogger<ListrLogLevels> {
-  const logger = new ListrLogger<ListrLogLevels>({
+/** The task list's logger: both of listr2's streams go to stderr. */
+function stderrLogger(): ListrLogger<ListrDefaultRendererLogLevels> {
+  return new ListrLogger<ListrDefaultRendererLogLevels>({
     processOutput: new ProcessOutput(process.stderr, process.stderr),
     useIcons: true,
-    toStderr: plain ? Object.values(ListrLogLevels) : [],
+    toStderr: [],
   });
-  return logger;
 }
 
 const BAR_SIZE = 24;
