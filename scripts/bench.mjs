@@ -20,6 +20,7 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, stat, writeFile, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { $ } from 'zx';
 import { startThrowawayCluster } from '../dist/cluster.js';
 import { findTool } from '../dist/pg-programs/find.js';
@@ -114,6 +115,27 @@ const knexMigrateLatest = (ws) =>
         env: { ...process.env, KNEX_PATH: path.join(root, 'node_modules/knex') },
       })`node ${path.join(root, 'node_modules/knex/bin/cli.js')} migrate:latest --knexfile knexfile.cjs`,
   );
+
+/**
+ * What a durable checkpoint per step costs at the least, in a database of its own: for each
+ * step one round trip holding the step, a checkpoint row and the commit, and nothing else.
+ */
+async function commitsAlone(db, count) {
+  const client = new pg.Client({ connectionString: dbUrl(db) });
+  await client.connect();
+  try {
+    await client.query('create table checkpoints (step int primary key, at timestamptz not null)');
+    const started = Date.now();
+    for (let i = 1; i <= count; i++) {
+      await client.query(
+        `begin; create table t_${i} (id int); insert into checkpoints values (${i}, clock_timestamp()); commit`,
+      );
+    }
+    return Date.now() - started;
+  } finally {
+    await client.end();
+  }
+}
 
 /** Both, the first going first in odd rounds: neither always runs on a warmer machine. */
 async function alternately(round, first, second) {
@@ -643,7 +665,9 @@ try {
       const lbRun = () =>
         runCli(['run', 'steps.yaml', '--backup', 'existing', '--database-url', dbUrl(lbDb)], ws);
       const [knexMs, lb] = await alternately(round, () => knexMigrateLatest(ws), lbRun);
-      return { lb, knexMs, ratio: lb.ms / knexMs };
+      const commitsDb = `steps_commits_${count}_${round}`;
+      await psql('postgres', `create database ${commitsDb}`);
+      return { lb, knexMs, ratio: lb.ms / knexMs, commitsMs: await commitsAlone(commitsDb, count) };
     };
     const rounds = Number(process.env.BENCH_STEPS_ROUNDS ?? 5);
     const full = [];
@@ -653,7 +677,7 @@ try {
       full.push(r);
       few.push(await measure(small, round));
       console.log(
-        `round ${round}: lifeboat run ${seconds(r.lb.ms)} (${(r.lb.ms / stepCount).toFixed(2)} ms/step), knex migrate:latest ${seconds(r.knexMs)} (${(r.knexMs / stepCount).toFixed(2)} ms/step); ratio ${r.ratio.toFixed(2)}x`,
+        `round ${round}: lifeboat run ${seconds(r.lb.ms)} (${(r.lb.ms / stepCount).toFixed(2)} ms/step), knex migrate:latest ${seconds(r.knexMs)} (${(r.knexMs / stepCount).toFixed(2)} ms/step); ratio ${r.ratio.toFixed(2)}x; the ${stepCount} commits alone ${seconds(r.commitsMs)}`,
       );
     }
     const split = (many, one) => {
@@ -668,8 +692,14 @@ try {
       full.map((r) => r.knexMs),
       few.map((r) => r.knexMs),
     );
+    const commit = median(full.map((r) => r.commitsMs)) / stepCount;
     console.log(
       `from ${stepCount} and ${small} steps (medians): lifeboat ${lb.perStep.toFixed(2)} ms a step + ${(lb.once / 1000).toFixed(2)} s once; knex ${kx.perStep.toFixed(2)} ms a migration + ${(kx.once / 1000).toFixed(2)} s once`,
+    );
+    // knex runs a batch of transactional migrations in one transaction; each lifeboat step commits
+    // with its checkpoint. What that costs here, measured alone: a round trip and a commit a step.
+    console.log(
+      `a step's durable commit alone (one round trip: the step, its checkpoint row, commit): ${commit.toFixed(2)} ms; lifeboat above it ${(lb.perStep - commit).toFixed(2)} ms a step; knex commits its batch once`,
     );
     console.log(
       `ratio lifeboat run / knex migrate:latest, ${stepCount} steps (guard, fingerprint and process start included): median ${median(full.map((r) => r.ratio)).toFixed(2)}x of ${full.map((r) => r.ratio.toFixed(2)).join(', ')}   (target ≤ 1.5x); lifeboat peak RSS ${Math.max(...full.map((r) => r.lb.peakMb)).toFixed(0)} MB; ${loadNote()}`,
