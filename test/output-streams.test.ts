@@ -29,6 +29,9 @@ describe('progress on stderr, results on stdout', () => {
     expect(r.stdout).not.toMatch(/\[\d\d:\d\d:\d\d\]|Dump .* at snapshot|Checksum the dump/);
     expect(r.stderr).toMatch(/^ok \[\d\d:\d\d:\d\d\] Dump .* at snapshot/m);
     expect(r.stderr).toMatch(/^ok \[\d\d:\d\d:\d\d\] Compare fingerprints/m);
+    // Each task: a line when it starts, one when it ends with how long it took.
+    expect(r.stderr).toMatch(/^\.\. \[\d\d:\d\d:\d\d\] Checksum the dump$/m);
+    expect(r.stderr).toMatch(/^ok \[\d\d:\d\d:\d\d\] Checksum the dump \[\d+\.\ds\]$/m);
     // eslint-disable-next-line no-control-regex
     expect(r.stderr).toMatch(/^[\x00-\x7f]*$/);
   });
