@@ -25,7 +25,7 @@ import { openRepo } from './repository/storage/open.js';
 import type { CopyWriter } from './repository/storage/repo.js';
 import { storageReason } from './repository/storage/reasons.js';
 import { isNoSpace, runPgTool } from './pg-programs/exec.js';
-import { joinSnapshot, withExportedSnapshot } from './snapshot.js';
+import { joinSnapshotSessions, withExportedSnapshot } from './snapshot.js';
 import { readClusterNeeds } from './cluster-needs.js';
 import { PRIVATE_FILE, directorySize, hashFile, listFiles, removeTree } from './files.js';
 import { dbnameArgument, describeTarget, type Target } from './target.js';
@@ -133,11 +133,13 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
               const helpers: pg.Client[] = [];
               try {
                 const fingerprints = await computeFingerprints(snapshot.client, {
-                  helpers: async () => {
-                    for (let i = 1; i < Math.max(2, config.jobs); i++)
-                      helpers.push(await joinSnapshot(target, snapshot.id));
-                    return helpers;
-                  },
+                  helpers: () =>
+                    joinSnapshotSessions(
+                      target,
+                      snapshot.id,
+                      Math.max(2, config.jobs) - 1,
+                      helpers,
+                    ),
                   contentMethod: identity.serverMajor >= 14 ? 'columns' : 'text',
                   onTable: (done, total) => {
                     signal?.throwIfAborted();

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { connect } from './db.js';
-import { joinSnapshot } from './snapshot.js';
+import { joinSnapshotSessions } from './snapshot.js';
 import { computeFingerprints, type Fingerprints } from './fingerprint.js';
 import type { ContentMethod } from './row-hash.js';
 import { howFar, type Amount } from './progress.js';
@@ -37,15 +37,8 @@ export async function fingerprintDatabase(
       parallel > 1
         ? (await main.query<{ id: string }>('select pg_export_snapshot() as id')).rows[0]!.id
         : undefined;
-    const helpers = async (): Promise<pg.Client[]> => {
-      const opened: pg.Client[] = [];
-      for (let i = 1; i < parallel; i++) {
-        const helper = await joinSnapshot(target, snapshot!);
-        sessions.push(helper);
-        opened.push(helper);
-      }
-      return opened;
-    };
+    const helpers = (): Promise<pg.Client[]> =>
+      joinSnapshotSessions(target, snapshot!, parallel - 1, sessions);
     const started = Date.now();
     const fingerprints = await computeFingerprints(main, {
       excludeSchemas: options.excludeSchemas,

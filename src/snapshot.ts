@@ -48,3 +48,22 @@ export async function joinSnapshot(target: Target, snapshotId: string): Promise<
     throw err;
   }
 }
+
+/**
+ * `count` more sessions on that snapshot. Each is pushed onto `opened` as soon
+ * as it connects, so the caller closes every one, even when a later one fails.
+ */
+export async function joinSnapshotSessions(
+  target: Target,
+  snapshotId: string,
+  count: number,
+  opened: pg.Client[],
+): Promise<pg.Client[]> {
+  const joined: pg.Client[] = [];
+  for (let i = 0; i < count; i++) {
+    const session = await joinSnapshot(target, snapshotId);
+    opened.push(session);
+    joined.push(session);
+  }
+  return joined;
+}
