@@ -208,8 +208,18 @@ describe('a drill that finds the copy damaged', () => {
     );
     // Its report says what was drilled and what failed, beside the backup's evidence.
     const reports = path.join(ws.dir, 'backups', 'reports');
-    const report = (await readdir(reports)).find((f) => f.endsWith('-drill.md'));
-    const text = await readFile(path.join(reports, report!), 'utf8');
+    const drillReports = (await readdir(reports)).filter((f) => f.endsWith('-drill.md')).sort();
+    // The two refusals have their reports too: no result, only the sentence.
+    expect(drillReports).toHaveLength(3);
+    const [refusal, mistyped] = await Promise.all(
+      drillReports.slice(0, 2).map((f) => readFile(path.join(reports, f), 'utf8')),
+    );
+    expect(refusal).toMatch(/^## lifeboat drill: FAILED \(exit 3\)$/m);
+    expect(refusal).toMatch(/holds no verified backup of .* to drill/);
+    expect(mistyped).toMatch(/^## lifeboat drill: FAILED \(exit 2\)$/m);
+    expect(mistyped).toMatch(/There is no destination "ofsite"/);
+    for (const r of [refusal, mistyped]) expect(r).not.toContain('**Drill**');
+    const text = await readFile(path.join(reports, drillReports[2]!), 'utf8');
     expect(text).toMatch(/^## lifeboat drill: FAILED \(exit 4\)$/m);
     expect(text).toContain(`**Drill** FAILED at `);
     expect(text).toContain(`**Backup** \`${id}\``);

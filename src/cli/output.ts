@@ -68,7 +68,8 @@ export async function runCommand(
       await writeReports(report, {
         ok: false,
         exitCode: err.exitCode,
-        doc: { [report.dataKey ?? report.command]: data },
+        // An error that carried nothing leaves the document empty, not an empty result to render.
+        doc: err.data ? { [report.dataKey ?? report.command]: data } : {},
         error: { message: err.message, details: err.details },
       }).catch(reportFailed);
     }
