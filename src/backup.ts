@@ -140,7 +140,7 @@ async function dumpAndStore(opts: BackupOptions): Promise<BackupResult> {
                       Math.max(2, config.jobs) - 1,
                       helpers,
                     ),
-                  contentMethod: identity.serverMajor >= 14 ? 'columns' : 'text',
+                  contentMethod: 'fastest',
                   onTable: (done, total) => {
                     signal?.throwIfAborted();
                     tables = `${done}/${total} tables fingerprinted`;

@@ -23,7 +23,7 @@ export async function fingerprintDatabase(
     /** An interrupt ends the sessions, which ends the hashing. */
     signal?: AbortSignal;
     /** How rows are hashed: a copy as its source was (the expected fingerprints' method). */
-    contentMethod?: ContentMethod;
+    contentMethod?: ContentMethod | 'fastest';
   } = {},
 ): Promise<Fingerprints> {
   // Two sessions by default: tables hash side by side on the 2 cores a small server has.

@@ -1,6 +1,13 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { rowHashSql, type ColumnType, type ContentMethod } from './row-hash.js';
+import { ToolError } from './errors.js';
+import {
+  fastestContentMethod,
+  rowHashSql,
+  unknownContentMethod,
+  type ColumnType,
+  type ContentMethod,
+} from './row-hash.js';
 import { schemaObjects } from './schema-objects.js';
 import { portableSchemaLines } from './schema-portable.js';
 
@@ -69,9 +76,10 @@ export interface FingerprintOptions {
   pieceBlocks?: number;
   /**
    * How rows are hashed (default `text`). A copy must be hashed as its source
-   * was: pass the method the expected fingerprints name.
+   * was: pass the method the expected fingerprints name. `fastest`: the
+   * method new fingerprints take on this server (row-hash.ts).
    */
-  contentMethod?: ContentMethod;
+  contentMethod?: ContentMethod | 'fastest';
 }
 
 /**
@@ -343,20 +351,25 @@ export async function computeFingerprints(
   const schemaHash = sha256(schema);
 
   const list = await client.query<TableRow>(TABLES, [exclude]);
-  const method = opts.contentMethod ?? 'text';
+  const version = await client.query<{ v: string }>(
+    `select current_setting('server_version_num') as v`,
+  );
+  const versionNum = Number(version.rows[0]!.v);
+  const method =
+    opts.contentMethod === 'fastest'
+      ? fastestContentMethod(versionNum)
+      : (opts.contentMethod ?? 'text');
+  const unknown = unknownContentMethod(method);
+  if (unknown) throw new ToolError(unknown);
   const columns =
     method === 'text'
       ? new Map<string, ColumnType[]>()
-      : await columnTypes(client, exclude, method);
+      : await columnTypes(client, exclude, method, versionNum);
   // Tables are spread over the caller's extra sessions (same snapshot); a big table is cut
   // into block ranges so that it, too, is hashed in parallel. The sums add up to the same hash.
   const helpers = await helpersFor(list.rows, opts.helpers);
   const sessions = [client, ...helpers];
   await Promise.all(helpers.map(pinOutputSettings));
-  const version = await client.query<{ v: string }>(
-    `select current_setting('server_version_num') as v`,
-  );
-  const versionNum = Number(version.rows[0]!.v);
   // Block ranges are read by TID range scans, which PostgreSQL has from version 14.
   const split = sessions.length > 1 && versionNum >= 140000;
   const pieces = planPieces(list.rows, split, opts.pieceBlocks ?? PIECE_BLOCKS);
@@ -437,16 +450,14 @@ export async function computeFingerprints(
   };
 }
 
-/** Every table's columns by its SQL name; `columns` needs hash_record_extended (PostgreSQL 14+). */
+/** Every table's columns by its SQL name; hashing by them needs hash_record_extended (PostgreSQL 14+). */
 async function columnTypes(
   client: pg.ClientBase,
   exclude: string[],
   method: ContentMethod,
+  versionNum: number,
 ): Promise<Map<string, ColumnType[]>> {
-  const version = await client.query<{ v: string }>(
-    `select current_setting('server_version_num') as v`,
-  );
-  if (Number(version.rows[0]!.v) < 140000) {
+  if (versionNum < 140000) {
     throw new Error(
       `Rows hashed by the "${method}" method can only be hashed again on PostgreSQL 14 or later; this server is older.`,
     );

@@ -105,7 +105,7 @@ describe('lifeboat backup while others write', () => {
     ) as Manifest;
     expect(manifest.fingerprints.tables.find((t) => t.name === 'items')?.rows).toBe(2000);
     // PostgreSQL 14 and later: rows hashed through their types' own functions, and proved so.
-    expect(manifest.fingerprints.contentMethod).toBe('columns');
+    expect(manifest.fingerprints.contentMethod).toBe('typed');
     // Statistics reach pg_stat_database asynchronously; give them a moment.
     await new Promise((r) => setTimeout(r, 1200));
     const gate = await runJson(['gate', '--database-url', db.url], { cwd: ws.dir });

@@ -4,11 +4,14 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareFingerprints, computeFingerprints, type Fingerprints } from '../src/fingerprint.js';
+import { ToolError } from '../src/errors.js';
 import { findTool } from '../src/pg-programs/find.js';
 import { runPgTool } from '../src/pg-programs/exec.js';
 import { columnHashing, rowHashSql, type ContentMethod } from '../src/row-hash.js';
 import { resolveTarget } from '../src/target.js';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
+
+const METHODS = ['text', 'columns', 'typed'] as const;
 
 async function fingerprint(url: string, contentMethod: ContentMethod): Promise<Fingerprints> {
   const client = new pg.Client({ connectionString: url });
@@ -60,7 +63,12 @@ describe('which columns are hashed by their own type', () => {
     expect(rowHashSql('t', 'columns', cols)).toBe(
       'pg_catalog.hash_record_extended(row(pg_catalog.int8send(pg_catalog.hash_record_extended(row(t."id", pg_catalog.timestamptz_send(t."at"), pg_catalog.int8send(pg_catalog.hashtextextended(row(t."Amount")::text, 0))), 0))), 0)',
     );
-    expect(rowHashSql('t', 'columns', [cols[1]!])).toBe('hashtextextended((t.*)::text, 0)');
+    // typed: the same record, its hash seeding a hash of its own instead of a second record.
+    expect(rowHashSql('t', 'typed', cols)).toBe(
+      'pg_catalog.hashint4extended(0, pg_catalog.hash_record_extended(row(t."id", pg_catalog.timestamptz_send(t."at"), pg_catalog.int8send(pg_catalog.hashtextextended(row(t."Amount")::text, 0))), 0))',
+    );
+    for (const method of ['columns', 'typed'] as const)
+      expect(rowHashSql('t', method, [cols[1]!])).toBe('hashtextextended((t.*)::text, 0)');
     expect(rowHashSql('t', 'text', cols)).toBe('hashtextextended((t.*)::text, 0)');
   });
 });
@@ -124,7 +132,7 @@ describe('every difference text sees, each method sees', () => {
     // A column hashed by its own type beside it: the row takes the `columns` path with a text rest.
     await db.query(`create table ${table} (id int4, v ${type})`);
     await db.query(`insert into ${table} values (1, ${before}), (2, ${before})`);
-    for (const method of ['text', 'columns'] as const) {
+    for (const method of METHODS) {
       const was = await fingerprint(db.url, method);
       await db.query(`update ${table} set v = ${after} where id = 1`);
       const now = await fingerprint(db.url, method);
@@ -139,7 +147,7 @@ describe('every difference text sees, each method sees', () => {
   it('case in citext', async () => {
     if (!citext) return; // the extension is not installed on this server
     await db.query(`create table ci_text (id int4, v citext); insert into ci_text values (1, 'a')`);
-    for (const method of ['text', 'columns'] as const) {
+    for (const method of METHODS) {
       const was = await fingerprint(db.url, method);
       await db.query(`update ci_text set v = 'A'`);
       const now = await fingerprint(db.url, method);
@@ -151,30 +159,48 @@ describe('every difference text sees, each method sees', () => {
   it('values swapped between rows, in the text part or a column hashed by its type', async () => {
     await db.query(`create table swapped (id int4, n numeric, k int4, label text);
       insert into swapped values (1, 1.5, 10, 'x'), (2, 2.5, 20, 'y')`);
-    for (const column of ['n', 'k']) {
-      const was = await fingerprint(db.url, 'columns');
-      await db.query(
-        `update swapped set ${column} = (select ${column} from swapped s where s.id <> swapped.id)`,
-      );
-      const now = await fingerprint(db.url, 'columns');
-      expect({ column, diffs: compareFingerprints(was, now).map((d) => d.object) }).toEqual({
-        column,
-        diffs: ['public.swapped'],
-      });
-    }
+    for (const method of ['columns', 'typed'] as const)
+      for (const column of ['n', 'k']) {
+        const was = await fingerprint(db.url, method);
+        await db.query(
+          `update swapped set ${column} = (select ${column} from swapped s where s.id <> swapped.id)`,
+        );
+        const now = await fingerprint(db.url, method);
+        expect({
+          method,
+          column,
+          diffs: compareFingerprints(was, now).map((d) => d.object),
+        }).toEqual({ method, column, diffs: ['public.swapped'] });
+      }
   });
 
   it('names a different method as a difference of its own', async () => {
     const text = await fingerprint(db.url, 'text');
     const columns = await fingerprint(db.url, 'columns');
+    const typed = await fingerprint(db.url, 'typed');
     expect(text.contentMethod).toBeUndefined();
     expect(columns.contentMethod).toBe('columns');
+    expect(typed.contentMethod).toBe('typed');
     expect(compareFingerprints(text, columns)[0]).toEqual({
       kind: 'settings',
       object: 'content hashing',
       expected: 'text',
       found: 'columns',
     });
+    expect(compareFingerprints(columns, typed)[0]).toEqual({
+      kind: 'settings',
+      object: 'content hashing',
+      expected: 'columns',
+      found: 'typed',
+    });
+  });
+
+  it('refuses, in one sentence, a method a newer version wrote', async () => {
+    const failure = await fingerprint(db.url, 'sketched' as ContentMethod).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(ToolError);
+    expect((failure as Error).message).toBe(
+      'These fingerprints were hashed by the "sketched" method, which this version of lifeboat does not know; use the version that wrote them, or a newer one.',
+    );
   });
 });
 
@@ -215,18 +241,22 @@ describe('hashing by columns through pg_dump and pg_restore', () => {
     );
     expect(restore.errorLines).toEqual([]);
 
-    const expected = await fingerprint(source.url, 'columns');
-    expect(compareFingerprints(expected, await fingerprint(scratch.url, 'columns'))).toEqual([]);
+    const columns = await fingerprint(source.url, 'columns');
+    expect(compareFingerprints(columns, await fingerprint(scratch.url, 'columns'))).toEqual([]);
+    const expected = await fingerprint(source.url, 'typed');
+    expect(compareFingerprints(expected, await fingerprint(scratch.url, 'typed'))).toEqual([]);
     // Enums, timestamps written under several time zones, floats, arrays: the hashes still differ by method.
     const text = await fingerprint(source.url, 'text');
-    const differs = expected.tables.filter(
-      (t, i) => t.hash !== text.tables[i]!.hash && t.hash !== 'not populated',
-    );
-    expect(differs.length).toBeGreaterThan(0);
+    const differs = (other: Fingerprints) =>
+      expected.tables.filter(
+        (t, i) => t.hash !== other.tables[i]!.hash && t.hash !== 'not populated',
+      ).length;
+    expect(differs(text)).toBeGreaterThan(0);
+    expect(differs(columns)).toBeGreaterThan(0);
 
     await scratch.query(`update sales.orders set note = 'changed' where id = 17`);
     expect(
-      compareFingerprints(expected, await fingerprint(scratch.url, 'columns')).map((d) => d.object),
+      compareFingerprints(expected, await fingerprint(scratch.url, 'typed')).map((d) => d.object),
     ).toEqual(['sales.orders']);
   });
 });

@@ -1,6 +1,10 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Fingerprints } from '../src/fingerprint.js';
+import { fingerprintDatabase } from '../src/fingerprint-session.js';
+import { JOURNAL_SCHEMA } from '../src/run/journal.js';
+import { resolveTarget } from '../src/target.js';
 import { runJson, workspace } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
 
@@ -108,5 +112,57 @@ describe('run, status, plan and rollback', () => {
     const again = await cli('rollback', '--yes');
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/There is no run to roll back/);
+  });
+});
+
+describe('the rollback proof hashes rows as the pre-run fingerprints were hashed', () => {
+  let db: TestDatabase;
+  let ws: Awaited<ReturnType<typeof workspace>>;
+  beforeAll(async () => {
+    db = await createTestDatabase('run_proof_method');
+    ws = await workspace();
+    await db.query(`create table prices (id int4 primary key, amount int4, label text);
+      insert into prices select g, g * 10, 'p' || g from generate_series(1, 500) g`);
+    await writeFile(
+      path.join(ws.dir, 'raise.yaml'),
+      `name: raise
+steps:
+  - id: raise
+    sql:
+      up: UPDATE prices SET amount = amount + 1
+      down: UPDATE prices SET amount = amount - 1
+`,
+    );
+  });
+  afterAll(async () => {
+    await db.drop();
+    await ws.cleanup();
+  });
+  const cli = (...args: string[]) => runJson([...args, '--database-url', db.url], { cwd: ws.dir });
+  const saved = async (): Promise<Fingerprints> => {
+    const res = await db.query(`select pre_fingerprints as f from ${JOURNAL_SCHEMA}.runs`);
+    return (res.rows[0] as { f: Fingerprints }).f;
+  };
+
+  it('takes the fastest method before the first step, and proves a run whose fingerprints an earlier version hashed as text', async () => {
+    // Hashed as text, as every lifeboat before named methods hashed a run's pre-run state.
+    const asText = await fingerprintDatabase(resolveTarget(db.url), {
+      excludeSchemas: [JOURNAL_SCHEMA],
+    });
+    const r = await cli('run', 'raise.yaml');
+    expect(r.code, r.stderr).toBe(0);
+    const version = await db.query(`select current_setting('server_version_num')::int as v`);
+    const newer = (version.rows[0] as { v: number }).v >= 140000;
+    expect((await saved()).contentMethod).toBe(newer ? 'typed' : undefined);
+
+    await db.query(`update ${JOURNAL_SCHEMA}.runs set pre_fingerprints = $1`, [
+      JSON.stringify(asText),
+    ]);
+    const back = await cli('rollback', '--yes');
+    expect(back.code, back.stderr).toBe(0);
+    const proof = (back.doc.rollback as { rollback: { proof: { equal: boolean } } }).rollback.proof;
+    expect(proof.equal).toBe(true);
+    const sum = await db.query(`select sum(amount)::int as s from prices`);
+    expect((sum.rows[0] as { s: number }).s).toBe(1_252_500);
   });
 });

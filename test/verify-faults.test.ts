@@ -78,6 +78,25 @@ describe('a damaged backup is refused by verify and gate', () => {
     await expectRefused(/table public\.items: expected 3001 rows?, found 3000 rows?/);
   });
 
+  it('a backup whose rows a newer version hashed by a method this one does not know: exit 2 before anything is restored', async () => {
+    const file = path.join(dir, 'manifest.json');
+    const manifest = JSON.parse(await readFile(file, 'utf8')) as Manifest;
+    Object.assign(manifest.fingerprints, { contentMethod: 'sketched' });
+    const text = JSON.stringify(manifest, null, 2);
+    await writeFile(file, text);
+    await writeFile(path.join(dir, 'manifest.sha256'), `${sha256Hex(text)}  manifest.json\n`);
+    const verify = await runJson(['verify', '--database-url', db.url], { cwd: ws.dir });
+    expect(verify.code, verify.stderr).toBe(2);
+    expect(verify.doc.error).toMatchObject({
+      kind: 'tools',
+      message:
+        'These fingerprints were hashed by the "sketched" method, which this version of lifeboat does not know; use the version that wrote them, or a newer one.',
+    });
+    expect(verify.stderr).not.toMatch(/Restore the copy/);
+    // The failure's report has no result to render, and says so without a warning.
+    expect(verify.stderr).not.toMatch(/report could not be written/);
+  });
+
   it('a manifest appended to (truncated JSON is caught the same way)', async () => {
     await appendFile(path.join(dir, 'manifest.json'), '\n');
     await expectRefused(/manifest\.json does not match manifest\.sha256/);

@@ -4,6 +4,7 @@ import { ToolError } from '../errors.js';
 import { compareFingerprints, type Difference } from '../fingerprint.js';
 import { fingerprintDatabase } from '../fingerprint-session.js';
 import { findTool } from '../pg-programs/find.js';
+import { unknownContentMethod } from '../row-hash.js';
 import { restoreArchive } from '../pg-programs/pg-restore.js';
 import type { Amount, Progress } from '../progress.js';
 import type { StoredCopy } from '../repository/copies.js';
@@ -21,13 +22,16 @@ import type { Target } from '../target.js';
 /**
  * A pg_restore for the server's version that can read the backup's archive.
  * Returns its path. Chosen on the connection that will create the database,
- * before it is created: a refusal leaves nothing behind.
+ * before it is created: a refusal leaves nothing behind. A backup whose rows
+ * were hashed by a method this version does not know is refused here too.
  */
 export async function restoreTool(
   admin: pg.ClientBase,
   manifest: Manifest,
   pgBinDir: string | undefined,
 ): Promise<string> {
+  const unknown = unknownContentMethod(manifest.fingerprints.contentMethod ?? 'text');
+  if (unknown) throw new ToolError(unknown);
   const res = await admin.query<{ num: string }>(
     `select current_setting('server_version_num') as num`,
   );

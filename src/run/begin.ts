@@ -40,7 +40,10 @@ export async function takeProof(
   points: string,
 ): Promise<void> {
   const before = await progress.task('Fingerprint the database before the first step', () =>
-    fingerprintDatabase(runner.target, { excludeSchemas: [JOURNAL_SCHEMA] }),
+    fingerprintDatabase(runner.target, {
+      excludeSchemas: [JOURNAL_SCHEMA],
+      contentMethod: 'fastest',
+    }),
   );
   await pausePoint(`${points}:fingerprinted`);
   await savePreFingerprints(runner.client, runner.runId, before);

@@ -236,6 +236,8 @@ async function proveRollback(
     async (update) => {
       const after = await fingerprintDatabase(target, {
         excludeSchemas: [JOURNAL_SCHEMA],
+        // As the pre-run fingerprints were hashed (text when a run began before methods were named).
+        contentMethod: before.contentMethod,
         onTable: (d, t) => update(`${d}/${t} tables`),
       });
       const differences = compareFingerprints(before, after);
