@@ -292,42 +292,59 @@ describe('lifeboat restore', () => {
   });
 
   /** Whether no process holds the lock that guards a restore being filled (as cleanup asks). */
-  async function lockFree(name: string): Promise<boolean> {
-    const key = lockKey('lifeboat-restoring');
-    const res = await admin.query<{ ok: boolean }>(`select pg_try_advisory_lock(${key}) as ok`, [
-      name,
-    ]);
-    if (res.rows[0]?.ok) await admin.query(`select pg_advisory_unlock(${key})`, [name]);
-    return res.rows[0]?.ok === true;
+  /** Whether no live restore holds `name`'s lock, taken in the database it restores from. */
+  async function lockFree(name: string, maintenanceDb: string): Promise<boolean> {
+    const client = new pg.Client({ connectionString: urlFor(maintenanceDb) });
+    await client.connect();
+    try {
+      const key = lockKey('lifeboat-restoring');
+      const res = await client.query<{ ok: boolean }>(`select pg_try_advisory_lock(${key}) as ok`, [
+        name,
+      ]);
+      return res.rows[0]?.ok === true;
+    } finally {
+      await client.end();
+    }
   }
 
   it('SIGKILL after pg_restore leaves a marked database that the next restore drops', async () => {
     const lookAlike = `${db.name}__restored_20000101000000`;
     await admin.query(`create database ${pg.escapeIdentifier(lookAlike)}`);
-    const run = await startPaused(
-      ['restore', backupId, '--database-url', db.url],
-      'restore:restored',
-      { cwd: ws.dir },
-    );
-    await run.reached();
-    const marked = (await family()).filter((d) => d.comment?.startsWith('lifeboat-restoring '));
-    expect(marked).toHaveLength(1);
-    const leftover = marked[0]!.name;
-    // While its process lives, its lock keeps another restore's hands off it.
-    const during = await json(['restore', backupId, '--as', `${db.name}_during`]);
-    expect(during.code, during.stderr).toBe(0);
-    expect((during.doc.restore as { cleaned: string[] }).cleaned).toEqual([]);
-    outputs.push(await run.kill9());
-    expect((await family()).map((d) => d.name)).toContain(leftover);
-    // The killed process's server session ends a moment after it does, freeing the lock.
-    await expect.poll(() => lockFree(leftover), { timeout: 10_000 }).toBe(true);
+    // Restored from a maintenance database of its own: the restores of other test files, which
+    // drop any abandoned restore marked from theirs, cannot take this one's leftover first.
+    const maintenanceDb = `lb_maint_${db.name.slice(-12)}`;
+    await admin.query(`create database ${pg.escapeIdentifier(maintenanceDb)}`);
+    const from = ['--maintenance-db', maintenanceDb];
+    try {
+      const run = await startPaused(
+        ['restore', backupId, ...from, '--database-url', db.url],
+        'restore:restored',
+        { cwd: ws.dir },
+      );
+      await run.reached();
+      const marked = (await family()).filter((d) => d.comment?.startsWith('lifeboat-restoring '));
+      expect(marked).toHaveLength(1);
+      const leftover = marked[0]!.name;
+      // While its process lives, its lock keeps another restore's hands off it.
+      const during = await json(['restore', backupId, ...from, '--as', `${db.name}_during`]);
+      expect(during.code, during.stderr).toBe(0);
+      expect((during.doc.restore as { cleaned: string[] }).cleaned).toEqual([]);
+      outputs.push(await run.kill9());
+      expect((await family()).map((d) => d.name)).toContain(leftover);
+      // The killed process's server session ends a moment after it does, freeing the lock.
+      await expect.poll(() => lockFree(leftover, maintenanceDb), { timeout: 10_000 }).toBe(true);
 
-    const again = await json(['restore', backupId, '--as', `${db.name}_again`]);
-    expect(again.code, again.stderr).toBe(0);
-    expect((again.doc.restore as { cleaned: string[] }).cleaned).toEqual([leftover]);
-    expect((await family()).map((d) => d.name).sort()).toEqual(
-      [db.name, `${db.name}_again`, `${db.name}_during`, lookAlike].sort(),
-    );
+      const again = await json(['restore', backupId, ...from, '--as', `${db.name}_again`]);
+      expect(again.code, again.stderr).toBe(0);
+      expect((again.doc.restore as { cleaned: string[] }).cleaned).toEqual([leftover]);
+      expect((await family()).map((d) => d.name).sort()).toEqual(
+        [db.name, `${db.name}_again`, `${db.name}_during`, lookAlike].sort(),
+      );
+    } finally {
+      await admin.query(
+        `drop database if exists ${pg.escapeIdentifier(maintenanceDb)} with (force)`,
+      );
+    }
   });
 
   it('SIGKILL between the two renames of a swap leaves the original under the target name', async () => {
