@@ -1,3 +1,4 @@
+import pLimit from 'p-limit';
 import type { Destination } from './storage/destination.js';
 import { BadInputError } from '../errors.js';
 import { storageReason } from './storage/reasons.js';
@@ -42,7 +43,12 @@ export async function readCatalog(
 ): Promise<CatalogEntry[]> {
   const byId = new Map<string, CatalogEntry>();
   for (const dest of destinations) {
-    for (const copy of await reachableCopies(dest)) {
+    const copies = await reachableCopies(dest);
+    // A few small reads per copy (round trips to an object store): read side by side, then
+    // taken in the listing's order, so the result is the same as one after the other.
+    const limit = pLimit(COPIES_READ_AT_ONCE);
+    const reads = await Promise.all(copies.map((copy) => limit(() => readCopy(dest, copy, key))));
+    for (const [i, copy] of copies.entries()) {
       let entry = byId.get(copy.id);
       if (!entry) {
         entry = {
@@ -58,26 +64,13 @@ export async function readCatalog(
         byId.set(copy.id, entry);
       }
       entry.copies.push(copy);
-      try {
-        const read = await readManifest(copy, key);
-        entry.claimed ??= read.manifest;
-        if (read.manifest && read.problems.length === 0) {
-          entry.manifest ??= read.manifest;
-          // Records count only beside a sound manifest, and only those bound to it.
-          entry.verifications.push(...(await readVerifications(copy, read.manifest, key)));
-          entry.rehearsals.push(
-            ...(await readRecords<RehearsalRecord>(copy, REHEARSALS_DIR, read.manifest, key)),
-          );
-          entry.drills.push(
-            ...(await readRecords<DrillRecord>(copy, DRILLS_DIR, read.manifest, key)),
-          );
-        } else
-          entry.manifestProblems.push(...read.problems.map((p) => `${copy.destination}: ${p}`));
-      } catch (err) {
-        entry.manifestProblems.push(
-          `${copy.destination}: cannot be read: ${storageReason(dest, err)}`,
-        );
-      }
+      const read = reads[i]!;
+      entry.claimed ??= read.claimed;
+      entry.manifest ??= read.manifest;
+      entry.verifications.push(...read.verifications);
+      entry.rehearsals.push(...read.rehearsals);
+      entry.drills.push(...read.drills);
+      entry.manifestProblems.push(...read.problems);
     }
   }
   const entries = [...byId.values()];
@@ -87,6 +80,51 @@ export async function readCatalog(
     e.drills.sort((a, b) => a.at.localeCompare(b.at));
   }
   return entries.sort((a, b) => a.id.localeCompare(b.id));
+}
+
+const COPIES_READ_AT_ONCE = 8;
+
+/** One copy's manifest and the records bound to it, or why it cannot be trusted. */
+interface CopyRead {
+  claimed: Manifest | undefined;
+  /** Only when it is sound: hash (and signature) prove it is the one written. */
+  manifest: Manifest | undefined;
+  /** Why the manifest is not sound, or what could not be read. */
+  problems: string[];
+  verifications: VerificationRecord[];
+  rehearsals: RehearsalRecord[];
+  drills: DrillRecord[];
+}
+
+async function readCopy(
+  dest: Destination,
+  copy: StoredCopy,
+  key: string | undefined,
+): Promise<CopyRead> {
+  const read: CopyRead = {
+    claimed: undefined,
+    manifest: undefined,
+    problems: [],
+    verifications: [],
+    rehearsals: [],
+    drills: [],
+  };
+  try {
+    const { manifest, problems } = await readManifest(copy, key);
+    read.claimed = manifest;
+    if (!manifest || problems.length > 0) {
+      read.problems.push(...problems.map((p) => `${copy.destination}: ${p}`));
+      return read;
+    }
+    read.manifest = manifest;
+    // Records count only beside a sound manifest, and only those bound to it.
+    read.verifications = await readVerifications(copy, manifest, key);
+    read.rehearsals = await readRecords<RehearsalRecord>(copy, REHEARSALS_DIR, manifest, key);
+    read.drills = await readRecords<DrillRecord>(copy, DRILLS_DIR, manifest, key);
+  } catch (err) {
+    read.problems.push(`${copy.destination}: cannot be read: ${storageReason(dest, err)}`);
+  }
+  return read;
 }
 
 export async function findCopies(destinations: Destination[], id: string): Promise<StoredCopy[]> {
