@@ -24,14 +24,24 @@ export async function fingerprintDatabase(
     signal?: AbortSignal;
     /** How rows are hashed: a copy as its source was (the expected fingerprints' method). */
     contentMethod?: ContentMethod | 'fastest';
+    /**
+     * An idle session of the caller's on `target` to hash on, sparing a
+     * connection (a run's own, before its first step). Left open, its
+     * transaction rolled back, which undoes the output settings pinned on it.
+     */
+    session?: pg.Client;
   } = {},
 ): Promise<Fingerprints> {
   // Two sessions by default: tables hash side by side on the 2 cores a small server has.
   const parallel = options.parallel ?? 2;
+  const borrowed = options.session;
+  // The sessions this call opened, each ended at the end.
   const sessions: pg.Client[] = [];
+  let borrowedInTransaction = false;
   try {
-    const main = await connect(target, 'lifeboat fingerprint');
-    sessions.push(main);
+    const main = borrowed ?? (await connect(target, 'lifeboat fingerprint'));
+    if (borrowed) borrowedInTransaction = true;
+    else sessions.push(main);
     await main.query('begin isolation level repeatable read, read only');
     const snapshot =
       parallel > 1
@@ -54,8 +64,13 @@ export async function fingerprintDatabase(
       helpers,
     });
     for (const s of sessions) await s.query('commit');
+    if (borrowed) {
+      borrowedInTransaction = false;
+      await borrowed.query('rollback');
+    }
     return fingerprints;
   } finally {
+    if (borrowedInTransaction) await borrowed!.query('rollback').catch(() => undefined);
     await Promise.all(sessions.map((s) => s.end().catch(() => undefined)));
   }
 }

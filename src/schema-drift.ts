@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type pg from 'pg';
 import type { Fingerprints } from './fingerprint.js';
 import { describeSchema } from './fingerprint.js';
 import { withClient } from './db.js';
@@ -61,8 +62,31 @@ export function compareSchema(backup: Fingerprints, liveLines: readonly string[]
   return { changed: true, changes };
 }
 
-/** Read the live schema of `target` and compare it with a backup's fingerprints. Reads only. */
-export async function readSchemaDrift(target: Target, backup: Fingerprints): Promise<SchemaDrift> {
-  const lines = await withClient(target, (client) => describeSchema(client));
+/**
+ * Read the live schema of `target` and compare it with a backup's fingerprints.
+ * Reads only. On `session` (a run's own, sparing a connection) it reads inside
+ * a transaction it rolls back, which undoes the output settings it pins.
+ */
+export async function readSchemaDrift(
+  target: Target,
+  backup: Fingerprints,
+  session?: pg.ClientBase,
+): Promise<SchemaDrift> {
+  const lines = session
+    ? await inRolledBack(session, () => describeSchema(session))
+    : await withClient(target, (client) => describeSchema(client));
   return compareSchema(backup, lines);
+}
+
+async function inRolledBack<T>(session: pg.ClientBase, fn: () => Promise<T>): Promise<T> {
+  await session.query('begin isolation level repeatable read, read only');
+  let result: T;
+  try {
+    result = await fn();
+  } catch (err) {
+    await session.query('rollback').catch(() => undefined);
+    throw err;
+  }
+  await session.query('rollback');
+  return result;
 }

@@ -1,12 +1,23 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect, quoteLiteral } from '../src/db.js';
 import type { Fingerprints } from '../src/fingerprint.js';
 import { fingerprintDatabase } from '../src/fingerprint-session.js';
+import type { ContentMethod } from '../src/row-hash.js';
 import { JOURNAL_SCHEMA } from '../src/run/journal.js';
 import { resolveTarget } from '../src/target.js';
 import { runJson, workspace } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
+
+/** lifeboat with its JSON document, against `db`, in the workspace `ws`. */
+function lifeboat(
+  db: TestDatabase,
+  ws: { dir: string },
+  args: string[],
+): ReturnType<typeof runJson> {
+  return runJson([...args, '--database-url', db.url], { cwd: ws.dir });
+}
 
 const runbook = `name: widgets
 steps:
@@ -35,7 +46,7 @@ describe('run, status, plan and rollback', () => {
     await db.drop();
     await ws.cleanup();
   });
-  const cli = (...args: string[]) => runJson([...args, '--database-url', db.url], { cwd: ws.dir });
+  const cli = (...args: string[]) => lifeboat(db, ws, args);
   /** The one value a query returns. */
   const value = async (sql: string): Promise<unknown> =>
     Object.values(((await db.query(sql)).rows[0] ?? {}) as Record<string, unknown>)[0];
@@ -138,7 +149,7 @@ steps:
     await db.drop();
     await ws.cleanup();
   });
-  const cli = (...args: string[]) => runJson([...args, '--database-url', db.url], { cwd: ws.dir });
+  const cli = (...args: string[]) => lifeboat(db, ws, args);
   const saved = async (): Promise<Fingerprints> => {
     const res = await db.query(`select pre_fingerprints as f from ${JOURNAL_SCHEMA}.runs`);
     return (res.rows[0] as { f: Fingerprints }).f;
@@ -164,5 +175,96 @@ steps:
     expect(proof.equal).toBe(true);
     const sum = await db.query(`select sum(amount)::int as s from prices`);
     expect((sum.rows[0] as { s: number }).s).toBe(1_252_500);
+  });
+});
+
+describe("a run's own session keeps the database's settings through the reads lifeboat makes on it", () => {
+  let db: TestDatabase;
+  let ws: Awaited<ReturnType<typeof workspace>>;
+  // Each differs from what the fingerprint pins while it reads (search_path '', UTC, ISO...).
+  const own = {
+    search_path: 'app, public',
+    TimeZone: 'Asia/Kolkata',
+    DateStyle: 'SQL, DMY',
+    IntervalStyle: 'sql_standard',
+    extra_float_digits: '0',
+    bytea_output: 'escape',
+    row_security: 'on',
+  };
+  beforeAll(async () => {
+    db = await createTestDatabase('run_own_session');
+    ws = await workspace();
+    await db.query(`create schema app; create table app.items (id int primary key, at timestamptz);
+      insert into app.items select g, '2020-01-01' from generate_series(1, 50) g`);
+    for (const [name, value] of Object.entries(own)) {
+      // A list setting takes its items unquoted; one literal would be one schema named "app, public".
+      const sql = name === 'search_path' ? value : quoteLiteral(value);
+      await db.query(`alter database ${db.name} set ${name} = ${sql}`);
+    }
+    const seen = Object.keys(own)
+      .map((name) => `current_setting('${name}') as ${name.toLowerCase()}`)
+      .join(', ');
+    await writeFile(
+      path.join(ws.dir, 'seen.yaml'),
+      `name: seen
+steps:
+  - id: record-settings
+    sql:
+      up: >-
+        CREATE TABLE seen AS SELECT ${seen},
+        current_setting('transaction_isolation') AS isolation,
+        current_setting('transaction_read_only') AS read_only
+      down: DROP TABLE seen
+`,
+    );
+  });
+  afterAll(async () => {
+    await db.drop();
+    await ws.cleanup();
+  });
+
+  it("reads the schema and the pre-run fingerprints on the run's session, and its steps still see the database's settings", async () => {
+    const cli = (...args: string[]) => lifeboat(db, ws, args);
+    const backup = await cli('backup');
+    expect(backup.code, backup.stderr).toBe(0);
+    // existing: the guard compares the live schema with the backup's, then the proof is taken.
+    const r = await cli('run', 'seen.yaml', '--backup', 'existing');
+    expect(r.code, r.stderr).toBe(0);
+    // Unqualified, so it landed in the first schema of the database's search_path.
+    const res = await db.query(`select * from app.seen`);
+    expect(res.rows).toEqual([
+      {
+        ...Object.fromEntries(Object.entries(own).map(([k, v]) => [k.toLowerCase(), v])),
+        isolation: 'read committed',
+        read_only: 'off',
+      },
+    ]);
+    const back = await cli('rollback', '--yes');
+    expect(back.code, back.stderr).toBe(0);
+    const proof = (back.doc.rollback as { rollback: { proof: { equal: boolean } } }).rollback.proof;
+    expect(proof.equal).toBe(true);
+  });
+
+  it('a fingerprint that fails on a borrowed session leaves it open, out of its transaction, settings intact', async () => {
+    const session = await connect(resolveTarget(db.url));
+    try {
+      await expect(
+        fingerprintDatabase(resolveTarget(db.url), {
+          session,
+          contentMethod: 'sketched' as ContentMethod,
+        }),
+      ).rejects.toThrow(/"sketched" method, which this version of lifeboat does not know/);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const after = await session.query(
+        `select current_setting('search_path') as search_path,
+                current_setting('TimeZone') as tz,
+                now() = statement_timestamp() as fresh_transaction`,
+      );
+      expect(after.rows).toEqual([
+        { search_path: 'app, public', tz: 'Asia/Kolkata', fresh_transaction: true },
+      ]);
+    } finally {
+      await session.end();
+    }
   });
 });

@@ -4,12 +4,12 @@ import { ToolError } from '../errors.js';
 import { compareFingerprints, type Difference } from '../fingerprint.js';
 import { fingerprintDatabase } from '../fingerprint-session.js';
 import { findTool } from '../pg-programs/find.js';
-import { unknownContentMethod } from '../row-hash.js';
 import { restoreArchive } from '../pg-programs/pg-restore.js';
 import type { Amount, Progress } from '../progress.js';
 import type { StoredCopy } from '../repository/copies.js';
 import { withDumpDir } from '../repository/dump-dir.js';
 import type { Manifest } from '../repository/manifest.js';
+import { unknownContentMethod } from '../row-hash.js';
 import type { Target } from '../target.js';
 
 /**

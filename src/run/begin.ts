@@ -43,6 +43,7 @@ export async function takeProof(
     fingerprintDatabase(runner.target, {
       excludeSchemas: [JOURNAL_SCHEMA],
       contentMethod: 'fastest',
+      session: runner.client,
     }),
   );
   await pausePoint(`${points}:fingerprinted`);

@@ -61,7 +61,8 @@ export async function decideGuard(opts: GuardOptions): Promise<GuardDecision> {
       client: opts.client,
     });
     const manifest = catalog.find((e) => e.id === verdict.backup!.id)?.manifest;
-    if (manifest) await refuseSchemaDrift(target, verdict.backup!.id, manifest.fingerprints);
+    if (manifest)
+      await refuseSchemaDrift(target, verdict.backup!.id, manifest.fingerprints, opts.client);
     return { reuse: verdict.backup!.id };
   } catch (err) {
     if (mode === 'existing' || !(err instanceof GuardRefusedError)) throw err;
@@ -95,8 +96,9 @@ async function refuseSchemaDrift(
   target: Target,
   backupId: string,
   expected: Fingerprints,
+  session?: pg.ClientBase,
 ): Promise<void> {
-  const drift = await readSchemaDrift(target, expected);
+  const drift = await readSchemaDrift(target, expected, session);
   if (!drift.changed) return;
   throw new SchemaChangedError(
     `The schema of ${target.database} changed since backup ${backupId} was taken, so that backup no longer guards it.`,
