@@ -83,10 +83,16 @@ async function staleSessions(
   return res.rows;
 }
 
-/** The server's time at which this session started: what `startedAt` is read from. */
-export async function sessionStart(client: pg.ClientBase): Promise<string> {
+/**
+ * The server's time at which the earlier of this process's two sessions
+ * started (they connect side by side): what `startedAt` is read from.
+ */
+export async function sessionStart(client: pg.ClientBase, other: pg.ClientBase): Promise<string> {
+  const pid = await other.query<{ pid: number }>('select pg_backend_pid() as pid');
   const res = await client.query<{ t: string }>(
-    `select backend_start::text as t from pg_stat_activity where pid = pg_backend_pid()`,
+    `select min(backend_start)::text as t from pg_stat_activity
+      where pid in (pg_backend_pid(), $1)`,
+    [pid.rows[0]!.pid],
   );
   return res.rows[0]!.t;
 }
@@ -111,7 +117,7 @@ export async function announceRun(
     applicationName: runApplicationName(runId, 'step'),
     stale: {
       terminate: opts.terminateStale ?? false,
-      startedAt: await sessionStart(lockClient),
+      startedAt: await sessionStart(lockClient, client),
       progress: opts.progress,
       ...(opts.signal ? { signal: opts.signal } : {}),
     },

@@ -15,25 +15,39 @@ export interface SqlRiskFinding extends SqlFinding {
 }
 
 export interface SqlAnalysis {
-  statementCount: number;
+  readonly statementCount: number;
   /** Statements PostgreSQL refuses inside a transaction block. */
-  nonTransactional: SqlFinding[];
+  readonly nonTransactional: readonly SqlFinding[];
   /** BEGIN, COMMIT, ROLLBACK … written in the script itself. */
-  transactionControl: SqlFinding[];
-  risks: SqlRiskFinding[];
+  readonly transactionControl: readonly SqlFinding[];
+  readonly risks: readonly SqlRiskFinding[];
   /** A string, quoted name, dollar quote or comment that never ends; the rest was not analysed. */
-  unterminated?: SqlFinding;
+  readonly unterminated?: SqlFinding;
 }
 
-/** Analyse a SQL script without running it: comments, literals and quoted names are ignored. */
+// A runbook's scripts are analysed when it is parsed and again when it is resolved.
+const analysed = new Map<string, SqlAnalysis>();
+
+/**
+ * Analyse a SQL script without running it: comments, literals and quoted
+ * names are ignored. The same text gives the same (shared) analysis: read it,
+ * never change it.
+ */
 export function analyzeSql(sql: string): SqlAnalysis {
+  let analysis = analysed.get(sql);
+  if (analysis === undefined) {
+    if (analysed.size >= 4096) analysed.clear();
+    analysis = analyse(sql);
+    analysed.set(sql, analysis);
+  }
+  return analysis;
+}
+
+function analyse(sql: string): SqlAnalysis {
   const scan = scanSql(sql);
-  const analysis: SqlAnalysis = {
-    statementCount: scan.statements.length,
-    nonTransactional: [],
-    transactionControl: [],
-    risks: [],
-  };
+  const nonTransactional: SqlFinding[] = [];
+  const controlling: SqlFinding[] = [];
+  const risks: SqlRiskFinding[] = [];
   const lineAndColumn = lineLocator(sql);
   const created = new Set<string>();
   for (const statement of scan.statements) {
@@ -41,22 +55,29 @@ export function analyzeSql(sql: string): SqlAnalysis {
     const words = new StatementWords(statement);
     const reason = nonTransactionalReason(words);
     if (reason !== undefined) {
-      analysis.nonTransactional.push({
+      nonTransactional.push({
         ...at,
         message: `${reason} cannot run inside a transaction block`,
       });
     }
     const control = transactionControl(words);
     if (control !== undefined) {
-      analysis.transactionControl.push({ ...at, message: `${control} controls the transaction` });
+      controlling.push({ ...at, message: `${control} controls the transaction` });
     }
-    for (const risk of statementRisks(words, created)) analysis.risks.push({ ...at, ...risk });
+    for (const risk of statementRisks(words, created)) risks.push({ ...at, ...risk });
   }
-  if (scan.unterminated !== undefined) {
-    const { what, offset } = scan.unterminated;
-    analysis.unterminated = { ...lineAndColumn(offset), message: `unterminated ${what}` };
-  }
-  return analysis;
+  const analysis = {
+    statementCount: scan.statements.length,
+    nonTransactional,
+    transactionControl: controlling,
+    risks,
+  };
+  if (scan.unterminated === undefined) return analysis;
+  const { what, offset } = scan.unterminated;
+  return {
+    ...analysis,
+    unterminated: { ...lineAndColumn(offset), message: `unterminated ${what}` },
+  };
 }
 
 /** The script's statements as separate texts, to run a non-transactional script one statement at a time. */

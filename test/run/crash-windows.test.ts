@@ -8,6 +8,14 @@ import type { Config } from '../../src/config.js';
 import { databaseLedger, databaseToken, type LedgerEntry } from '../../src/database-ledger.js';
 import { withMarkedDatabase } from '../../src/marked-database.js';
 import type { Fingerprints } from '../../src/fingerprint.js';
+import { connect } from '../../src/db.js';
+import { silentProgress } from '../../src/progress.js';
+import {
+  runApplicationName,
+  sessionStart,
+  settleStaleSessions,
+} from '../../src/run/stale-sessions.js';
+import { resolveTarget } from '../../src/target.js';
 import { auditCounts, expectState, sandbox, type Sandbox } from './support.js';
 import {
   ALL_ONCE,
@@ -292,6 +300,35 @@ describe('window: the server still executes a step after its client died (CREATE
     expect(run.resumed).toBe(true);
     expect(run.steps.find((s) => s.id === 'nontx')?.outcome).toBe('already-applied');
     await expectPreOrPost(sb, states, 'post-run');
+  });
+
+  it("a session this process opened before its lock's is its own: never taken for the stopped run's", async () => {
+    // A run connects its steps' session and its lock's side by side; either may start first.
+    const sb = await sandbox('cw_srv_own');
+    current = sb;
+    const target = resolveTarget(sb.db.url);
+    const steps = await connect(target, runApplicationName('run-own', 'steps'));
+    await sleep(50);
+    const lock = await connect(target, runApplicationName('run-own', ''));
+    try {
+      const startedAt = await sessionStart(lock, steps);
+      const stepsPid = (await steps.query<{ pid: number }>('select pg_backend_pid() as pid'))
+        .rows[0]!.pid;
+      const same = await sb.db.query(
+        `select backend_start = $1::timestamptz as same from pg_stat_activity where pid = $2`,
+        [startedAt, stepsPid],
+      );
+      expect(same.rows).toEqual([{ same: true }]);
+      await settleStaleSessions(lock, ['run-own'], {
+        terminate: true,
+        startedAt,
+        progress: silentProgress,
+      });
+      expect((await steps.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await steps.end().catch(() => undefined);
+      await lock.end();
+    }
   });
 
   it('Ctrl-C while run waits: exit 130, nothing decided; the next run waits again and goes on', async () => {
