@@ -106,3 +106,31 @@ export async function withRunLock<T>(
     await client.end().catch(() => undefined);
   }
 }
+
+/**
+ * The run lock, and beside it the session that does the work: it connects
+ * while the lock's session does (each connection is a round trip and an
+ * authentication) and ends before the lock is released. Which of the two
+ * starts first is left to chance (see `sessionStart`).
+ */
+export async function withRunLockAndSession<T>(
+  locked: { target: Target; runId: string; waitMs: number },
+  applicationName: string,
+  fn: (lockClient: pg.Client, client: pg.Client) => Promise<T>,
+): Promise<T> {
+  const session = connect(locked.target, applicationName);
+  session.catch(() => undefined); // awaited under the lock, or ended below
+  try {
+    return await withRunLock(locked.target, locked.runId, locked.waitMs, async (lockClient) => {
+      const client = await session;
+      try {
+        return await fn(lockClient, client);
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    });
+  } finally {
+    // Refused before it was used (another run holds the lock): ended here.
+    await session.then((client) => client.end()).catch(() => undefined);
+  }
+}

@@ -1,7 +1,6 @@
 import { hostname } from 'node:os';
 import type pg from 'pg';
 import type { Config } from '../config.js';
-import { connect } from '../db.js';
 import { BadInputError, RollbackIncompleteError, RolledBackError } from '../errors.js';
 import type { Progress } from '../progress.js';
 import { loadRunbook } from '../runbook/load.js';
@@ -28,7 +27,7 @@ import {
   type StepEvent,
 } from './journal.js';
 import { recordRun, takeProof } from './begin.js';
-import { withRunLock } from './lock.js';
+import { withRunLockAndSession } from './lock.js';
 import { announceRun } from './stale-sessions.js';
 import { isMoveId, newRunId } from './runner-id.js';
 import { KnexSession } from './knex-migration.js';
@@ -64,6 +63,7 @@ export interface RunOptions {
  */
 export async function runRunbook(opts: RunOptions): Promise<RunReport> {
   const runbook = await loadRunbook(opts.runbookFile);
+  const { progress } = opts;
   if (opts.freeze && opts.backup === 'existing') {
     throw new BadInputError(
       'A frozen run takes its backup after freezing, so that the backup is exactly what users had; drop --backup existing.',
@@ -71,131 +71,113 @@ export async function runRunbook(opts: RunOptions): Promise<RunReport> {
   }
   // lifeboat's own sessions stay writable while the database is frozen.
   const target = writableDuringFreeze(opts.target);
-  // The steps' session connects while the lock's does (each is a round trip and an authentication).
-  const steps = connect(target, 'lifeboat steps');
-  steps.catch(() => undefined);
-  try {
-    return await withRunLock(target, 'pending', opts.lockWaitMs, (lockClient) =>
-      runLocked(runbook, opts, target, lockClient, steps),
-    );
-  } finally {
-    // Ended after its run, before the lock's session; here only when refused before it ran.
-    await steps.then((client) => client.end()).catch(() => undefined);
-  }
-}
+  const locked = { target, runId: 'pending', waitMs: opts.lockWaitMs };
+  return withRunLockAndSession(locked, 'lifeboat steps', async (lockClient, client) => {
+    // The journal and the fingerprints that prove a rollback: refused before anything runs.
+    await requirePrivileges(lockClient, ['read', 'journal'], 'A run');
+    const knex = new KnexSession(target, (message) => progress.warn(message));
+    try {
+      const runs = await readRuns(client);
+      const unfinished = [...runs]
+        .reverse()
+        .find(
+          (r) =>
+            r.runbook === runbook.name &&
+            ['running', 'rolling-back', 'needs-operator'].includes(r.status),
+        );
+      const runId = unfinished?.id ?? newRunId();
+      await lockClient.query(`select set_config('application_name', $1, false)`, [
+        `lifeboat run ${runId}`,
+      ]);
+      const runner: StepRunner = {
+        client,
+        target,
+        runId,
+        directory: runbook.directory,
+        knex,
+        ...(await announceRun(lockClient, client, knex, runId, opts)),
+      };
 
-async function runLocked(
-  runbook: Runbook,
-  opts: RunOptions,
-  target: Target,
-  lockClient: pg.Client,
-  steps: Promise<pg.Client>,
-): Promise<RunReport> {
-  const { progress } = opts;
-  // The journal and the fingerprints that prove a rollback: refused before anything runs.
-  await requirePrivileges(lockClient, ['read', 'journal'], 'A run');
-  const client = await steps;
-  const knex = new KnexSession(target, (message) => progress.warn(message));
-  try {
-    const runs = await readRuns(client);
-    const unfinished = [...runs]
-      .reverse()
-      .find(
-        (r) =>
-          r.runbook === runbook.name &&
-          ['running', 'rolling-back', 'needs-operator'].includes(r.status),
-      );
-    const runId = unfinished?.id ?? newRunId();
-    await lockClient.query(`select set_config('application_name', $1, false)`, [
-      `lifeboat run ${runId}`,
-    ]);
-    const runner: StepRunner = {
-      client,
-      target,
-      runId,
-      directory: runbook.directory,
-      knex,
-      ...(await announceRun(lockClient, client, knex, runId, opts)),
-    };
-
-    const journal = async (): Promise<{ states: Map<string, StepState>; tables: KnexTables }> => {
-      const events = await readEvents(client);
-      const tables = await readKnexTruth(client, events, runbook);
-      refuseChanged(runbook, events, tables);
-      if (unfinished) keepRunBatch(knex, touchedByRun(events, runId, runbook.name, tables), tables);
-      return { states: withKnexTruth(stepStates(events, runbook.name), tables), tables };
-    };
-    let { states, tables } = await journal();
-    if (unfinished && ['running', 'rolling-back'].includes(unfinished.status)) {
-      await releaseStaleKnexLocks(runner, runbook.steps.filter(isKnexStep));
-    }
-
-    const report: RunReport = {
-      runId,
-      runbook: runbook.name,
-      target: describeTarget(target),
-      backupId: unfinished?.backupId ?? null,
-      resumed: Boolean(unfinished),
-      frozen: false,
-      status: 'succeeded',
-      steps: [],
-      advice: [],
-    };
-    if (unfinished?.status === 'rolling-back') {
-      // The run had failed and was being undone when it stopped: finish that, never go forward.
-      return await finishRollback(report, runner, runbook, opts);
-    }
-
-    const undecided = await resolveInDoubt(runner, [...states.values()], opts.resolutions);
-    if (undecided.length > 0) throw inDoubtError(undecided, states, runId, runbook.file);
-    ({ states, tables } = await journal());
-    const applied = (step: Step): boolean => priorEffect(step, states, tables) === 'applied';
-
-    if (!unfinished && runbook.steps.every(applied)) {
-      // Nothing to apply: no backup, no run record, nothing touched.
-      report.runId = '';
-      report.steps = runbook.steps.map((s) => ({ id: s.id, outcome: 'already-applied' }));
-      return report;
-    }
-    if (!unfinished) {
-      await startRun(report, runner, runbook, opts, target);
-    } else {
-      report.frozen = (await readFreeze(client, target.database))?.runId === runId;
-      await setRunStatus(client, runId, 'running');
-      if (!(await loadPreFingerprints(client, runId))) {
-        // It stopped before its proof was taken; nothing ran since (a step needs the proof first).
-        if (touchedByRun(await readEvents(client), runId, runbook.name).length > 0) {
-          throw new RollbackIncompleteError(
-            `Run ${runId} applied steps without recording the fingerprints that prove a rollback; it cannot be resumed safely.`,
-            {
-              details: [
-                `Look at the database and decide; \`lifeboat status\` shows what it applied.`,
-              ],
-            },
-          );
-        }
-        await takeProof(runner, runbook, progress, 'run');
+      const journal = async (): Promise<{ states: Map<string, StepState>; tables: KnexTables }> => {
+        const events = await readEvents(client);
+        const tables = await readKnexTruth(client, events, runbook);
+        refuseChanged(runbook, events, tables);
+        if (unfinished)
+          keepRunBatch(knex, touchedByRun(events, runId, runbook.name, tables), tables);
+        return { states: withKnexTruth(stepStates(events, runbook.name), tables), tables };
+      };
+      let { states, tables } = await journal();
+      if (unfinished && ['running', 'rolling-back'].includes(unfinished.status)) {
+        await releaseStaleKnexLocks(runner, runbook.steps.filter(isKnexStep));
       }
-    }
 
-    const { outcomes, failure } = await applySteps(runner, runbook.steps, {
-      prior: (step) => priorEffect(step, states, tables),
-      title: (i, step) => `Step ${i + 1}/${runbook.steps.length}: ${step.id} (${stepLabel(step)})`,
-      progress,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
-    report.steps.push(...outcomes);
-    if (failure) {
-      report.failure = failure;
-      return await finishRollback(report, runner, runbook, opts);
+      const report: RunReport = {
+        runId,
+        runbook: runbook.name,
+        target: describeTarget(target),
+        backupId: unfinished?.backupId ?? null,
+        resumed: Boolean(unfinished),
+        frozen: false,
+        status: 'succeeded',
+        steps: [],
+        advice: [],
+      };
+      if (unfinished?.status === 'rolling-back') {
+        // The run had failed and was being undone when it stopped: finish that, never go forward.
+        return await finishRollback(report, runner, runbook, opts);
+      }
+
+      const undecided = await resolveInDoubt(runner, [...states.values()], opts.resolutions);
+      if (undecided.length > 0) throw inDoubtError(undecided, states, runId, runbook.file);
+      ({ states, tables } = await journal());
+      const applied = (step: Step): boolean => priorEffect(step, states, tables) === 'applied';
+
+      if (!unfinished && runbook.steps.every(applied)) {
+        // Nothing to apply: no backup, no run record, nothing touched.
+        report.runId = '';
+        report.steps = runbook.steps.map((s) => ({ id: s.id, outcome: 'already-applied' }));
+        return report;
+      }
+      if (!unfinished) {
+        await startRun(report, runner, runbook, opts, target);
+      } else {
+        report.frozen = (await readFreeze(client, target.database))?.runId === runId;
+        await setRunStatus(client, runId, 'running');
+        if (!(await loadPreFingerprints(client, runId))) {
+          // It stopped before its proof was taken; nothing ran since (a step needs the proof first).
+          if (touchedByRun(await readEvents(client), runId, runbook.name).length > 0) {
+            throw new RollbackIncompleteError(
+              `Run ${runId} applied steps without recording the fingerprints that prove a rollback; it cannot be resumed safely.`,
+              {
+                details: [
+                  `Look at the database and decide; \`lifeboat status\` shows what it applied.`,
+                ],
+              },
+            );
+          }
+          await takeProof(runner, runbook, progress, 'run');
+        }
+      }
+
+      const { outcomes, failure } = await applySteps(runner, runbook.steps, {
+        prior: (step) => priorEffect(step, states, tables),
+        title: (i, step) =>
+          `Step ${i + 1}/${runbook.steps.length}: ${step.id} (${stepLabel(step)})`,
+        progress,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+      report.steps.push(...outcomes);
+      if (failure) {
+        report.failure = failure;
+        return await finishRollback(report, runner, runbook, opts);
+      }
+      await setRunStatus(client, runId, 'succeeded');
+      await thawRun(client, target.database, runId, progress);
+      return report;
+    } finally {
+      await knex.close().catch(() => undefined);
     }
-    await setRunStatus(client, runId, 'succeeded');
-    await thawRun(client, target.database, runId, progress);
-    return report;
-  } finally {
-    await knex.close().catch(() => undefined);
-    await client.end().catch(() => undefined);
-  }
+  });
 }
 
 /**

@@ -1,5 +1,4 @@
 import type { Config } from '../config.js';
-import { connect } from '../db.js';
 import { BadInputError, RollbackIncompleteError } from '../errors.js';
 import type { Progress } from '../progress.js';
 import { describeTarget, type Target } from '../target.js';
@@ -9,7 +8,7 @@ import { releaseStaleKnexLocks, type StepRunner } from './execute.js';
 import { readEvents, readRuns } from './journal.js';
 import { KnexSession } from './knex-migration.js';
 import { knexRefOf } from './state.js';
-import { withRunLock } from './lock.js';
+import { withRunLockAndSession } from './lock.js';
 import { rollbackRun, type Resolutions } from './rollback.js';
 import type { RunReport } from './report-types.js';
 import { announceRun } from './stale-sessions.js';
@@ -31,8 +30,8 @@ export async function undoRun(opts: {
 }): Promise<RunReport> {
   const { progress } = opts;
   const target = writableDuringFreeze(opts.target);
-  return withRunLock(target, opts.runId ?? 'rollback', opts.lockWaitMs, async (lockClient) => {
-    const client = await connect(target, 'lifeboat rollback');
+  const locked = { target, runId: opts.runId ?? 'rollback', waitMs: opts.lockWaitMs };
+  return withRunLockAndSession(locked, 'lifeboat rollback', async (lockClient, client) => {
     const knex = new KnexSession(target, (message) => progress.warn(message));
     try {
       const runs = await readRuns(client);
@@ -107,7 +106,6 @@ export async function undoRun(opts: {
       return report;
     } finally {
       await knex.close().catch(() => undefined);
-      await client.end().catch(() => undefined);
     }
   });
 }

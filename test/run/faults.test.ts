@@ -4,6 +4,8 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { withRunLockAndSession } from '../../src/run/lock.js';
+import { resolveTarget } from '../../src/target.js';
 import { startPaused } from '../support/cli.js';
 import {
   auditCounts,
@@ -56,6 +58,21 @@ async function prepare(prefix: string, init = INIT): Promise<Sandbox> {
   return current;
 }
 
+async function sessionsNamed(sb: Sandbox, name: string): Promise<number> {
+  const res = await sb.db.query(
+    `select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = $1`,
+    [name],
+  );
+  return (res.rows[0] as { n: number }).n;
+}
+
+async function lockHolders(sb: Sandbox): Promise<number> {
+  const res = await sb.db.query(
+    `select count(*)::int as n from pg_locks where locktype = 'advisory' and granted and database = (select oid from pg_database where datname = current_database())`,
+  );
+  return (res.rows[0] as { n: number }).n;
+}
+
 async function backupCount(sb: Sandbox): Promise<number> {
   const names = await readdir(path.join(sb.dir, '.lifeboat/backups')).catch(() => [] as string[]);
   return names.filter((n) => /^\d{8}T/.test(n)).length;
@@ -90,6 +107,24 @@ interface StatusDoc {
 const noStackTrace = /\bat .*\.(js|ts):\d+/;
 
 describe('two runs at once', () => {
+  it("a run refused by the lock ends the working session it connected beside the lock's", async () => {
+    const sb = await prepare('two_runs_session');
+    const locked = { target: resolveTarget(sb.db.url), runId: 'pending', waitMs: 0 };
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const first = withRunLockAndSession(locked, 'lifeboat first', async () => held);
+    await expect
+      .poll(async () => (await sessionsNamed(sb, 'lifeboat first')) + (await lockHolders(sb)))
+      .toBe(2);
+    await expect(
+      withRunLockAndSession(locked, 'lifeboat second', () => Promise.resolve()),
+    ).rejects.toThrow(/Another run holds the lock/);
+    expect(await sessionsNamed(sb, 'lifeboat second')).toBe(0);
+    release();
+    await first;
+    expect(await sessionsNamed(sb, 'lifeboat first')).toBe(0);
+  });
+
   it('the second run exits 7 naming the holder (run id, host, pid, since) and changes nothing', async () => {
     const sb = await prepare('two_runs');
     const rb = await sb.write(
