@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { connect } from './db.js';
-import { joinSnapshotSessions } from './snapshot.js';
+import { inRolledBackSnapshot, joinSnapshotSessions } from './snapshot.js';
 import { computeFingerprints, type Fingerprints } from './fingerprint.js';
 import type { ContentMethod } from './row-hash.js';
 import { howFar, type Amount } from './progress.js';
@@ -34,43 +34,36 @@ export async function fingerprintDatabase(
 ): Promise<Fingerprints> {
   // Two sessions by default: tables hash side by side on the 2 cores a small server has.
   const parallel = options.parallel ?? 2;
-  const borrowed = options.session;
   // The sessions this call opened, each ended at the end.
-  const sessions: pg.Client[] = [];
-  let borrowedInTransaction = false;
+  const opened: pg.Client[] = [];
   try {
-    const main = borrowed ?? (await connect(target, 'lifeboat fingerprint'));
-    if (borrowed) borrowedInTransaction = true;
-    else sessions.push(main);
-    await main.query('begin isolation level repeatable read, read only');
-    const snapshot =
-      parallel > 1
-        ? (await main.query<{ id: string }>('select pg_export_snapshot() as id')).rows[0]!.id
-        : undefined;
-    const helpers = (): Promise<pg.Client[]> =>
-      joinSnapshotSessions(target, snapshot!, parallel - 1, sessions);
-    const started = Date.now();
-    const fingerprints = await computeFingerprints(main, {
-      excludeSchemas: options.excludeSchemas,
-      contentMethod: options.contentMethod,
-      onTable: (d, t) => {
-        options.signal?.throwIfAborted();
-        options.onTable?.(d, t);
-      },
-      onBytes: options.onProgress
-        ? (done, total) =>
-            options.onProgress!(...howFar(done, total, Date.now() - started, formatBytes, 'hashed'))
-        : undefined,
-      helpers,
+    const main = options.session ?? (await connect(target, 'lifeboat fingerprint'));
+    if (!options.session) opened.push(main);
+    return await inRolledBackSnapshot(main, async () => {
+      const snapshot =
+        parallel > 1
+          ? (await main.query<{ id: string }>('select pg_export_snapshot() as id')).rows[0]!.id
+          : undefined;
+      const helpers = (): Promise<pg.Client[]> =>
+        joinSnapshotSessions(target, snapshot!, parallel - 1, opened);
+      const started = Date.now();
+      return computeFingerprints(main, {
+        excludeSchemas: options.excludeSchemas,
+        contentMethod: options.contentMethod,
+        onTable: (d, t) => {
+          options.signal?.throwIfAborted();
+          options.onTable?.(d, t);
+        },
+        onBytes: options.onProgress
+          ? (done, total) =>
+              options.onProgress!(
+                ...howFar(done, total, Date.now() - started, formatBytes, 'hashed'),
+              )
+          : undefined,
+        helpers,
+      });
     });
-    for (const s of sessions) await s.query('commit');
-    if (borrowed) {
-      borrowedInTransaction = false;
-      await borrowed.query('rollback');
-    }
-    return fingerprints;
   } finally {
-    if (borrowedInTransaction) await borrowed!.query('rollback').catch(() => undefined);
-    await Promise.all(sessions.map((s) => s.end().catch(() => undefined)));
+    await Promise.all(opened.map((s) => s.end().catch(() => undefined)));
   }
 }

@@ -4,6 +4,7 @@ import type { Fingerprints } from './fingerprint.js';
 import { describeSchema } from './fingerprint.js';
 import { withClient } from './db.js';
 import { schemaObjects } from './schema-objects.js';
+import { inRolledBackSnapshot } from './snapshot.js';
 import type { Target } from './target.js';
 import { JOURNAL_SCHEMA } from './run/journal.js';
 
@@ -73,20 +74,7 @@ export async function readSchemaDrift(
   session?: pg.ClientBase,
 ): Promise<SchemaDrift> {
   const lines = session
-    ? await inRolledBack(session, () => describeSchema(session))
+    ? await inRolledBackSnapshot(session, () => describeSchema(session))
     : await withClient(target, (client) => describeSchema(client));
   return compareSchema(backup, lines);
-}
-
-async function inRolledBack<T>(session: pg.ClientBase, fn: () => Promise<T>): Promise<T> {
-  await session.query('begin isolation level repeatable read, read only');
-  let result: T;
-  try {
-    result = await fn();
-  } catch (err) {
-    await session.query('rollback').catch(() => undefined);
-    throw err;
-  }
-  await session.query('rollback');
-  return result;
 }

@@ -36,6 +36,27 @@ export async function withExportedSnapshot<T>(
   }
 }
 
+/**
+ * `fn` inside a REPEATABLE READ, READ ONLY transaction on `session`, rolled
+ * back after, which also undoes any setting `fn` made: a session of the
+ * caller's (a run's own) is left as it was found.
+ */
+export async function inRolledBackSnapshot<T>(
+  session: pg.ClientBase,
+  fn: () => Promise<T>,
+): Promise<T> {
+  await session.query('begin isolation level repeatable read, read only');
+  let result: T;
+  try {
+    result = await fn();
+  } catch (err) {
+    await session.query('rollback').catch(() => undefined);
+    throw err;
+  }
+  await session.query('rollback');
+  return result;
+}
+
 /** Another session reading the same exported snapshot (for work shared out in parallel). */
 export async function joinSnapshot(target: Target, snapshotId: string): Promise<pg.Client> {
   const client = await connect(target, 'lifeboat snapshot');

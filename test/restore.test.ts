@@ -291,7 +291,6 @@ describe('lifeboat restore', () => {
     }
   });
 
-  /** Whether no process holds the lock that guards a restore being filled (as cleanup asks). */
   /** Whether no live restore holds `name`'s lock, taken in the database it restores from. */
   async function lockFree(name: string, maintenanceDb: string): Promise<boolean> {
     const client = new pg.Client({ connectionString: urlFor(maintenanceDb) });
